@@ -1,0 +1,21 @@
+{
+  "targets": [
+    {
+      "target_name": "vfio",
+      "sources": [
+        "native/addon.cc",
+        "native/device.cc",
+        "native/iommufd.cc",
+        "native/dma_buffer.cc",
+        "native/mapping.cc",
+        "native/irq_watcher.cc",
+        "native/group.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
+    }
+  ]
+}

@@ -1,0 +1,54 @@
+// Argument checks shared by the public classes: TypeError/RangeError naming the argument.
+
+/** Convert an IOVA or file offset (bigint, or a safe non-negative integer number) to bigint. */
+export function toU64(value: unknown, name: string): bigint {
+  if (typeof value === 'bigint') {
+    if (value < 0n || value > 0xffff_ffff_ffff_ffffn) throw new RangeError(`${name} must be from 0 to 2^64-1, got ${value}`);
+    return value;
+  }
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new RangeError(`${name} must be a non-negative safe integer or a bigint, got ${value}`);
+    }
+    return BigInt(value);
+  }
+  throw new TypeError(`${name} must be a bigint or a number, got ${describe(value)}`);
+}
+
+/** A non-negative integer `number` (sizes and offsets inside a region or buffer). */
+export function toIndex(value: unknown, name: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number') throw new TypeError(`${name} must be a number, got ${describe(value)}`);
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw new RangeError(`${name} must be an integer from 0 to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+/** An unsigned value that fits `bits` bits (8, 16 or 32). */
+export function toUint(value: unknown, name: string, bits: 8 | 16 | 32): number {
+  if (typeof value !== 'number') throw new TypeError(`${name} must be a number, got ${describe(value)}`);
+  const max = bits === 32 ? 0xffffffff : (1 << bits) - 1;
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw new RangeError(`${name} must be an integer from 0 to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+export function toU64Value(value: unknown, name: string): bigint {
+  if (typeof value !== 'bigint') throw new TypeError(`${name} must be a bigint, got ${describe(value)}`);
+  return toU64(value, name);
+}
+
+export function optionsObject<T extends object>(value: T | undefined, name: string): Partial<T> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object') throw new TypeError(`${name} must be an object, got ${describe(value)}`);
+  return value;
+}
+
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)}`;
+  return `${typeof value} ${String(value)}`;
+}

@@ -1,0 +1,96 @@
+import { toIndex, optionsObject } from './args';
+import { EBADF, EBUSY, VfioStateError } from './errors';
+import { native, type NativeHandle } from './native';
+
+/** Options of {@link DmaBuffer.alloc}. */
+export interface DmaBufferOptions {
+  /** Back the buffer with 2 MiB hugetlb pages (needs reserved hugepages). */
+  hugePages?: boolean;
+}
+
+const HUGE_PAGE = 2 * 1024 * 1024;
+
+/**
+ * Page-aligned anonymous memory owned by the library, for DMA. `.buffer` and `.bytes` view it
+ * without copying; `free()` unmaps it and detaches every ArrayBuffer handed out.
+ */
+export class DmaBuffer {
+  /** Size in bytes (the requested size rounded up to whole pages). */
+  readonly size: number;
+  readonly hugePages: boolean;
+  #handle: NativeHandle | null;
+  #buffer: ArrayBuffer | null = null;
+  #bytes: Uint8Array | null = null;
+  /** @internal IOAS mappings that hold this buffer: a free() is refused while any remain. */
+  readonly _mappings = new Set<object>();
+
+  private constructor(handle: NativeHandle, size: number, hugePages: boolean) {
+    this.#handle = handle;
+    this.size = size;
+    this.hugePages = hugePages;
+  }
+
+  /** Allocate `size` bytes (rounded up to the page size), zero-filled and resident. */
+  static alloc(size: number, options?: DmaBufferOptions): DmaBuffer {
+    toIndex(size, 'size');
+    if (size === 0) throw new RangeError('size must be at least 1 byte');
+    const opts = optionsObject(options, 'options');
+    const huge = opts.hugePages === true;
+    const unit = huge ? HUGE_PAGE : native.pageSize();
+    const rounded = Math.ceil(size / unit) * unit;
+    return new DmaBuffer(native.dmaAlloc(rounded, huge), rounded, huge);
+  }
+
+  /** Whether free() was called. */
+  get freed(): boolean {
+    return this.#handle === null;
+  }
+
+  /** The memory as an ArrayBuffer (no copy). Detached by free(). */
+  get buffer(): ArrayBuffer {
+    if (!this.#buffer) this.#buffer = native.dmaArrayBuffer(this.#live());
+    return this.#buffer;
+  }
+
+  /** The memory as a Uint8Array (no copy). Detached by free(). */
+  get bytes(): Uint8Array {
+    if (!this.#bytes) this.#bytes = new Uint8Array(this.buffer);
+    return this.#bytes;
+  }
+
+  /** @internal The native handle, for IOMMU_IOAS_MAP. */
+  _native(): NativeHandle {
+    return this.#live();
+  }
+
+  #live(): NativeHandle {
+    if (!this.#handle) throw new VfioStateError('ERR_VFIO_CLOSED', EBADF, 'mmap', 'the DmaBuffer was freed');
+    return this.#handle;
+  }
+
+  /** Unmap the memory. Refused while the buffer is mapped in an IOAS; idempotent. */
+  free(): void {
+    if (!this.#handle) return;
+    if (this._mappings.size > 0) {
+      throw new VfioStateError(
+        'ERR_VFIO_BUFFER_MAPPED',
+        EBUSY,
+        'munmap',
+        `the DmaBuffer is still mapped in ${this._mappings.size} IOAS mapping(s); unmap it first`,
+      );
+    }
+    native.dmaFree(this.#handle);
+    this.#handle = null;
+    this.#buffer = null;
+    this.#bytes = null;
+  }
+
+  /** Same as free(). */
+  close(): void {
+    this.free();
+  }
+
+  [Symbol.dispose](): void {
+    this.free();
+  }
+}

@@ -1,0 +1,106 @@
+import { getSystemErrorMap } from 'node:util';
+
+/** Fields of a {@link VfioError}. `errno` is negative, as in Node's fs errors. */
+export interface VfioErrorFields {
+  errno: number;
+  syscall: string;
+  code?: string;
+  ioctl?: string;
+  path?: string;
+  message?: string;
+}
+
+const HINTS: Array<[(e: VfioErrorFields & { code: string }) => boolean, string]> = [
+  [(e) => e.syscall === 'open' && (e.code === 'EACCES' || e.code === 'EPERM'),
+    'no permission: run as root, or give your user the device with a udev rule such as ' +
+      'SUBSYSTEM=="vfio", GROUP="vfio", MODE="0660" (and the same for /dev/iommu)'],
+  [(e) => e.syscall === 'open' && e.code === 'ENOENT' && e.path === '/dev/iommu',
+    'this kernel has no /dev/iommu: it needs CONFIG_IOMMUFD'],
+  [(e) => e.syscall === 'open' && e.code === 'ENOENT' && !!e.path && e.path.startsWith('/dev/vfio/devices/'),
+    'no such VFIO device cdev: bind the device to vfio-pci (vfio bind <bdf>) on a kernel with CONFIG_VFIO_DEVICE_CDEV'],
+  [(e) => e.ioctl === 'VFIO_DEVICE_BIND_IOMMUFD' && e.code === 'EBUSY',
+    "the device's IOMMU group is open through the legacy group path (/dev/vfio/<group>) elsewhere; close it first"],
+  [(e) => e.ioctl === 'VFIO_DEVICE_BIND_IOMMUFD' && e.code === 'EPERM',
+    'the kernel refused DMA ownership: the IOMMU group is owned by another iommufd, container or driver, ' +
+      'or the platform has no interrupt remapping (iommufd.allow_unsafe_interrupts=1 overrides, unsafely)'],
+  [(e) => e.ioctl === 'VFIO_DEVICE_BIND_IOMMUFD' && e.code === 'EINVAL',
+    'the fd is already bound, the device is open through another fd or the group path, or the iommufd is invalid'],
+  [(e) => (e.ioctl === 'IOMMU_IOAS_MAP' || e.ioctl === 'VFIO_DEVICE_ATTACH_IOMMUFD_PT' ||
+      e.ioctl === 'VFIO_IOMMU_MAP_DMA') && e.code === 'ENOMEM',
+    'pinning the memory exceeded RLIMIT_MEMLOCK: raise it (ulimit -l), grant CAP_IPC_LOCK, or run as root'],
+  [(e) => e.ioctl === 'IOMMU_IOAS_MAP' && e.code === 'EEXIST', 'the IOVA range overlaps an existing mapping'],
+  [(e) => e.ioctl === 'IOMMU_IOAS_MAP' && e.code === 'ENOSPC', 'no free IOVA range of that size is left'],
+  [(e) => e.ioctl === 'IOMMU_IOAS_UNMAP' && e.code === 'ENOENT',
+    'nothing is mapped there, or the range does not cover whole mappings'],
+  [(e) => e.ioctl === 'VFIO_DEVICE_ATTACH_IOMMUFD_PT' && e.code === 'EADDRINUSE',
+    "a mapping in the IOAS lies in the device's reserved IOVA ranges or outside its aperture"],
+  [(e) => e.ioctl === 'IOMMU_IOAS_MAP_FILE' && e.code === 'ENOTTY', 'IOMMU_IOAS_MAP_FILE needs Linux 6.13 or newer'],
+  [(e) => e.ioctl === 'VFIO_DEVICE_RESET' && e.code === 'EINVAL', 'the device does not support reset (info().canReset is false)'],
+];
+
+function errnoName(errno: number): [string, string] {
+  const entry = getSystemErrorMap().get(errno);
+  return entry ? [entry[0], entry[1]] : [`E${-errno}`, `error ${-errno}`];
+}
+
+/** A failed syscall on a VFIO or iommufd fd, shaped like Node's own system errors. */
+export class VfioError extends Error {
+  /** Errno name such as `'EBUSY'`, or an `ERR_VFIO_*` code for library-level refusals. */
+  readonly code: string;
+  /** Negative errno, as in Node's fs errors (`-16` for EBUSY). */
+  readonly errno: number;
+  /** The syscall that failed: `'open'`, `'ioctl'`, `'mmap'`, `'pread'`, `'pwrite'`, ... */
+  readonly syscall: string;
+  /** The ioctl request name, when the syscall was an ioctl. */
+  readonly ioctl?: string;
+  /** The file involved, when known. */
+  readonly path?: string;
+
+  constructor(fields: VfioErrorFields) {
+    const [name, text] = errnoName(fields.errno);
+    const code = fields.code ?? name;
+    let message = fields.message;
+    if (message === undefined) {
+      message = `${code}: ${text}, ${fields.ioctl ?? fields.syscall}`;
+      if (fields.path) message += ` '${fields.path}'`;
+      const hint = HINTS.find(([match]) => match({ ...fields, code }));
+      if (hint) message += ` (${hint[1]})`;
+    }
+    super(message);
+    this.code = code;
+    this.errno = fields.errno;
+    this.syscall = fields.syscall;
+    if (fields.ioctl !== undefined) this.ioctl = fields.ioctl;
+    if (fields.path !== undefined) this.path = fields.path;
+  }
+}
+Object.defineProperty(VfioError.prototype, 'name', { value: 'VfioError', configurable: true, writable: true });
+
+/** Codes of {@link VfioStateError}. */
+export type VfioStateCode =
+  | 'ERR_VFIO_NOT_BOUND'
+  | 'ERR_VFIO_ALREADY_BOUND'
+  | 'ERR_VFIO_CLOSED'
+  | 'ERR_VFIO_NOT_ATTACHED'
+  | 'ERR_VFIO_BUFFER_MAPPED';
+
+/**
+ * A call the kernel would refuse in the device's (or resource's) current state, caught before
+ * any syscall. `errno` is what the kernel would have returned.
+ */
+export class VfioStateError extends VfioError {
+  declare readonly code: VfioStateCode;
+  constructor(code: VfioStateCode, errno: number, syscall: string, message: string, extra: { ioctl?: string; path?: string } = {}) {
+    super({ errno, syscall, code, message: `${code}: ${message}`, ...extra });
+  }
+}
+Object.defineProperty(VfioStateError.prototype, 'name', { value: 'VfioStateError', configurable: true, writable: true });
+
+/** Error factory handed to the native addon: it throws these for failed syscalls. */
+export function makeNativeError(errno: number, syscall: string, ioctl?: string, path?: string): VfioError {
+  return new VfioError({ errno: -errno, syscall, ...(ioctl ? { ioctl } : {}), ...(path ? { path } : {}) });
+}
+
+export const EINVAL = -22;
+export const EBADF = -9;
+export const EBUSY = -16;

@@ -1,0 +1,128 @@
+// Loads the C++ addon and types its raw surface. Internal: the public API is in the other
+// modules. Each native function is one syscall (or a grow-and-retry pair) on a tagged handle.
+import path from 'node:path';
+import { makeNativeError } from './errors';
+
+/** An opaque, type-tagged native handle. */
+export interface NativeHandle {
+  readonly __nativeHandle: unique symbol;
+}
+
+/** Raw bindings of build/Release/vfio.node. */
+export interface NativeBinding {
+  initialize(makeError: typeof makeNativeError): void;
+  liveHandles(): number;
+  pageSize(): number;
+
+  deviceOpen(path: string): NativeHandle;
+  deviceFromFd(fd: number, own: boolean, path?: string): NativeHandle;
+  deviceClose(h: NativeHandle): void;
+  deviceFd(h: NativeHandle): number;
+  deviceBind(h: NativeHandle, iommufd: number, token?: Uint8Array | null): number;
+  deviceAttach(h: NativeHandle, ptId: number, pasid: number): number;
+  deviceDetach(h: NativeHandle, pasid: number): void;
+  deviceGetInfo(h: NativeHandle): Uint8Array;
+  deviceGetRegionInfo(h: NativeHandle, index: number): Uint8Array;
+  deviceGetIrqInfo(h: NativeHandle, index: number): [number, number];
+  deviceSetIrqs(h: NativeHandle, flags: number, index: number, start: number, count: number,
+    data?: Uint8Array | Int32Array | null): void;
+  deviceReset(h: NativeHandle): void;
+  deviceFeature(h: NativeHandle, flags: number, data: Uint8Array): number;
+  deviceHotResetInfo(h: NativeHandle): Uint8Array;
+  deviceHotReset(h: NativeHandle, groupFds: Int32Array): void;
+  deviceRead8(h: NativeHandle, offset: number): number;
+  deviceRead16(h: NativeHandle, offset: number): number;
+  deviceRead32(h: NativeHandle, offset: number): number;
+  deviceRead64(h: NativeHandle, offset: number): bigint;
+  deviceWrite8(h: NativeHandle, offset: number, value: number): void;
+  deviceWrite16(h: NativeHandle, offset: number, value: number): void;
+  deviceWrite32(h: NativeHandle, offset: number, value: number): void;
+  deviceWrite64(h: NativeHandle, offset: number, value: bigint): void;
+  devicePreadInto(h: NativeHandle, offset: number, into: Uint8Array): number;
+  devicePwrite(h: NativeHandle, offset: number, bytes: Uint8Array): number;
+  deviceMmap(h: NativeHandle, offset: number, length: number, writable: boolean): NativeHandle;
+
+  mappingRead8(h: NativeHandle, offset: number): number;
+  mappingRead16(h: NativeHandle, offset: number): number;
+  mappingRead32(h: NativeHandle, offset: number): number;
+  mappingRead64(h: NativeHandle, offset: number): bigint;
+  mappingWrite8(h: NativeHandle, offset: number, value: number): void;
+  mappingWrite16(h: NativeHandle, offset: number, value: number): void;
+  mappingWrite32(h: NativeHandle, offset: number, value: number): void;
+  mappingWrite64(h: NativeHandle, offset: number, value: bigint): void;
+  mappingClose(h: NativeHandle): void;
+  mappingArrayBuffer(h: NativeHandle): ArrayBuffer;
+
+  dmaAlloc(size: number, hugePages: boolean): NativeHandle;
+  dmaArrayBuffer(h: NativeHandle): ArrayBuffer;
+  dmaFree(h: NativeHandle): void;
+
+  iommufdOpen(path: string): NativeHandle;
+  iommufdFromFd(fd: number, own: boolean): NativeHandle;
+  iommufdClose(h: NativeHandle): void;
+  iommufdFd(h: NativeHandle): number;
+  ioasAlloc(h: NativeHandle): number;
+  iommufdDestroy(h: NativeHandle, id: number): void;
+  ioasMap(h: NativeHandle, ioasId: number, flags: number, memory: NativeHandle | ArrayBuffer | ArrayBufferView,
+    byteOffset: number, length: number, iova: bigint): bigint;
+  ioasMapFile(h: NativeHandle, ioasId: number, flags: number, fd: number, start: bigint, length: bigint,
+    iova: bigint): bigint;
+  ioasUnmap(h: NativeHandle, ioasId: number, iova: bigint, length: bigint): bigint;
+  ioasIovaRanges(h: NativeHandle, ioasId: number): { ranges: BigUint64Array; alignment: bigint };
+  ioasAllowIovas(h: NativeHandle, ioasId: number, ranges: BigUint64Array): void;
+  ioasCopy(h: NativeHandle, flags: number, dstIoasId: number, srcIoasId: number, length: bigint, dstIova: bigint,
+    srcIova: bigint): bigint;
+  iommufdOption(h: NativeHandle, op: number, optionId: number, objectId: number, value: bigint): bigint;
+  iommufdHwInfo(h: NativeHandle, devId: number): { type: number; capabilities: bigint; maxPasidLog2: number;
+    data: Uint8Array };
+  iommufdHwptAlloc(h: NativeHandle, flags: number, devId: number, ptId: number): number;
+
+  irqCreate(callback: (count: number, errno: number) => void): NativeHandle;
+  irqFd(h: NativeHandle): number;
+  irqStart(h: NativeHandle): void;
+  irqStop(h: NativeHandle): void;
+  irqRef(h: NativeHandle, ref: boolean): void;
+  irqRead(h: NativeHandle): number;
+  irqSignal(h: NativeHandle): void;
+  irqClose(h: NativeHandle): void;
+
+  fdOpen(path: string): NativeHandle;
+  fdClose(h: NativeHandle): void;
+  fdNumber(h: NativeHandle): number;
+  groupStatus(h: NativeHandle): number;
+  groupSetContainer(h: NativeHandle, containerFd: number): void;
+  groupGetDeviceFd(h: NativeHandle, name: string): number;
+  containerCall(h: NativeHandle, request: 'version' | 'check' | 'set', arg: number): number;
+  type1Map(h: NativeHandle, memory: ArrayBuffer | ArrayBufferView, byteOffset: number, length: number,
+    iova: bigint, flags: number): void;
+  type1Unmap(h: NativeHandle, iova: bigint, length: bigint): bigint;
+}
+
+function load(): NativeBinding {
+  const root = path.resolve(__dirname, '..');
+  const candidates = [
+    process.env.VFIO_NATIVE_PATH,
+    path.join(root, 'build', 'Release', 'vfio.node'),
+    path.join(root, 'build', 'Debug', 'vfio.node'),
+  ].filter((p): p is string => !!p);
+  const errors: string[] = [];
+  for (const file of candidates) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      return require(file) as NativeBinding;
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code !== 'MODULE_NOT_FOUND') errors.push(`${file}: ${e.message}`);
+    }
+  }
+  const why = errors.length ? `\n  ${errors.join('\n  ')}` : '';
+  const platform = process.platform === 'linux' ? '' : ' VFIO exists only on Linux.';
+  throw new Error(
+    `vfio: could not load the native addon (tried ${candidates.join(', ')}).${platform}${why}\n` +
+      `Possible fix: rebuild it with 'npm rebuild vfio' (needs python3, make, g++ and the Node headers).`,
+  );
+}
+
+/** The loaded addon, initialised with the library's error factory. */
+export const native: NativeBinding = load();
+native.initialize(makeNativeError);

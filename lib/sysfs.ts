@@ -1,0 +1,208 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, optionsObject } from './args';
+import { VfioError } from './errors';
+
+/** One PCI function as sysfs describes it. */
+export interface PciDeviceInfo {
+  /** Full address, e.g. `'0000:00:03.0'`. */
+  bdf: string;
+  vendorId: number;
+  deviceId: number;
+  /** 24-bit class code, e.g. `0x010802` for NVMe. */
+  classCode: number;
+  /** Bound driver name, or null. */
+  driver: string | null;
+  iommuGroup: number | null;
+  /** `/dev/vfio/devices/vfioN` when the device has a VFIO cdev, else null. */
+  cdevPath: string | null;
+}
+
+const PCI_DEVICES = '/sys/bus/pci/devices';
+const BDF_RE = /^(?:([0-9a-f]{4}):)?([0-9a-f]{2}):([0-1][0-9a-f])\.([0-7])$/i;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const VFIO_DRIVERS = /^vfio(-|_|$)|^mtty$|^mbochs$|^mdpy$/;
+
+/** Normalise a PCI address: `'00:03.0'` becomes `'0000:00:03.0'`. Throws TypeError if malformed. */
+export function normalizeBdf(bdf: string): string {
+  if (typeof bdf !== 'string') throw new TypeError(`bdf must be a string, got ${describe(bdf)}`);
+  const m = BDF_RE.exec(bdf.trim());
+  if (!m) throw new TypeError(`'${bdf}' is not a PCI address (expected DDDD:BB:DD.F, e.g. 0000:00:03.0)`);
+  return `${(m[1] ?? '0000').toLowerCase()}:${m[2]!.toLowerCase()}:${m[3]!.toLowerCase()}.${m[4]}`;
+}
+
+/** Whether a string is a PCI address. */
+export function isBdf(s: string): boolean {
+  return BDF_RE.test(s.trim());
+}
+
+/** Whether a string is an mdev UUID. */
+export function isMdevUuid(s: string): boolean {
+  return UUID_RE.test(s.trim());
+}
+
+function readText(p: string): string | null {
+  try {
+    return fs.readFileSync(p, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+function linkBase(p: string): string | null {
+  try {
+    return path.basename(fs.readlinkSync(p));
+  } catch {
+    return null;
+  }
+}
+
+/** The cdev of a device sysfs dir, or a reason there is none. */
+function cdevOf(sysDir: string): { path: string } | { reason: 'no-vfio-dev' | 'no-cdev' } {
+  const vfioDev = path.join(sysDir, 'vfio-dev');
+  let names: string[];
+  try {
+    names = fs.readdirSync(vfioDev).filter((n) => /^vfio\d+$/.test(n));
+  } catch {
+    return { reason: 'no-vfio-dev' };
+  }
+  const name = names.find((n) => fs.existsSync(path.join(vfioDev, n, 'dev')));
+  if (!name) return { reason: names.length ? 'no-cdev' : 'no-vfio-dev' };
+  return { path: `/dev/vfio/devices/${name}` };
+}
+
+function describeDevice(bdf: string): PciDeviceInfo {
+  const dir = path.join(PCI_DEVICES, bdf);
+  const num = (f: string): number => Number.parseInt(readText(path.join(dir, f)) ?? '0', 16);
+  const group = linkBase(path.join(dir, 'iommu_group'));
+  const cdev = cdevOf(dir);
+  return {
+    bdf,
+    vendorId: num('vendor'),
+    deviceId: num('device'),
+    classCode: num('class'),
+    driver: linkBase(path.join(dir, 'driver')),
+    iommuGroup: group === null ? null : Number(group),
+    cdevPath: 'path' in cdev ? cdev.path : null,
+  };
+}
+
+/** Every PCI function of the host, sorted by address. */
+export function listPciDevices(): PciDeviceInfo[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(PCI_DEVICES);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => BDF_RE.test(n)).sort().map(describeDevice);
+}
+
+function notFound(bdf: string): VfioError {
+  return new VfioError({
+    errno: -2, syscall: 'open', code: 'ENOENT', path: path.join(PCI_DEVICES, bdf),
+    message: `ENOENT: no PCI device ${bdf} (see 'vfio list' or ls ${PCI_DEVICES})`,
+  });
+}
+
+/**
+ * The VFIO cdev path of a PCI device or an mdev UUID. Throws a VfioError that says why when
+ * there is none: no such device, not bound to a VFIO driver, or a kernel without cdev support.
+ */
+export function cdevPathFor(bdfOrUuid: string): string {
+  if (typeof bdfOrUuid !== 'string') throw new TypeError(`bdf must be a string, got ${describe(bdfOrUuid)}`);
+  let dir: string;
+  let name: string;
+  if (isMdevUuid(bdfOrUuid)) {
+    name = bdfOrUuid.trim().toLowerCase();
+    dir = path.join('/sys/bus/mdev/devices', name);
+    if (!fs.existsSync(dir)) {
+      throw new VfioError({ errno: -2, syscall: 'open', code: 'ENOENT', path: dir, message: `ENOENT: no mdev device ${name}` });
+    }
+  } else {
+    name = normalizeBdf(bdfOrUuid);
+    dir = path.join(PCI_DEVICES, name);
+    if (!fs.existsSync(dir)) throw notFound(name);
+  }
+  const driver = linkBase(path.join(dir, 'driver'));
+  const cdev = cdevOf(dir);
+  if ('path' in cdev) return cdev.path;
+  if (driver === null || !VFIO_DRIVERS.test(driver)) {
+    throw new VfioError({
+      errno: -19, syscall: 'open', code: 'ERR_VFIO_NO_DRIVER', path: dir,
+      message: `ERR_VFIO_NO_DRIVER: ${name} is ${driver === null ? 'not bound to any driver' : `bound to ${driver}`}, ` +
+        `not to a VFIO driver; bind it with 'vfio bind ${name}' (or bindToVfioPci('${name}'))`,
+    });
+  }
+  throw new VfioError({
+    errno: -19, syscall: 'open', code: 'ERR_VFIO_NO_CDEV', path: dir,
+    message: `ERR_VFIO_NO_CDEV: ${name} is bound to ${driver} but has no VFIO cdev: ` +
+      (cdev.reason === 'no-cdev'
+        ? 'the kernel was built without CONFIG_VFIO_DEVICE_CDEV (or the device is noiommu); use the group path'
+        : 'the kernel is older than 6.6 or lacks CONFIG_VFIO_DEVICE_CDEV; use the group path (VfioGroup)'),
+  });
+}
+
+/** Options of {@link bindToVfioPci}. */
+export interface BindOptions {
+  /** Unbind the current driver even if it is not vfio-pci (the device may be in use). */
+  force?: boolean;
+}
+
+/**
+ * Bind a PCI device to vfio-pci with driver_override. Refuses a device bound to another driver
+ * unless `force`. Returns the device's cdev path (or null without cdev support).
+ */
+export function bindToVfioPci(bdf: string, options?: BindOptions): string | null {
+  const name = normalizeBdf(bdf);
+  const opts = optionsObject(options, 'options');
+  const dir = path.join(PCI_DEVICES, name);
+  if (!fs.existsSync(dir)) throw notFound(name);
+  const driver = linkBase(path.join(dir, 'driver'));
+  if (driver !== 'vfio-pci') {
+    if (driver !== null && opts.force !== true) {
+      throw new VfioError({
+        errno: -16, syscall: 'write', code: 'EBUSY', path: path.join(dir, 'driver'),
+        message: `EBUSY: ${name} is bound to ${driver}, which may be using it; pass { force: true } (vfio bind --force) to unbind it`,
+      });
+    }
+    sysfsWrite(path.join(dir, 'driver_override'), 'vfio-pci');
+    if (driver !== null) sysfsWrite(path.join(dir, 'driver', 'unbind'), name);
+    sysfsWrite('/sys/bus/pci/drivers_probe', name);
+  }
+  const after = linkBase(path.join(dir, 'driver'));
+  if (after !== 'vfio-pci') {
+    throw new VfioError({
+      errno: -19, syscall: 'write', code: 'ENODEV', path: dir,
+      message: `ENODEV: ${name} did not bind to vfio-pci (is the vfio-pci driver loaded? modprobe vfio-pci)`,
+    });
+  }
+  const cdev = cdevOf(dir);
+  return 'path' in cdev ? cdev.path : null;
+}
+
+/** Unbind a PCI device from vfio-pci and clear driver_override, so its own driver may take it. */
+export function unbindFromVfioPci(bdf: string): void {
+  const name = normalizeBdf(bdf);
+  const dir = path.join(PCI_DEVICES, name);
+  if (!fs.existsSync(dir)) throw notFound(name);
+  const driver = linkBase(path.join(dir, 'driver'));
+  if (driver !== null && driver !== 'vfio-pci') {
+    throw new VfioError({
+      errno: -22, syscall: 'write', code: 'EINVAL', path: dir,
+      message: `EINVAL: ${name} is bound to ${driver}, not vfio-pci`,
+    });
+  }
+  if (driver === 'vfio-pci') sysfsWrite(path.join(dir, 'driver', 'unbind'), name);
+  sysfsWrite(path.join(dir, 'driver_override'), '\n');
+}
+
+function sysfsWrite(file: string, text: string): void {
+  try {
+    fs.writeFileSync(file, text);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const errno = typeof e.errno === 'number' ? e.errno : -5;
+    throw new VfioError({ errno, syscall: 'write', path: file, ...(e.code ? { code: e.code } : {}) });
+  }
+}

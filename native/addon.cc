@@ -1,0 +1,233 @@
+// Module entry: per-env data, the env cleanup hook, errors, argument checks, memory blocks.
+#include <sys/mman.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "common.h"
+
+namespace vfio {
+
+namespace {
+
+// Random 128-bit tags, one per kind of handle (napi_type_tag_object).
+const napi_type_tag kTags[] = {
+    {0x6a1b3c2d4e5f6071ULL, 0x8293a4b5c6d7e8f9ULL},  // Device
+    {0x0f1e2d3c4b5a6978ULL, 0x8796a5b4c3d2e1f0ULL},  // Iommufd
+    {0x13579bdf2468ace0ULL, 0xfdb97531eca86420ULL},  // DmaBuffer
+    {0x2b4d6f8091a3c5e7ULL, 0x7e5c3a1908f6d4b2ULL},  // Mapping
+    {0x5a5aa5a5c3c33c3cULL, 0x9696696912122121ULL},  // IrqWatcher
+    {0x71c2d3e4f5061728ULL, 0x394a5b6c7d8e9fa0ULL},  // Fd
+};
+
+void CleanupEnv(void* arg) {
+  auto* addon = static_cast<AddonData*>(arg);
+  addon->tearingDown = true;
+  // Release every resource JS left open; finalizers that run later must not touch addon.
+  std::set<Handle*> live;
+  live.swap(addon->live);
+  for (Handle* h : live) {
+    h->Release();
+    h->addon = nullptr;
+  }
+}
+
+Napi::Value Initialize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) ThrowType(env, "initialize: makeError must be a function");
+  GetAddon(env)->makeError = Napi::Persistent(info[0].As<Napi::Function>());
+  return env.Undefined();
+}
+
+Napi::Value LiveHandles(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(GetAddon(info.Env())->live.size()));
+}
+
+}  // namespace
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  auto* addon = new AddonData();
+  env.SetInstanceData<AddonData>(addon);
+  napi_add_env_cleanup_hook(env, CleanupEnv, addon);
+  exports.Set("initialize", Napi::Function::New(env, Initialize, "initialize"));
+  exports.Set("liveHandles", Napi::Function::New(env, LiveHandles, "liveHandles"));
+  InitDevice(env, exports);
+  InitIommufd(env, exports);
+  InitDmaBuffer(env, exports);
+  InitMapping(env, exports);
+  InitIrqWatcher(env, exports);
+  InitGroup(env, exports);
+  return exports;
+}
+
+AddonData* GetAddon(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
+
+const napi_type_tag* TagFor(Kind kind) { return &kTags[static_cast<int>(kind)]; }
+
+bool HasKind(Napi::Env env, const Napi::Value& v, Kind kind) {
+  if (!v.IsExternal()) return false;
+  bool ok = false;
+  if (napi_check_object_type_tag(env, v, TagFor(kind), &ok) != napi_ok) return false;
+  return ok;
+}
+
+Handle* UnwrapAny(const Napi::Value& v, Kind kind, const char* what) {
+  Napi::Env env = v.Env();
+  if (!HasKind(env, v, kind)) ThrowType(env, std::string("expected a native ") + what + " handle");
+  return static_cast<Handle*>(v.As<Napi::External<void>>().Data());
+}
+
+void ThrowErrno(Napi::Env env, int err, const char* syscall, const char* ioctl, const std::string& path) {
+  AddonData* addon = GetAddon(env);
+  if (addon->makeError.IsEmpty()) {
+    throw Napi::Error::New(env, std::string(syscall) + " failed: " + strerror(err));
+  }
+  Napi::Value e = addon->makeError.Call({
+      Napi::Number::New(env, err),
+      Napi::String::New(env, syscall),
+      ioctl ? Napi::String::New(env, ioctl) : env.Undefined(),
+      path.empty() ? env.Undefined() : Napi::String::New(env, path),
+  });
+  throw Napi::Error(env, e);
+}
+
+void ThrowType(Napi::Env env, const std::string& message) { throw Napi::TypeError::New(env, message); }
+
+void ThrowRange(Napi::Env env, const std::string& message) { throw Napi::RangeError::New(env, message); }
+
+void ThrowClosed(Napi::Env env, const char* what) { ThrowErrno(env, EBADF, what); }
+
+double ArgNumber(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsNumber()) ThrowType(info.Env(), std::string(name) + " must be a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  double d = ArgNumber(info, i, name);
+  if (!(d >= 0 && d <= 4294967295.0) || std::floor(d) != d) {
+    ThrowRange(info.Env(), std::string(name) + " must be an integer from 0 to 2^32-1");
+  }
+  return static_cast<uint32_t>(d);
+}
+
+int32_t ArgI32(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  double d = ArgNumber(info, i, name);
+  if (!(d >= -2147483648.0 && d <= 2147483647.0) || std::floor(d) != d) {
+    ThrowRange(info.Env(), std::string(name) + " must be a 32-bit integer");
+  }
+  return static_cast<int32_t>(d);
+}
+
+uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Napi::Env env = info.Env();
+  if (info[i].IsBigInt()) {
+    bool lossless = false;
+    uint64_t v = info[i].As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) ThrowRange(env, std::string(name) + " must be from 0 to 2^64-1");
+    return v;
+  }
+  if (info[i].IsNumber()) {
+    double d = info[i].As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d <= 9007199254740991.0) || std::floor(d) != d) {
+      ThrowRange(env, std::string(name) + " must be a non-negative safe integer or a bigint");
+    }
+    return static_cast<uint64_t>(d);
+  }
+  ThrowType(env, std::string(name) + " must be a bigint or a number");
+}
+
+std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsString()) ThrowType(info.Env(), std::string(name) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+Bytes ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Napi::Env env = info.Env();
+  Napi::Value v = info[i];
+  if (v.IsArrayBuffer()) {
+    auto ab = v.As<Napi::ArrayBuffer>();
+    if (ab.IsDetached()) ThrowType(env, std::string(name) + " is a detached ArrayBuffer");
+    return {static_cast<uint8_t*>(ab.Data()), ab.ByteLength()};
+  }
+  if (v.IsTypedArray() || v.IsDataView()) {
+    napi_value abv;
+    void* data = nullptr;
+    size_t length = 0;
+    size_t offset = 0;
+    if (v.IsTypedArray()) {
+      napi_typedarray_type type;
+      size_t count = 0;
+      napi_get_typedarray_info(env, v, &type, &count, &data, &abv, &offset);
+      length = v.As<Napi::TypedArray>().ByteLength();
+    } else {
+      napi_get_dataview_info(env, v, &length, &data, &abv, &offset);
+    }
+    if (Napi::ArrayBuffer(env, abv).IsDetached()) {
+      ThrowType(env, std::string(name) + " views a detached ArrayBuffer");
+    }
+    return {static_cast<uint8_t*>(data), length};
+  }
+  ThrowType(env, std::string(name) + " must be an ArrayBuffer, a TypedArray or a DataView");
+}
+
+Napi::Value ToBigInt(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
+
+void MemoryBlock::Unmap() {
+  if (!unmapped) {
+    munmap(addr, length);
+    unmapped = true;
+  }
+}
+
+void MemoryBlock::Unref() {
+  if (--refs == 0) {
+    Unmap();
+    delete this;
+  }
+}
+
+MemoryHandle::MemoryHandle(AddonData* a, void* addr, size_t length) : Handle(a), block(new MemoryBlock()) {
+  block->addr = addr;
+  block->length = length;
+}
+
+MemoryHandle::~MemoryHandle() {
+  // GC backstop: memory stays mapped while an ArrayBuffer over it is alive.
+  views.clear();
+  block->Unref();
+}
+
+void MemoryHandle::Release() {
+  if (block->unmapped) return;
+  // At env teardown Node detaches external ArrayBuffers itself and no JS runs any more.
+  bool canTouchJs = addon != nullptr && !addon->tearingDown;
+  for (auto& ref : views) {
+    if (!canTouchJs) break;
+    if (ref.IsEmpty()) continue;
+    Napi::ArrayBuffer ab = ref.Value();
+    if (!ab.IsEmpty() && !ab.IsDetached()) ab.Detach();
+  }
+  if (canTouchJs) views.clear();
+  block->Unmap();
+}
+
+Napi::ArrayBuffer MemoryHandle::ArrayBuffer(Napi::Env env) {
+  if (block->unmapped) ThrowClosed(env, "mmap");
+  block->refs++;
+  auto ab = Napi::ArrayBuffer::New(
+      env, block->addr, block->length, [](Napi::Env, void*, MemoryBlock* b) { b->Unref(); }, block);
+  // Drop references to ArrayBuffers that were already collected, then remember this one.
+  std::vector<Napi::Reference<Napi::ArrayBuffer>> kept;
+  for (auto& ref : views) {
+    if (!ref.IsEmpty() && !ref.Value().IsEmpty()) kept.push_back(std::move(ref));
+  }
+  views.swap(kept);
+  views.push_back(Napi::Weak(ab));
+  return ab;
+}
+
+}  // namespace vfio
+
+static Napi::Object InitVfio(Napi::Env env, Napi::Object exports) { return vfio::InitModule(env, exports); }
+
+NODE_API_MODULE(vfio, InitVfio)

@@ -1,0 +1,363 @@
+// A VFIO device fd (cdev /dev/vfio/devices/vfioN, or from VFIO_GROUP_GET_DEVICE_FD).
+//
+// Each function is one syscall (the info calls may retry once with a larger argsz).
+// The state machine (blocked/bound/attached/closed) lives in lib/device.ts.
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+#include "common.h"
+#include "uapi.h"
+
+namespace vfio {
+
+namespace {
+
+struct Device : Handle {
+  Device(AddonData* a, int f, bool o, std::string p) : Handle(a), fd(f), own(o), path(std::move(p)) {}
+  ~Device() override { Release(); }
+  void Release() override {
+    if (fd >= 0 && own) close(fd);
+    fd = -1;
+  }
+  int fd;
+  bool own;
+  std::string path;
+};
+
+Device* Dev(const Napi::CallbackInfo& info) {
+  auto* d = Unwrap<Device>(info[0], Kind::Device, "device");
+  if (d->fd < 0) ThrowErrno(info.Env(), EBADF, "ioctl", nullptr, d->path);
+  return d;
+}
+
+[[noreturn]] void Fail(const Napi::CallbackInfo& info, Device* d, const char* syscall, const char* ioctl) {
+  int err = errno;
+  ThrowErrno(info.Env(), err, syscall, ioctl, d->path);
+}
+
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  std::string path = ArgString(info, 0, "path");
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    ThrowErrno(info.Env(), err, "open", nullptr, path);
+  }
+  return WrapHandle(info.Env(), new Device(GetAddon(info.Env()), fd, true, path), Kind::Device);
+}
+
+Napi::Value FromFd(const Napi::CallbackInfo& info) {
+  int32_t fd = ArgI32(info, 0, "fd");
+  if (fd < 0) ThrowRange(info.Env(), "fd must be a non-negative integer");
+  if (fcntl(fd, F_GETFD) < 0) {
+    int err = errno;
+    ThrowErrno(info.Env(), err, "fcntl");
+  }
+  bool own = info[1].ToBoolean();
+  std::string path = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : std::string();
+  return WrapHandle(info.Env(), new Device(GetAddon(info.Env()), fd, own, path), Kind::Device);
+}
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  Unwrap<Device>(info[0], Kind::Device, "device")->Release();
+  return info.Env().Undefined();
+}
+
+Napi::Value Fd(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), Unwrap<Device>(info[0], Kind::Device, "device")->fd);
+}
+
+// (dev, iommufd, token?: Uint8Array(16)) => devid
+Napi::Value Bind(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  BindIommufd b{};
+  b.argsz = kBindMinsz;
+  b.iommufd = ArgI32(info, 1, "iommufd");
+  uint8_t token[16];
+  if (!info[2].IsUndefined() && !info[2].IsNull()) {
+    Bytes t = ArgBytes(info, 2, "token");
+    if (t.length != 16) ThrowRange(info.Env(), "token must be 16 bytes");
+    memcpy(token, t.data, 16);
+    b.argsz = sizeof(b);
+    b.flags = 1;  // VFIO_DEVICE_BIND_FLAG_TOKEN
+    b.token_uuid_ptr = reinterpret_cast<uintptr_t>(token);
+  }
+  if (ioctl(d->fd, VFIO_DEVICE_BIND_IOMMUFD, &b) < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_BIND_IOMMUFD");
+  return Napi::Number::New(info.Env(), b.out_devid);
+}
+
+// (dev, ptId, pasid: number, -1 for none) => ptId reported by the kernel
+Napi::Value Attach(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  AttachIommufdPt a{};
+  a.argsz = kAttachMinsz;
+  a.pt_id = ArgU32(info, 1, "ptId");
+  int32_t pasid = ArgI32(info, 2, "pasid");
+  if (pasid >= 0) {
+    a.argsz = sizeof(a);
+    a.flags = 1;  // VFIO_DEVICE_ATTACH_PASID
+    a.pasid = static_cast<uint32_t>(pasid);
+  }
+  if (ioctl(d->fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a) < 0) {
+    Fail(info, d, "ioctl", "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+  }
+  return Napi::Number::New(info.Env(), a.pt_id);
+}
+
+Napi::Value Detach(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  DetachIommufdPt a{};
+  a.argsz = kDetachMinsz;
+  int32_t pasid = ArgI32(info, 1, "pasid");
+  if (pasid >= 0) {
+    a.argsz = sizeof(a);
+    a.flags = 1;  // VFIO_DEVICE_DETACH_PASID
+    a.pasid = static_cast<uint32_t>(pasid);
+  }
+  if (ioctl(d->fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &a) < 0) {
+    Fail(info, d, "ioctl", "VFIO_DEVICE_DETACH_IOMMUFD_PT");
+  }
+  return info.Env().Undefined();
+}
+
+// Issue an info ioctl whose struct starts with argsz and may grow with a capability chain:
+// when the kernel reports a larger argsz, call again with that size. Returns the raw bytes.
+Napi::Value InfoWithCaps(const Napi::CallbackInfo& info, Device* d, unsigned long req, const char* name,
+                         size_t minsz, uint32_t index, bool hasIndex) {
+  std::vector<uint8_t> buf(minsz, 0);
+  for (int attempt = 0; attempt < 4; attempt++) {
+    uint32_t argsz = static_cast<uint32_t>(buf.size());
+    memcpy(buf.data(), &argsz, 4);
+    if (hasIndex) memcpy(buf.data() + 8, &index, 4);
+    if (ioctl(d->fd, req, buf.data()) < 0) Fail(info, d, "ioctl", name);
+    uint32_t need;
+    memcpy(&need, buf.data(), 4);
+    if (need <= buf.size()) break;
+    buf.assign(need, 0);
+  }
+  auto out = Napi::Uint8Array::New(info.Env(), buf.size());
+  memcpy(out.Data(), buf.data(), buf.size());
+  return out;
+}
+
+Napi::Value GetInfo(const Napi::CallbackInfo& info) {
+  return InfoWithCaps(info, Dev(info), VFIO_DEVICE_GET_INFO, "VFIO_DEVICE_GET_INFO", sizeof(DeviceInfo), 0, false);
+}
+
+Napi::Value GetRegionInfo(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  uint32_t index = ArgU32(info, 1, "index");
+  return InfoWithCaps(info, d, VFIO_DEVICE_GET_REGION_INFO, "VFIO_DEVICE_GET_REGION_INFO", sizeof(RegionInfo),
+                      index, true);
+}
+
+// (dev, index) => [flags, count]
+Napi::Value GetIrqInfo(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  IrqInfo i{};
+  i.argsz = sizeof(i);
+  i.index = ArgU32(info, 1, "index");
+  if (ioctl(d->fd, VFIO_DEVICE_GET_IRQ_INFO, &i) < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_GET_IRQ_INFO");
+  auto out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, Napi::Number::New(info.Env(), i.flags));
+  out.Set(1u, Napi::Number::New(info.Env(), i.count));
+  return out;
+}
+
+// (dev, flags, index, start, count, data?: Uint8Array | Int32Array)
+Napi::Value SetIrqs(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  uint32_t flags = ArgU32(info, 1, "flags");
+  uint32_t index = ArgU32(info, 2, "index");
+  uint32_t start = ArgU32(info, 3, "start");
+  uint32_t count = ArgU32(info, 4, "count");
+  Bytes data{nullptr, 0};
+  if (!info[5].IsUndefined() && !info[5].IsNull()) data = ArgBytes(info, 5, "data");
+  if (data.length > 65536) ThrowRange(info.Env(), "data is too large");
+  std::vector<uint8_t> buf(sizeof(IrqSet) + data.length, 0);
+  IrqSet s{static_cast<uint32_t>(buf.size()), flags, index, start, count};
+  memcpy(buf.data(), &s, sizeof(s));
+  if (data.length) memcpy(buf.data() + sizeof(s), data.data, data.length);
+  if (ioctl(d->fd, VFIO_DEVICE_SET_IRQS, buf.data()) < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_SET_IRQS");
+  return info.Env().Undefined();
+}
+
+Napi::Value Reset(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  if (ioctl(d->fd, VFIO_DEVICE_RESET) < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_RESET");
+  return info.Env().Undefined();
+}
+
+// (dev, flags, data: Uint8Array) => ioctl result; the kernel may write into data (GET).
+Napi::Value Feature(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  uint32_t flags = ArgU32(info, 1, "flags");
+  Bytes data = ArgBytes(info, 2, "data");
+  if (data.length > 65536) ThrowRange(info.Env(), "data is too large");
+  std::vector<uint8_t> buf(sizeof(DeviceFeature) + data.length, 0);
+  DeviceFeature f{static_cast<uint32_t>(buf.size()), flags};
+  memcpy(buf.data(), &f, sizeof(f));
+  memcpy(buf.data() + sizeof(f), data.data, data.length);
+  int r = ioctl(d->fd, VFIO_DEVICE_FEATURE, buf.data());
+  if (r < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_FEATURE");
+  memcpy(data.data, buf.data() + sizeof(f), data.length);
+  return Napi::Number::New(info.Env(), r);
+}
+
+// (dev) => raw vfio_pci_hot_reset_info bytes (header + devices), grown until it fits.
+Napi::Value HotResetInfoRaw(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  std::vector<uint8_t> buf(sizeof(HotResetInfo), 0);
+  for (int attempt = 0; attempt < 4; attempt++) {
+    HotResetInfo h{static_cast<uint32_t>(buf.size()), 0, 0};
+    memcpy(buf.data(), &h, sizeof(h));
+    if (ioctl(d->fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, buf.data()) == 0) break;
+    if (errno != ENOSPC) Fail(info, d, "ioctl", "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO");
+    memcpy(&h, buf.data(), sizeof(h));
+    buf.assign(sizeof(HotResetInfo) + h.count * sizeof(PciDependentDevice), 0);
+  }
+  auto out = Napi::Uint8Array::New(info.Env(), buf.size());
+  memcpy(out.Data(), buf.data(), buf.size());
+  return out;
+}
+
+// (dev, groupFds: Int32Array) — an empty array is the cdev form.
+Napi::Value HotResetCall(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  Bytes fds = ArgBytes(info, 1, "groupFds");
+  std::vector<uint8_t> buf(sizeof(HotReset) + fds.length, 0);
+  HotReset h{static_cast<uint32_t>(buf.size()), 0, static_cast<uint32_t>(fds.length / 4)};
+  memcpy(buf.data(), &h, sizeof(h));
+  if (fds.length) memcpy(buf.data() + sizeof(h), fds.data, fds.length);
+  if (ioctl(d->fd, VFIO_DEVICE_PCI_HOT_RESET, buf.data()) < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_PCI_HOT_RESET");
+  return info.Env().Undefined();
+}
+
+off_t ArgOffset(const Napi::CallbackInfo& info, size_t i) {
+  uint64_t off = ArgU64(info, i, "offset");
+  if (off > static_cast<uint64_t>(INT64_MAX)) ThrowRange(info.Env(), "offset is too large");
+  return static_cast<off_t>(off);
+}
+
+// Exact-width pread/pwrite: one syscall of exactly `width` bytes.
+template <typename T>
+T ReadWidth(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  off_t off = ArgOffset(info, 1);
+  T v;
+  ssize_t n = pread(d->fd, &v, sizeof(T), off);
+  if (n < 0) Fail(info, d, "pread", nullptr);
+  if (n != static_cast<ssize_t>(sizeof(T))) ThrowErrno(info.Env(), EIO, "pread", nullptr, d->path);
+  return v;
+}
+
+template <typename T>
+void WriteWidth(const Napi::CallbackInfo& info, T v) {
+  Device* d = Dev(info);
+  off_t off = ArgOffset(info, 1);
+  ssize_t n = pwrite(d->fd, &v, sizeof(T), off);
+  if (n < 0) Fail(info, d, "pwrite", nullptr);
+  if (n != static_cast<ssize_t>(sizeof(T))) ThrowErrno(info.Env(), EIO, "pwrite", nullptr, d->path);
+}
+
+Napi::Value Read8(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ReadWidth<uint8_t>(info)); }
+Napi::Value Read16(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), ReadWidth<uint16_t>(info));
+}
+Napi::Value Read32(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), ReadWidth<uint32_t>(info));
+}
+Napi::Value Read64(const Napi::CallbackInfo& info) { return ToBigInt(info.Env(), ReadWidth<uint64_t>(info)); }
+
+Napi::Value Write8(const Napi::CallbackInfo& info) {
+  WriteWidth<uint8_t>(info, static_cast<uint8_t>(ArgU32(info, 2, "value")));
+  return info.Env().Undefined();
+}
+Napi::Value Write16(const Napi::CallbackInfo& info) {
+  WriteWidth<uint16_t>(info, static_cast<uint16_t>(ArgU32(info, 2, "value")));
+  return info.Env().Undefined();
+}
+Napi::Value Write32(const Napi::CallbackInfo& info) {
+  WriteWidth<uint32_t>(info, ArgU32(info, 2, "value"));
+  return info.Env().Undefined();
+}
+Napi::Value Write64(const Napi::CallbackInfo& info) {
+  WriteWidth<uint64_t>(info, ArgU64(info, 2, "value"));
+  return info.Env().Undefined();
+}
+
+// (dev, offset, bytes: Uint8Array) => bytes read (a short read is reported, not hidden)
+Napi::Value PreadInto(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  off_t off = ArgOffset(info, 1);
+  Bytes b = ArgBytes(info, 2, "buffer");
+  ssize_t n = pread(d->fd, b.data, b.length, off);
+  if (n < 0) Fail(info, d, "pread", nullptr);
+  return Napi::Number::New(info.Env(), static_cast<double>(n));
+}
+
+Napi::Value Pwrite(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  off_t off = ArgOffset(info, 1);
+  Bytes b = ArgBytes(info, 2, "buffer");
+  ssize_t n = pwrite(d->fd, b.data, b.length, off);
+  if (n < 0) Fail(info, d, "pwrite", nullptr);
+  return Napi::Number::New(info.Env(), static_cast<double>(n));
+}
+
+}  // namespace
+
+// Declared in mapping.cc: wraps an mmap of a device region.
+Napi::Value NewMapping(Napi::Env env, void* addr, size_t length);
+
+namespace {
+
+// (dev, offset, length, writable) => Mapping handle. MAP_SHARED, as VFIO requires.
+Napi::Value Mmap(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  off_t off = ArgOffset(info, 1);
+  uint64_t length = ArgU64(info, 2, "length");
+  if (length == 0 || length > (1ULL << 40)) ThrowRange(info.Env(), "length must be from 1 to 2^40");
+  int prot = PROT_READ | (info[3].ToBoolean() ? PROT_WRITE : 0);
+  void* p = mmap(nullptr, length, prot, MAP_SHARED, d->fd, off);
+  if (p == MAP_FAILED) Fail(info, d, "mmap", nullptr);
+  return NewMapping(info.Env(), p, length);
+}
+
+}  // namespace
+
+void InitDevice(Napi::Env env, Napi::Object exports) {
+  auto fn = [&](const char* name, Napi::Function::Callback cb) { exports.Set(name, Napi::Function::New(env, cb, name)); };
+  fn("deviceOpen", Open);
+  fn("deviceFromFd", FromFd);
+  fn("deviceClose", Close);
+  fn("deviceFd", Fd);
+  fn("deviceBind", Bind);
+  fn("deviceAttach", Attach);
+  fn("deviceDetach", Detach);
+  fn("deviceGetInfo", GetInfo);
+  fn("deviceGetRegionInfo", GetRegionInfo);
+  fn("deviceGetIrqInfo", GetIrqInfo);
+  fn("deviceSetIrqs", SetIrqs);
+  fn("deviceReset", Reset);
+  fn("deviceFeature", Feature);
+  fn("deviceHotResetInfo", HotResetInfoRaw);
+  fn("deviceHotReset", HotResetCall);
+  fn("deviceRead8", Read8);
+  fn("deviceRead16", Read16);
+  fn("deviceRead32", Read32);
+  fn("deviceRead64", Read64);
+  fn("deviceWrite8", Write8);
+  fn("deviceWrite16", Write16);
+  fn("deviceWrite32", Write32);
+  fn("deviceWrite64", Write64);
+  fn("devicePreadInto", PreadInto);
+  fn("devicePwrite", Pwrite);
+  fn("deviceMmap", Mmap);
+}
+
+}  // namespace vfio

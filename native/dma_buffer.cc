@@ -1,0 +1,65 @@
+// Page-aligned anonymous memory for DMA, owned by the library. JS sees it through an
+// external ArrayBuffer that is detached when the buffer is freed.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common.h"
+
+namespace vfio {
+
+namespace {
+
+// (size, hugePages) => DmaBuffer handle
+Napi::Value Alloc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double size = ArgNumber(info, 0, "size");
+  bool huge = info[1].ToBoolean();
+  if (!(size >= 1 && size <= 9007199254740991.0)) ThrowRange(env, "size must be a positive integer");
+  int flags = MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE;
+  if (huge) flags |= MAP_HUGETLB;
+  void* p = mmap(nullptr, static_cast<size_t>(size), PROT_READ | PROT_WRITE, flags, -1, 0);
+  if (p == MAP_FAILED) {
+    int err = errno;
+    ThrowErrno(env, err, "mmap", nullptr, huge ? "hugetlb" : "");
+  }
+  return WrapHandle(env, new MemoryHandle(GetAddon(env), p, static_cast<size_t>(size)), Kind::DmaBuffer);
+}
+
+MemoryHandle* Buf(const Napi::CallbackInfo& info) {
+  auto* m = Unwrap<MemoryHandle>(info[0], Kind::DmaBuffer, "DmaBuffer");
+  if (m->released()) ThrowErrno(info.Env(), EBADF, "mmap");
+  return m;
+}
+
+Napi::Value Buffer(const Napi::CallbackInfo& info) { return Buf(info)->ArrayBuffer(info.Env()); }
+
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  Unwrap<MemoryHandle>(info[0], Kind::DmaBuffer, "DmaBuffer")->Release();
+  return info.Env().Undefined();
+}
+
+Napi::Value PageSize(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
+}
+
+}  // namespace
+
+// The address and length of a DmaBuffer, for IOMMU_IOAS_MAP (used by iommufd.cc).
+bool DmaBufferSpan(const Napi::Value& v, void** addr, size_t* length) {
+  if (!HasKind(v.Env(), v, Kind::DmaBuffer)) return false;
+  auto* m = static_cast<MemoryHandle*>(v.As<Napi::External<void>>().Data());
+  if (m->released()) ThrowErrno(v.Env(), EBADF, "mmap");
+  *addr = m->block->addr;
+  *length = m->block->length;
+  return true;
+}
+
+void InitDmaBuffer(Napi::Env env, Napi::Object exports) {
+  auto fn = [&](const char* name, Napi::Function::Callback cb) { exports.Set(name, Napi::Function::New(env, cb, name)); };
+  fn("dmaAlloc", Alloc);
+  fn("dmaArrayBuffer", Buffer);
+  fn("dmaFree", Free);
+  fn("pageSize", PageSize);
+}
+
+}  // namespace vfio

@@ -1,0 +1,144 @@
+// Runs inside the lab guest as root (started by guest-init.sh): binds the test devices to
+// vfio-pci, creates the mtty mdev, writes the device manifest, runs the job's command with
+// its output on the console, and records the command's exit status for the host.
+
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const IO = '/run/vfio-lab';
+const PCI = '/sys/bus/pci/devices';
+const KINDS = { '0x1234:0x11e8': 'edu', '0x1b36:0x0010': 'nvme' };
+const MTTY_TYPE = '/sys/devices/virtual/mtty/mtty/mdev_supported_types/mtty-2';
+
+function log(message) {
+  process.stderr.write(`lab-guest: ${message}\n`);
+}
+
+function read(p) {
+  return fs.readFileSync(p, 'utf8').trim();
+}
+
+function sleep(ms) {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function waitFor(p, what) {
+  for (let i = 0; i < 200; i++) {
+    if (fs.existsSync(p)) return;
+    sleep(10);
+  }
+  throw new Error(`${what}: ${p} did not appear`);
+}
+
+/** The vfio cdev of a device's sysfs dir, or null when the kernel made none. */
+function cdevOf(sysDir) {
+  const vfioDev = path.join(sysDir, 'vfio-dev');
+  if (!fs.existsSync(vfioDev)) return null;
+  const name = fs.readdirSync(vfioDev).find((n) => /^vfio\d+$/.test(n));
+  if (!name || !fs.existsSync(path.join(vfioDev, name, 'dev'))) return null;
+  const node = `/dev/vfio/devices/${name}`;
+  waitFor(node, 'cdev node');
+  return node;
+}
+
+function groupOf(sysDir) {
+  const link = path.join(sysDir, 'iommu_group');
+  return fs.existsSync(link) ? Number(path.basename(fs.readlinkSync(link))) : null;
+}
+
+function bindToVfioPci(bdf) {
+  const dir = path.join(PCI, bdf);
+  const driverLink = path.join(dir, 'driver');
+  if (fs.existsSync(driverLink)) {
+    const driver = path.basename(fs.readlinkSync(driverLink));
+    if (driver === 'vfio-pci') return;
+    fs.writeFileSync(path.join(driverLink, 'unbind'), bdf);
+  }
+  fs.writeFileSync(path.join(dir, 'driver_override'), 'vfio-pci');
+  fs.writeFileSync('/sys/bus/pci/drivers_probe', bdf);
+  waitFor(path.join(dir, 'vfio-dev'), `binding ${bdf} to vfio-pci`);
+}
+
+function setupDevices() {
+  const devices = [];
+  for (const bdf of fs.readdirSync(PCI).sort()) {
+    const dir = path.join(PCI, bdf);
+    const kind = KINDS[`${read(path.join(dir, 'vendor'))}:${read(path.join(dir, 'device'))}`];
+    if (!kind) continue;
+    bindToVfioPci(bdf);
+    devices.push({
+      kind,
+      id: bdf,
+      bdf,
+      cdevPath: cdevOf(dir),
+      iommuGroup: groupOf(dir),
+      groupPath: `/dev/vfio/${groupOf(dir)}`,
+      sysfsPath: dir,
+    });
+  }
+  if (fs.existsSync(MTTY_TYPE)) {
+    const uuid = randomUUID();
+    fs.writeFileSync(path.join(MTTY_TYPE, 'create'), uuid);
+    const dir = `/sys/bus/mdev/devices/${uuid}`;
+    waitFor(path.join(dir, 'vfio-dev'), 'mtty vfio device');
+    const group = groupOf(dir);
+    devices.push({
+      kind: 'mtty',
+      id: uuid,
+      bdf: null,
+      cdevPath: cdevOf(dir),
+      iommuGroup: group,
+      groupPath: group === null ? null : `/dev/vfio/${group}`,
+      sysfsPath: fs.realpathSync(dir),
+    });
+  } else {
+    log(`no mtty parent at ${MTTY_TYPE}; the kernel lacks CONFIG_SAMPLE_VFIO_MDEV_MTTY`);
+  }
+  return devices;
+}
+
+function main() {
+  const job = JSON.parse(fs.readFileSync(path.join(IO, 'job.json'), 'utf8'));
+  let status = 1;
+  try {
+    const manifest = {
+      kernel: read('/proc/sys/kernel/osrelease'),
+      iommufd: fs.existsSync('/dev/iommu') ? '/dev/iommu' : null,
+      devices: setupDevices(),
+    };
+    const manifestPath = path.join(IO, 'manifest.json');
+    fs.writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));
+    const env = {
+      ...job.env,
+      HOME: '/root',
+      VFIO_LAB: '1',
+      VFIO_LAB_MANIFEST: manifestPath,
+      VFIO_LAB_KERNEL_RELEASE: manifest.kernel,
+    };
+    status = runCommand(job, env);
+  } catch (err) {
+    log(`setup failed: ${err && err.stack ? err.stack : err}`);
+    status = 125;
+  }
+  return status;
+}
+
+function runCommand(job, env) {
+  const [cmd, ...args] = job.argv;
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: job.cwd, env, stdio: 'inherit' });
+    child.on('error', (err) => {
+      log(`cannot run ${cmd}: ${err.message}`);
+      resolve(127);
+    });
+    child.on('exit', (code, signal) => {
+      resolve(code !== null ? code : 128 + (os.constants.signals[signal] || 0));
+    });
+  });
+}
+
+const status = await main();
+fs.writeFileSync(path.join(IO, 'status'), `${status}\n`);

@@ -1,0 +1,275 @@
+// Host-side helpers for the lab: the cache, Debian packages, and the lab kernel.
+// Used by test/lab/run.mjs; nothing here runs inside the guest.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const LAB_DIR = path.dirname(fileURLToPath(import.meta.url));
+export const REPO_DIR = path.resolve(LAB_DIR, '..', '..');
+const SOURCE_PACKAGE = 'linux-source-6.12';
+
+/** Print a lab message on stderr, prefixed so it stands out from guest output. */
+export function say(message) {
+  process.stderr.write(`lab: ${message}\n`);
+}
+
+/** Stop the lab with a message that says what went wrong and how to fix it. */
+export function fail(message, code = 1) {
+  process.stderr.write(`lab: error: ${message}\n`);
+  process.exit(code);
+}
+
+/** The cache directory, outside the repo: $VFIO_LAB_CACHE or ~/.cache/vfio-lab. */
+export function cacheDir() {
+  const base =
+    process.env.VFIO_LAB_CACHE ||
+    path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'vfio-lab');
+  fs.mkdirSync(base, { recursive: true });
+  return base;
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
+  if (r.error) throw r.error;
+  return r;
+}
+
+function isRoot() {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+function missingPackages(packages) {
+  return packages.filter((p) => {
+    const r = run('dpkg-query', ['-W', '-f=${Status}', p]);
+    return r.status !== 0 || !r.stdout.includes('install ok installed');
+  });
+}
+
+/**
+ * Make sure the given Debian packages are installed: install them when running as root,
+ * otherwise stop with the exact command to run.
+ */
+export function ensurePackages(packages, why) {
+  const missing = missingPackages(packages);
+  if (missing.length === 0) return;
+  const line = `apt-get install -y --no-install-recommends ${missing.join(' ')}`;
+  if (!isRoot()) {
+    fail(`the lab needs ${missing.join(', ')} (${why}); install them as root:\n    sudo ${line}`);
+  }
+  say(`installing ${missing.join(' ')} (${why})`);
+  let r = run('apt-get', ['install', '-y', '--no-install-recommends', ...missing], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+  if (r.status !== 0) {
+    say('apt-get install failed; refreshing the package lists once and retrying');
+    run('apt-get', ['update', '-q'], { stdio: 'inherit' });
+    r = run('apt-get', ['install', '-y', '--no-install-recommends', ...missing], {
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+  }
+  if (r.status !== 0) fail(`could not install ${missing.join(' ')}; run: ${line}`);
+}
+
+export const RUNTIME_PACKAGES = ['qemu-system-x86', 'busybox-static'];
+export const KERNEL_BUILD_PACKAGES = [
+  'bc', 'bison', 'flex', 'libelf-dev', 'libssl-dev', 'cpio', 'xz-utils', 'gcc', 'make',
+];
+
+/** The Debian version of linux-source-6.12 to build: $VFIO_LAB_KERNEL_VERSION or apt's candidate. */
+function sourceVersion() {
+  if (process.env.VFIO_LAB_KERNEL_VERSION) return process.env.VFIO_LAB_KERNEL_VERSION;
+  const r = run('apt-cache', ['show', '--no-all-versions', SOURCE_PACKAGE]);
+  const m = /^Version:\s*(\S+)/m.exec(r.stdout || '');
+  return m ? m[1] : null;
+}
+
+function fragmentText() {
+  return fs.readFileSync(path.join(LAB_DIR, 'kernel.config'), 'utf8');
+}
+
+/** Options the fragment requires, as `[name, value]`, value `'n'` for "is not set". */
+function requiredOptions(fragment) {
+  const out = [];
+  for (const line of fragment.split('\n')) {
+    let m = /^(CONFIG_\w+)=(.*)$/.exec(line.trim());
+    if (m) out.push([m[1], m[2]]);
+    m = /^# (CONFIG_\w+) is not set$/.exec(line.trim());
+    if (m) out.push([m[1], 'n']);
+  }
+  return out;
+}
+
+function checkConfig(configPath, fragment) {
+  const config = fs.readFileSync(configPath, 'utf8');
+  const bad = [];
+  for (const [name, value] of requiredOptions(fragment)) {
+    const has = new RegExp(`^${name}=(.*)$`, 'm').exec(config);
+    const actual = has ? has[1] : 'n';
+    if (actual !== value) bad.push(`${name} wanted ${value}, got ${actual}`);
+  }
+  return bad;
+}
+
+/** The cache key of the kernel: Debian source version + hash of the config fragment. */
+function kernelKey(version, fragment) {
+  const hash = createHash('sha256').update(fragment).digest('hex').slice(0, 12);
+  return `${version.replace(/[^A-Za-z0-9.+-]/g, '_')}-${hash}`;
+}
+
+function newestCachedKernel(kernelsDir, fragment) {
+  const hash = createHash('sha256').update(fragment).digest('hex').slice(0, 12);
+  if (!fs.existsSync(kernelsDir)) return null;
+  const hits = fs
+    .readdirSync(kernelsDir)
+    .filter((d) => d.endsWith(`-${hash}`) && fs.existsSync(path.join(kernelsDir, d, 'bzImage')))
+    .sort();
+  return hits.length ? path.join(kernelsDir, hits[hits.length - 1], 'bzImage') : null;
+}
+
+/**
+ * Return the path of a lab kernel, building it on first use. The built bzImage is cached
+ * under <cache>/kernels/<version>-<fragment hash>/, so later runs skip the build.
+ */
+export async function ensureKernel() {
+  if (process.env.VFIO_LAB_KERNEL) {
+    if (!fs.existsSync(process.env.VFIO_LAB_KERNEL)) {
+      fail(`VFIO_LAB_KERNEL=${process.env.VFIO_LAB_KERNEL} does not exist`);
+    }
+    return process.env.VFIO_LAB_KERNEL;
+  }
+  const cache = cacheDir();
+  const fragment = fragmentText();
+  const kernelsDir = path.join(cache, 'kernels');
+  const version = sourceVersion();
+  if (!version) {
+    const cached = newestCachedKernel(kernelsDir, fragment);
+    if (cached) return cached;
+    fail(
+      `apt does not know ${SOURCE_PACKAGE}; refresh the package lists as root (apt-get update) ` +
+        'or set VFIO_LAB_KERNEL to a bzImage built with test/lab/kernel.config',
+    );
+  }
+  const key = kernelKey(version, fragment);
+  const image = path.join(kernelsDir, key, 'bzImage');
+  if (fs.existsSync(image)) return image;
+
+  ensurePackages(KERNEL_BUILD_PACKAGES, 'to build the lab kernel');
+  say(`building the lab kernel ${SOURCE_PACKAGE} ${version} (first run only; about 6 minutes on 2 cores)`);
+  const started = Date.now();
+  const work = fs.mkdtempSync(path.join(cache, 'build-'));
+  try {
+    const tree = await fetchSource(cache, version, work);
+    await configure(tree, fragment);
+    await buildImage(tree);
+    const out = path.join(kernelsDir, key);
+    const tmp = `${out}.tmp-${process.pid}`;
+    fs.mkdirSync(tmp, { recursive: true });
+    fs.copyFileSync(path.join(tree, 'arch/x86/boot/bzImage'), path.join(tmp, 'bzImage'));
+    fs.copyFileSync(path.join(tree, '.config'), path.join(tmp, 'config'));
+    fs.rmSync(out, { recursive: true, force: true });
+    fs.renameSync(tmp, out);
+    say(`kernel built in ${Math.round((Date.now() - started) / 1000)} s, cached at ${out}`);
+    return image;
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function fetchSource(cache, version, work) {
+  const debs = path.join(cache, 'debs');
+  fs.mkdirSync(debs, { recursive: true });
+  const deb = fs
+    .readdirSync(debs)
+    .find((f) => f.startsWith(`${SOURCE_PACKAGE}_`) && f.includes(version.replace(/:/g, '%3a')));
+  let debPath = deb ? path.join(debs, deb) : null;
+  if (!debPath) {
+    say(`downloading ${SOURCE_PACKAGE}=${version} with apt-get download (~150 MB)`);
+    const r = run('apt-get', ['download', `${SOURCE_PACKAGE}=${version}`], { cwd: debs, stdio: 'inherit' });
+    if (r.status !== 0) fail(`apt-get download ${SOURCE_PACKAGE}=${version} failed`);
+    const found = fs.readdirSync(debs).find((f) => f.startsWith(`${SOURCE_PACKAGE}_`) && f.endsWith('.deb'));
+    if (!found) fail(`apt-get download left no ${SOURCE_PACKAGE} .deb in ${debs}`);
+    // Keep only the newest download to bound the cache size.
+    for (const f of fs.readdirSync(debs)) if (f !== found) fs.rmSync(path.join(debs, f), { force: true });
+    debPath = path.join(debs, found);
+  }
+  say('extracting the kernel source');
+  const pkgDir = path.join(work, 'pkg');
+  let r = run('dpkg-deb', ['-x', debPath, pkgDir], { stdio: 'inherit' });
+  if (r.status !== 0) fail(`dpkg-deb -x ${debPath} failed`);
+  const tarball = path.join(pkgDir, 'usr/src', `${SOURCE_PACKAGE}.tar.xz`);
+  r = run('tar', ['-xJf', tarball, '-C', work], { stdio: 'inherit' });
+  if (r.status !== 0) fail(`extracting ${tarball} failed`);
+  fs.rmSync(pkgDir, { recursive: true, force: true });
+  return path.join(work, SOURCE_PACKAGE);
+}
+
+function make(tree, args) {
+  const r = run('make', ['-s', ...args], { cwd: tree, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) fail(`make ${args.join(' ')} failed in ${tree}`);
+}
+
+async function configure(tree, fragment) {
+  make(tree, ['allnoconfig']);
+  const fragPath = path.join(tree, 'vfio-lab.config');
+  fs.writeFileSync(fragPath, fragment);
+  const r = run('scripts/kconfig/merge_config.sh', ['-m', '-O', tree, '.config', fragPath], {
+    cwd: tree,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  if (r.status !== 0) fail('merging test/lab/kernel.config failed');
+  make(tree, ['olddefconfig']);
+  const bad = checkConfig(path.join(tree, '.config'), fragment);
+  if (bad.length) fail(`the kernel config does not have what test/lab/kernel.config asks:\n  ${bad.join('\n  ')}`);
+}
+
+// The number of objects `make bzImage` compiles for this config, measured once; used only
+// to show a rough percentage while building.
+const EXPECTED_OBJECTS = 1500;
+
+function buildImage(tree) {
+  return new Promise((resolve) => {
+    const jobs = String(os.availableParallelism ? os.availableParallelism() : os.cpus().length);
+    const child = spawn('make', [`-j${jobs}`, 'bzImage'], { cwd: tree, stdio: ['ignore', 'pipe', 'pipe'] });
+    const started = Date.now();
+    let compiled = 0;
+    let tail = [];
+    let lastReport = 0;
+    const onLine = (line) => {
+      tail.push(line);
+      if (tail.length > 40) tail = tail.slice(-40);
+      if (/^\s+CC\s/.test(line)) compiled++;
+      const now = Date.now();
+      if (now - lastReport > 15000) {
+        lastReport = now;
+        const pct = Math.min(99, Math.round((compiled / EXPECTED_OBJECTS) * 100));
+        say(`building kernel: ${compiled} files compiled (~${pct}%), ${Math.round((now - started) / 1000)} s`);
+      }
+    };
+    for (const stream of [child.stdout, child.stderr]) {
+      let buf = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (d) => {
+        buf += d;
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          onLine(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+      });
+    }
+    child.on('close', (code) => {
+      if (code !== 0) {
+        process.stderr.write(tail.join('\n') + '\n');
+        fail(`make bzImage failed (exit ${code}); the last lines of its output are above`);
+      }
+      say(`building kernel: done, ${compiled} files compiled`);
+      resolve();
+    });
+  });
+}

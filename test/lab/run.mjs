@@ -1,0 +1,197 @@
+#!/usr/bin/env node
+// The vfio lab: boots the project's own kernel in QEMU (q35, emulated VT-d, two edu, one
+// nvme, an mtty mdev) with the host's / as the guest's read-only root, runs one command in
+// the guest, streams its output, and exits with the command's exit status.
+//
+//   node test/lab/run.mjs [--timeout SECONDS] [--] COMMAND [ARGS...]
+//   node test/lab/run.mjs --suite        # the kernel test suite, test/kernel/
+//
+// Environment: VFIO_LAB_TIMEOUT (seconds, default 900), VFIO_LAB_CACHE (cache dir),
+// VFIO_LAB_KERNEL (use this bzImage), VFIO_LAB_DMESG=1 (print the guest's dmesg after the run).
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { LAB_DIR, RUNTIME_PACKAGES, cacheDir, ensureKernel, ensurePackages, fail, say } from './host.mjs';
+
+const USAGE = 'usage: npm run lab -- [--timeout SECONDS] COMMAND [ARGS...]   |   node test/lab/run.mjs --suite';
+const EXIT_TIMEOUT = 124;
+const EXIT_NO_STATUS = 125;
+
+function parseArgs(argv) {
+  const opts = { timeout: Number(process.env.VFIO_LAB_TIMEOUT || 900), command: [] };
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') {
+      i++;
+      break;
+    } else if (a === '--suite') {
+      opts.command = [process.execPath, path.join(LAB_DIR, 'suite.mjs')];
+    } else if (a === '--timeout') {
+      opts.timeout = Number(argv[++i]);
+    } else if (a === '-h' || a === '--help') {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    } else {
+      break;
+    }
+  }
+  if (opts.command.length === 0) opts.command = argv.slice(i);
+  if (opts.command.length === 0) {
+    process.stderr.write(`${USAGE}\n`);
+    process.exit(2);
+  }
+  if (!(opts.timeout > 0)) fail(`--timeout must be a positive number of seconds`, 2);
+  return opts;
+}
+
+/** Resolve a command name on the host's PATH, so the guest runs the same program. */
+function resolveCommand(cmd) {
+  if (cmd.includes('/')) return path.resolve(cmd);
+  if (cmd === 'node') return process.execPath;
+  for (const dir of (process.env.PATH || '').split(':')) {
+    const p = path.join(dir, cmd);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  fail(`command not found on PATH: ${cmd}`, 127);
+}
+
+function nvmeImage() {
+  const img = path.join(cacheDir(), 'nvme.img');
+  if (!fs.existsSync(img)) {
+    const fd = fs.openSync(img, 'w');
+    fs.ftruncateSync(fd, 16 * 1024 * 1024);
+    fs.closeSync(fd);
+  }
+  return img;
+}
+
+function qemuArgs(kernel, ioDir) {
+  const append = [
+    'console=ttyS0',
+    'root=hostroot',
+    'rootfstype=9p',
+    'rootflags=trans=virtio,version=9p2000.L,cache=loose,msize=262144',
+    'ro',
+    `init=${path.join(LAB_DIR, 'guest-init.sh')}`,
+    'intel_iommu=on',
+    'panic=-1',
+    'quiet',
+    'loglevel=3',
+    `vfio_lab_node=${process.execPath}`,
+    `vfio_lab_dir=${LAB_DIR}`,
+  ].join(' ');
+  return [
+    '-machine', 'q35,accel=tcg',
+    '-cpu', 'max',
+    '-m', '2G',
+    '-smp', '2',
+    '-display', 'none',
+    '-monitor', 'none',
+    '-serial', 'stdio',
+    '-no-reboot',
+    '-device', 'intel-iommu,intremap=on',
+    '-kernel', kernel,
+    '-append', append,
+    '-fsdev', 'local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap',
+    '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
+    '-fsdev', `local,id=labio,path=${ioDir},security_model=none,multidevs=remap`,
+    '-device', 'virtio-9p-pci,fsdev=labio,mount_tag=labio',
+    '-device', 'edu',
+    '-device', 'edu',
+    '-drive', `file=${nvmeImage()},if=none,id=nvm,format=raw,file.locking=off`,
+    '-device', 'nvme,drive=nvm,serial=vfiolab',
+  ];
+}
+
+/** Environment passed to the guest command: the host's, minus what only makes sense here. */
+function guestEnv() {
+  const env = { ...process.env };
+  for (const k of ['DISPLAY', 'SSH_AUTH_SOCK', 'XDG_RUNTIME_DIR', 'INIT_CWD']) delete env[k];
+  return env;
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  ensurePackages(RUNTIME_PACKAGES, 'to boot the lab guest');
+  const kernel = await ensureKernel();
+  const ioDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-lab-'));
+  const argv = [resolveCommand(opts.command[0]), ...opts.command.slice(1)];
+  fs.writeFileSync(
+    path.join(ioDir, 'job.json'),
+    JSON.stringify({ argv, cwd: process.cwd(), env: guestEnv() }),
+  );
+
+  const started = Date.now();
+  const qemu = spawn('qemu-system-x86_64', qemuArgs(kernel, ioDir), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let panic = false;
+  let stderr = '';
+  let pending = '';
+  qemu.stdout.setEncoding('utf8');
+  qemu.stdout.on('data', (chunk) => {
+    const text = (pending + chunk).replace(/\r\n/g, '\n');
+    // Keep a trailing '\r' until the next chunk shows whether a '\n' follows.
+    pending = text.endsWith('\r') ? '\r' : '';
+    const out = pending ? text.slice(0, -1) : text;
+    if (/Kernel panic|end Kernel panic/.test(out)) panic = true;
+    process.stdout.write(out);
+  });
+  qemu.stderr.setEncoding('utf8');
+  qemu.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    qemu.kill('SIGKILL');
+  }, opts.timeout * 1000);
+  const forward = (sig) => () => {
+    qemu.kill('SIGKILL');
+    process.exit(128 + os.constants.signals[sig]);
+  };
+  process.on('SIGINT', forward('SIGINT'));
+  process.on('SIGTERM', forward('SIGTERM'));
+
+  const [code, signal] = await new Promise((resolve) => qemu.on('close', (c, s) => resolve([c, s])));
+  clearTimeout(timer);
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  if (pending) process.stdout.write(pending);
+
+  if (process.env.VFIO_LAB_DMESG === '1' && fs.existsSync(path.join(ioDir, 'dmesg.txt'))) {
+    process.stderr.write(`--- guest dmesg ---\n${fs.readFileSync(path.join(ioDir, 'dmesg.txt'), 'utf8')}--- end ---\n`);
+  }
+  const statusFile = path.join(ioDir, 'status');
+  const status = fs.existsSync(statusFile) ? Number(fs.readFileSync(statusFile, 'utf8').trim()) : null;
+  fs.rmSync(ioDir, { recursive: true, force: true });
+
+  if (timedOut) {
+    if (stderr) process.stderr.write(stderr);
+    fail(
+      `the guest did not finish within ${opts.timeout} s and was stopped (hung guest or command); ` +
+        'raise the limit with --timeout or VFIO_LAB_TIMEOUT if the command needs longer',
+      EXIT_TIMEOUT,
+    );
+  }
+  if (status === null || Number.isNaN(status)) {
+    if (stderr) process.stderr.write(`qemu: ${stderr}`);
+    const why = panic
+      ? 'the guest kernel panicked (see the console output above)'
+      : code !== 0
+        ? `qemu exited with ${code ?? signal}`
+        : 'the guest powered off without reporting the command status';
+    fail(`${why}; the command's exit status is unknown (${seconds} s)`, EXIT_NO_STATUS);
+  }
+  if (code !== 0 && stderr) process.stderr.write(`qemu: ${stderr}`);
+  say(`guest finished in ${seconds} s; command exit status ${status}`);
+  process.exit(status);
+}
+
+main().catch((err) => fail(err && err.stack ? err.stack : String(err)));
