@@ -1,6 +1,6 @@
 // Loads the C++ addon and types its raw surface. Internal: the public API is in the other
 // modules. Each native function is one syscall (or a grow-and-retry pair) on a tagged handle.
-import path from 'node:path';
+import * as path from 'node:path';
 import { makeNativeError } from './errors';
 
 /** An opaque, type-tagged native handle. */

@@ -34,4 +34,6 @@ echo 16 > /proc/sys/vm/nr_hugepages 2>/dev/null
 $B chroot $NEW "$vfio_lab_node" "$vfio_lab_dir/guest.mjs"
 $B dmesg > $NEW/run/vfio-lab/dmesg.txt 2>/dev/null
 $B sync
+# Quiet the kernel's own "Power down" line.
+echo 0 > /proc/sys/kernel/printk 2>/dev/null
 $B poweroff -f

@@ -115,6 +115,11 @@ function qemuArgs(kernel, ioDir) {
 function guestEnv() {
   const env = { ...process.env };
   for (const k of ['DISPLAY', 'SSH_AUTH_SOCK', 'XDG_RUNTIME_DIR', 'INIT_CWD']) delete env[k];
+  // The guest's stdout is a serial tty; colour only if the host's own stdout is a terminal.
+  if (!process.stdout.isTTY && env.FORCE_COLOR === undefined) {
+    env.NO_COLOR = '1';
+    env.NODE_DISABLE_COLORS = '1';
+  }
   return env;
 }
 

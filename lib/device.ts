@@ -1,0 +1,817 @@
+import { describe, optionsObject, toIndex, toU64Value, toUint } from './args';
+import { constants as C } from './constants';
+import { EBADF, EINVAL, VfioError, VfioStateError } from './errors';
+import { Interrupts } from './interrupts';
+import { Hwpt, IoAddressSpace, Iommufd } from './iommufd';
+import { native, type NativeHandle } from './native';
+import { cdevPathFor, isBdf, isMdevUuid } from './sysfs';
+
+/** The device fd's state, mirroring the kernel: a cdev fd starts blocked until bound. */
+export type DeviceState = 'blocked' | 'bound' | 'attached' | 'closed';
+
+/** Options of {@link VfioDevice.open}. */
+export interface DeviceOpenOptions {
+  /**
+   * Refuse calls the kernel would refuse in the current state with a VfioStateError before any
+   * syscall (default true). With false, every call reaches the kernel and its errno comes back.
+   */
+  checks?: boolean;
+}
+
+/** Options of {@link VfioDevice.fromFd}. */
+export interface DeviceFromFdOptions extends DeviceOpenOptions {
+  /** Close the fd on close() (default false). */
+  own?: boolean;
+  /** The fd is already bound (a cdev bound elsewhere, or a group-path device fd). Default false. */
+  bound?: boolean;
+}
+
+/** A capability from a VFIO info capability chain. */
+export interface InfoCapability {
+  id: number;
+  version: number;
+  /** The capability's bytes after its 8-byte header. */
+  data: Uint8Array;
+}
+
+/** VFIO_DEVICE_GET_INFO. */
+export interface DeviceInfo {
+  flags: number;
+  numRegions: number;
+  numIrqs: number;
+  /** VFIO_DEVICE_FLAGS_RESET: reset() is supported. */
+  canReset: boolean;
+  /** VFIO_DEVICE_FLAGS_PCI. */
+  isPci: boolean;
+  caps: InfoCapability[];
+}
+
+/** VFIO_DEVICE_GET_REGION_INFO. */
+export interface RegionInfo {
+  index: number;
+  /** Size in bytes. */
+  size: number;
+  /** The region's offset in the device fd, for pread/pwrite/mmap. */
+  offset: bigint;
+  flags: number;
+  readable: boolean;
+  writable: boolean;
+  mmappable: boolean;
+  /** Only these parts may be mmapped (VFIO_REGION_INFO_CAP_SPARSE_MMAP). */
+  sparseAreas?: Array<{ offset: number; size: number }>;
+  /** VFIO_REGION_INFO_CAP_TYPE, for device-specific regions. */
+  type?: { type: number; subtype: number };
+  /** VFIO_REGION_INFO_CAP_MSIX_MAPPABLE: the MSI-X table in this BAR may be mmapped. */
+  msixMappable?: boolean;
+}
+
+/** VFIO_DEVICE_GET_IRQ_INFO. */
+export interface IrqInfo {
+  index: number;
+  count: number;
+  eventfd: boolean;
+  maskable: boolean;
+  automasked: boolean;
+  noresize: boolean;
+}
+
+/** What the kernel answered to each call on a blocked cdev fd. */
+export interface ProbeReport {
+  ioctl: string;
+  read: string;
+  write: string;
+  mmap: string;
+}
+
+/** A device that must reset together with this one (VFIO_DEVICE_GET_PCI_HOT_RESET_INFO). */
+export interface HotResetDevice {
+  bdf: string;
+  /** The devid in this iommufd (cdev form), or null if the device is not opened by it. */
+  devId: number | null;
+  /** The IOMMU group id (group form). */
+  groupId: number | null;
+}
+
+/** VFIO_DEVICE_GET_PCI_HOT_RESET_INFO. */
+export interface HotResetInfo {
+  flags: number;
+  /** All affected devices are owned by this iommufd (DEV_ID_OWNED). */
+  owned: boolean;
+  devices: HotResetDevice[];
+}
+
+/** Options of {@link VfioDevice.feature}. */
+export interface FeatureOptions {
+  get?: boolean;
+  set?: boolean;
+  probe?: boolean;
+  /** Argument bytes; filled in by the kernel for GET. */
+  data?: Uint8Array;
+}
+
+/** Interrupt index names accepted by {@link VfioDevice.enableIrq}. */
+export type IrqIndexName = 'intx' | 'msi' | 'msix' | 'err' | 'req';
+
+const IRQ_NAMES: Record<IrqIndexName, number> = { intx: 0, msi: 1, msix: 2, err: 3, req: 4 };
+const U32 = 0xffffffff;
+
+function closedError(syscall: string, ioctl?: string, path?: string): VfioStateError {
+  return new VfioStateError('ERR_VFIO_CLOSED', EBADF, syscall, 'the device is closed', {
+    ...(ioctl ? { ioctl } : {}),
+    ...(path ? { path } : {}),
+  });
+}
+
+function parseCaps(raw: Uint8Array, first: number): InfoCapability[] {
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const caps: InfoCapability[] = [];
+  const seen = new Set<number>();
+  let off = first;
+  while (off !== 0 && off + 8 <= raw.length && !seen.has(off) && caps.length < 64) {
+    seen.add(off);
+    const id = view.getUint16(off, true);
+    const version = view.getUint16(off + 2, true);
+    const next = view.getUint32(off + 4, true);
+    const end = next > off && next <= raw.length ? next : raw.length;
+    caps.push({ id, version, data: raw.slice(off + 8, end) });
+    off = next;
+  }
+  return caps;
+}
+
+function uuidBytes(uuid: string): Uint8Array {
+  if (typeof uuid !== 'string' || !isMdevUuid(uuid)) {
+    throw new TypeError(`vfToken must be a UUID string, got ${describe(uuid)}`);
+  }
+  return Uint8Array.from(Buffer.from(uuid.replace(/-/g, ''), 'hex'));
+}
+
+/** A child resource the device closes with itself. */
+interface Child {
+  _dispose(): void;
+}
+
+/**
+ * A VFIO device opened through its cdev (`/dev/vfio/devices/vfioN`). The fd starts
+ * `'blocked'`: until bind() succeeds the kernel answers EINVAL to everything else, and this
+ * class refuses such calls up front with a VfioStateError (unless `checks: false`).
+ */
+export class VfioDevice {
+  /** The cdev path, when opened by path. */
+  readonly path: string | null;
+  #handle: NativeHandle | null;
+  #state: DeviceState;
+  #checks: boolean;
+  #fromGroup: boolean;
+  #devId: number | null = null;
+  #ptId: number | null = null;
+  #iommufd: Iommufd | null = null;
+  #ioas: IoAddressSpace | null = null;
+  #info: DeviceInfo | null = null;
+  #config: PciConfig | null = null;
+  #children = new Set<Child>();
+
+  private constructor(handle: NativeHandle, path: string | null, state: DeviceState, checks: boolean, fromGroup: boolean) {
+    this.#handle = handle;
+    this.path = path;
+    this.#state = state;
+    this.#checks = checks;
+    this.#fromGroup = fromGroup;
+  }
+
+  /** Open a device by PCI address (`'0000:00:03.0'`), mdev UUID, or cdev path. */
+  static open(bdfOrPath: string, options?: DeviceOpenOptions): VfioDevice {
+    if (typeof bdfOrPath !== 'string') throw new TypeError(`bdfOrPath must be a string, got ${describe(bdfOrPath)}`);
+    const opts = optionsObject(options, 'options');
+    const path = isBdf(bdfOrPath) || isMdevUuid(bdfOrPath) ? cdevPathFor(bdfOrPath) : bdfOrPath;
+    return new VfioDevice(native.deviceOpen(path), path, 'blocked', opts.checks !== false, false);
+  }
+
+  /** Wrap a device fd opened elsewhere (fd passing from a privileged helper, for example). */
+  static fromFd(fd: number, options?: DeviceFromFdOptions): VfioDevice {
+    toIndex(fd, 'fd', 0x7fffffff);
+    const opts = optionsObject(options, 'options');
+    const h = native.deviceFromFd(fd, opts.own === true);
+    return new VfioDevice(h, null, opts.bound ? 'bound' : 'blocked', opts.checks !== false, false);
+  }
+
+  /** @internal A device fd from VFIO_GROUP_GET_DEVICE_FD: never blocked, cannot bind. */
+  static _fromGroupFd(fd: number, name: string): VfioDevice {
+    return new VfioDevice(native.deviceFromFd(fd, true, name), null, 'bound', true, true);
+  }
+
+  /** `'blocked' | 'bound' | 'attached' | 'closed'`. */
+  get state(): DeviceState {
+    return this.#state;
+  }
+
+  /** The devid from bind(), or null before. */
+  get devId(): number | null {
+    return this.#devId;
+  }
+
+  /** The page table id from the last attach() (an auto HWPT for an IOAS on vfio-pci), or null. */
+  get ptId(): number | null {
+    return this.#ptId;
+  }
+
+  /** The file descriptor. */
+  get fd(): number {
+    if (!this.#handle) throw closedError('fcntl', undefined, this.path ?? undefined);
+    return native.deviceFd(this.#handle);
+  }
+
+  /** Whether state checks are on. */
+  get checks(): boolean {
+    return this.#checks;
+  }
+
+  /** @internal The native handle for a call that needs a bound fd. */
+  _handle(syscall: string, ioctl?: string): NativeHandle {
+    if (!this.#handle) throw closedError(syscall, ioctl, this.path ?? undefined);
+    if (this.#checks && this.#state === 'blocked') {
+      throw new VfioStateError(
+        'ERR_VFIO_NOT_BOUND',
+        EINVAL,
+        syscall,
+        `${ioctl ?? syscall} on a cdev fd that is not bound yet; call bind(iommufd) first ` +
+          '(the kernel answers EINVAL to everything before VFIO_DEVICE_BIND_IOMMUFD)',
+        { ...(ioctl ? { ioctl } : {}), ...(this.path ? { path: this.path } : {}) },
+      );
+    }
+    return this.#handle;
+  }
+
+  /** @internal */
+  _forget(child: object): void {
+    this.#children.delete(child as Child);
+  }
+
+  /** VFIO_DEVICE_BIND_IOMMUFD: bind to an iommufd and return the devid. There is no unbind. */
+  bind(iommufd: Iommufd, options?: { vfToken?: string }): number {
+    const ioctl = 'VFIO_DEVICE_BIND_IOMMUFD';
+    if (!this.#handle) throw closedError('ioctl', ioctl, this.path ?? undefined);
+    if (!(iommufd instanceof Iommufd)) throw new TypeError(`iommufd must be an Iommufd, got ${describe(iommufd)}`);
+    const opts = optionsObject(options, 'options');
+    const token = opts.vfToken === undefined ? null : uuidBytes(opts.vfToken);
+    if (this.#checks && this.#state !== 'blocked') {
+      throw new VfioStateError(
+        'ERR_VFIO_ALREADY_BOUND',
+        EINVAL,
+        'ioctl',
+        this.#fromGroup
+          ? 'a device fd from the group path is never blocked and cannot be bound to an iommufd'
+          : 'the device is already bound; a bound fd stays bound until close()',
+        { ioctl, ...(this.path ? { path: this.path } : {}) },
+      );
+    }
+    const devId = native.deviceBind(this.#handle, iommufd.fd, token);
+    this.#devId = devId;
+    this.#iommufd = iommufd;
+    if (this.#state === 'blocked') this.#state = 'bound';
+    return devId;
+  }
+
+  /**
+   * VFIO_DEVICE_ATTACH_IOMMUFD_PT: attach to an IOAS or HWPT (attaching again replaces).
+   * Returns the page table id the kernel reports.
+   */
+  attach(target: IoAddressSpace | Hwpt | number, options?: { pasid?: number }): number {
+    const h = this._handle('ioctl', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT');
+    const id = target instanceof IoAddressSpace || target instanceof Hwpt ? target.id : toIndex(target, 'target', U32);
+    const opts = optionsObject(options, 'options');
+    const pasid = opts.pasid === undefined ? -1 : toIndex(opts.pasid, 'options.pasid', 0xfffff);
+    const ptId = native.deviceAttach(h, id, pasid);
+    if (pasid < 0) {
+      this.#ioas?._invalidate();
+      this.#ioas = target instanceof IoAddressSpace ? target : null;
+      this.#ioas?._invalidate();
+      this.#ptId = ptId;
+      if (this.#state === 'bound') this.#state = 'attached';
+    }
+    return ptId;
+  }
+
+  /** VFIO_DEVICE_DETACH_IOMMUFD_PT: DMA is blocked again. */
+  detach(options?: { pasid?: number }): void {
+    const h = this._handle('ioctl', 'VFIO_DEVICE_DETACH_IOMMUFD_PT');
+    const opts = optionsObject(options, 'options');
+    const pasid = opts.pasid === undefined ? -1 : toIndex(opts.pasid, 'options.pasid', 0xfffff);
+    native.deviceDetach(h, pasid);
+    if (pasid < 0) {
+      this.#ioas?._invalidate();
+      this.#ioas = null;
+      this.#ptId = null;
+      if (this.#state === 'attached') this.#state = 'bound';
+    }
+  }
+
+  /**
+   * On a blocked cdev fd, issue GET_INFO, pread, pwrite and mmap for real and report the errno
+   * name the kernel returned for each (`'OK'` if one succeeded). Expected: all `'EINVAL'`.
+   * The read and write are zero-length and the mmap is undone, so nothing reaches the device.
+   */
+  probeBlocked(): ProbeReport {
+    if (!this.#handle) throw closedError('ioctl', 'VFIO_DEVICE_GET_INFO', this.path ?? undefined);
+    if (this.#state !== 'blocked') {
+      throw new VfioStateError('ERR_VFIO_ALREADY_BOUND', EINVAL, 'ioctl',
+        'probeBlocked() needs a cdev fd that is not bound yet', this.path ? { path: this.path } : {});
+    }
+    const h = this.#handle;
+    const answer = (fn: () => void): string => {
+      try {
+        fn();
+        return 'OK';
+      } catch (err) {
+        if (err instanceof VfioError) return err.code;
+        throw err;
+      }
+    };
+    return {
+      ioctl: answer(() => void native.deviceGetInfo(h)),
+      read: answer(() => void native.devicePreadInto(h, 0, new Uint8Array(0))),
+      write: answer(() => void native.devicePwrite(h, 0, new Uint8Array(0))),
+      mmap: answer(() => native.mappingClose(native.deviceMmap(h, 0, native.pageSize(), false))),
+    };
+  }
+
+  /** VFIO_DEVICE_GET_INFO. */
+  info(): DeviceInfo {
+    const raw = native.deviceGetInfo(this._handle('ioctl', 'VFIO_DEVICE_GET_INFO'));
+    const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const flags = v.getUint32(4, true);
+    const capOffset = v.getUint32(16, true);
+    const info: DeviceInfo = {
+      flags,
+      numRegions: v.getUint32(8, true),
+      numIrqs: v.getUint32(12, true),
+      canReset: (flags & C.VFIO_DEVICE_FLAGS_RESET) !== 0,
+      isPci: (flags & C.VFIO_DEVICE_FLAGS_PCI) !== 0,
+      caps: flags & C.VFIO_DEVICE_FLAGS_CAPS ? parseCaps(raw, capOffset) : [],
+    };
+    this.#info = info;
+    return info;
+  }
+
+  /** VFIO_DEVICE_GET_REGION_INFO, with its capability chain decoded. */
+  regionInfo(index: number): RegionInfo {
+    toIndex(index, 'index', U32);
+    const raw = native.deviceGetRegionInfo(this._handle('ioctl', 'VFIO_DEVICE_GET_REGION_INFO'), index);
+    const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const flags = v.getUint32(4, true);
+    const size = v.getBigUint64(16, true);
+    const info: RegionInfo = {
+      index,
+      size: Number(size),
+      offset: v.getBigUint64(24, true),
+      flags,
+      readable: (flags & C.VFIO_REGION_INFO_FLAG_READ) !== 0,
+      writable: (flags & C.VFIO_REGION_INFO_FLAG_WRITE) !== 0,
+      mmappable: (flags & C.VFIO_REGION_INFO_FLAG_MMAP) !== 0,
+    };
+    if (flags & C.VFIO_REGION_INFO_FLAG_CAPS) {
+      for (const cap of parseCaps(raw, v.getUint32(12, true))) {
+        const d = new DataView(cap.data.buffer, cap.data.byteOffset, cap.data.byteLength);
+        if (cap.id === C.VFIO_REGION_INFO_CAP_SPARSE_MMAP && d.byteLength >= 8) {
+          const n = d.getUint32(0, true);
+          info.sparseAreas = [];
+          for (let i = 0; i < n && 8 + 16 * (i + 1) <= d.byteLength; i++) {
+            info.sparseAreas.push({
+              offset: Number(d.getBigUint64(8 + 16 * i, true)),
+              size: Number(d.getBigUint64(16 + 16 * i, true)),
+            });
+          }
+        } else if (cap.id === C.VFIO_REGION_INFO_CAP_TYPE && d.byteLength >= 8) {
+          info.type = { type: d.getUint32(0, true), subtype: d.getUint32(4, true) };
+        } else if (cap.id === C.VFIO_REGION_INFO_CAP_MSIX_MAPPABLE) {
+          info.msixMappable = true;
+        }
+      }
+    }
+    return info;
+  }
+
+  /** VFIO_DEVICE_GET_IRQ_INFO. */
+  irqInfo(index: number): IrqInfo {
+    toIndex(index, 'index', U32);
+    const h = this._handle('ioctl', 'VFIO_DEVICE_GET_IRQ_INFO');
+    // Some drivers (mtty) size their IRQ table from a previous GET_INFO.
+    if (!this.#info) this.info();
+    const [flags, count] = native.deviceGetIrqInfo(h, index);
+    return {
+      index,
+      count,
+      eventfd: (flags & C.VFIO_IRQ_INFO_EVENTFD) !== 0,
+      maskable: (flags & C.VFIO_IRQ_INFO_MASKABLE) !== 0,
+      automasked: (flags & C.VFIO_IRQ_INFO_AUTOMASKED) !== 0,
+      noresize: (flags & C.VFIO_IRQ_INFO_NORESIZE) !== 0,
+    };
+  }
+
+  /** Access one region through pread/pwrite (and mmap, via `.map()`). */
+  region(index: number): Region {
+    return new Region(this, this.regionInfo(index));
+  }
+
+  /** PCI config space (region 7), with typed accessors. */
+  get config(): PciConfig {
+    if (!this.#config || this.#handle === null) {
+      this.#config = new PciConfig(this.region(C.VFIO_PCI_CONFIG_REGION_INDEX));
+    }
+    return this.#config;
+  }
+
+  /** Route an IRQ index to eventfds watched on the event loop. */
+  enableIrq(index: number | IrqIndexName, options?: { count?: number; start?: number }): Interrupts {
+    let idx: number;
+    if (typeof index === 'string') {
+      idx = IRQ_NAMES[index as IrqIndexName];
+      if (idx === undefined) throw new TypeError(`index must be a number or one of intx, msi, msix, err, req; got ${describe(index)}`);
+    } else {
+      idx = toIndex(index, 'index', U32);
+    }
+    const opts = optionsObject(options, 'options');
+    const count = toIndex(opts.count ?? 1, 'options.count', 2048);
+    const start = toIndex(opts.start ?? 0, 'options.start', 2048);
+    if (count === 0) throw new RangeError('options.count must be at least 1 (use disable() to turn interrupts off)');
+    this._handle('ioctl', 'VFIO_DEVICE_SET_IRQS');
+    if (!this.#info && this.#state !== 'blocked') this.info();
+    const irqs = new Interrupts(this, idx, start, count);
+    this.#children.add(irqs);
+    return irqs;
+  }
+
+  /** VFIO_DEVICE_RESET (see `info().canReset`). */
+  reset(): void {
+    native.deviceReset(this._handle('ioctl', 'VFIO_DEVICE_RESET'));
+  }
+
+  /** VFIO_DEVICE_GET_PCI_HOT_RESET_INFO. */
+  hotResetInfo(): HotResetInfo {
+    const raw = native.deviceHotResetInfo(this._handle('ioctl', 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO'));
+    const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const flags = v.getUint32(4, true);
+    const count = v.getUint32(8, true);
+    const byDevId = (flags & C.VFIO_PCI_HOT_RESET_FLAG_DEV_ID) !== 0;
+    const devices: HotResetDevice[] = [];
+    for (let i = 0; i < count && 12 + 8 * (i + 1) <= raw.length; i++) {
+      const o = 12 + 8 * i;
+      const id = v.getInt32(o, true);
+      const seg = v.getUint16(o + 4, true);
+      const bus = v.getUint8(o + 6);
+      const devfn = v.getUint8(o + 7);
+      const hex = (n: number, w: number): string => n.toString(16).padStart(w, '0');
+      devices.push({
+        bdf: `${hex(seg, 4)}:${hex(bus, 2)}:${hex(devfn >> 3, 2)}.${devfn & 7}`,
+        devId: byDevId ? (id === -1 ? null : id) : null,
+        groupId: byDevId ? null : id,
+      });
+    }
+    return { flags, owned: (flags & C.VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED) !== 0, devices };
+  }
+
+  /** VFIO_DEVICE_PCI_HOT_RESET, cdev form (ownership is checked through the iommufd). */
+  hotReset(): void {
+    native.deviceHotReset(this._handle('ioctl', 'VFIO_DEVICE_PCI_HOT_RESET'), new Int32Array(0));
+  }
+
+  /** VFIO_DEVICE_FEATURE: probe, get or set feature `feature`; returns the (GET-filled) data. */
+  feature(feature: number, options?: FeatureOptions): Uint8Array {
+    toIndex(feature, 'feature', C.VFIO_DEVICE_FEATURE_MASK);
+    const opts = optionsObject(options, 'options');
+    const data = opts.data ?? new Uint8Array(0);
+    if (!(data instanceof Uint8Array)) throw new TypeError(`options.data must be a Uint8Array, got ${describe(data)}`);
+    const flags = feature | (opts.get ? C.VFIO_DEVICE_FEATURE_GET : 0) | (opts.set ? C.VFIO_DEVICE_FEATURE_SET : 0) |
+      (opts.probe || (!opts.get && !opts.set) ? C.VFIO_DEVICE_FEATURE_PROBE : 0);
+    native.deviceFeature(this._handle('ioctl', 'VFIO_DEVICE_FEATURE'), flags, data);
+    return data;
+  }
+
+  /** The iommufd this device was bound to, if any. */
+  get iommufd(): Iommufd | null {
+    return this.#iommufd;
+  }
+
+  /**
+   * Close the fd: the kernel disables IRQs, detaches and unbinds. Mapped regions and
+   * interrupts of this device are closed too. Idempotent.
+   */
+  close(): void {
+    if (!this.#handle) return;
+    for (const child of [...this.#children]) child._dispose();
+    this.#children.clear();
+    native.deviceClose(this.#handle);
+    this.#handle = null;
+    this.#state = 'closed';
+    this.#ioas?._invalidate();
+    this.#ioas = null;
+    this.#config = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** @internal */
+  _adopt(child: Child): void {
+    this.#children.add(child);
+  }
+}
+
+type Width = 1 | 2 | 4 | 8;
+
+function checkAccess(offset: unknown, width: Width, size: number, what: string): number {
+  const off = toIndex(offset, 'offset');
+  if (off + width > size) {
+    throw new RangeError(`offset ${off} + ${width} is outside ${what} (size ${size})`);
+  }
+  if (off % width !== 0) throw new RangeError(`offset ${off} is not aligned to the access width ${width}`);
+  return off;
+}
+
+/** One region of a device, accessed with pread/pwrite of exactly the requested width. */
+export class Region {
+  readonly index: number;
+  readonly size: number;
+  /** The region's offset in the device fd. */
+  readonly offset: bigint;
+  readonly info: RegionInfo;
+  #device: VfioDevice;
+  #base: number;
+
+  /** @internal Use `device.region(index)`. */
+  constructor(device: VfioDevice, info: RegionInfo) {
+    this.#device = device;
+    this.info = info;
+    this.index = info.index;
+    this.size = info.size;
+    this.offset = info.offset;
+    if (info.offset > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError('region offset beyond 2^53');
+    this.#base = Number(info.offset);
+  }
+
+  #h(syscall: string): NativeHandle {
+    return this.#device._handle(syscall);
+  }
+
+  #at(offset: unknown, width: Width): number {
+    return this.#base + checkAccess(offset, width, this.size, `region ${this.index}`);
+  }
+
+  read8(offset: number): number {
+    const at = this.#at(offset, 1);
+    return native.deviceRead8(this.#h('pread'), at);
+  }
+  read16(offset: number): number {
+    const at = this.#at(offset, 2);
+    return native.deviceRead16(this.#h('pread'), at);
+  }
+  read32(offset: number): number {
+    const at = this.#at(offset, 4);
+    return native.deviceRead32(this.#h('pread'), at);
+  }
+  read64(offset: number): bigint {
+    const at = this.#at(offset, 8);
+    return native.deviceRead64(this.#h('pread'), at);
+  }
+  write8(offset: number, value: number): void {
+    const at = this.#at(offset, 1);
+    native.deviceWrite8(this.#h('pwrite'), at, toUint(value, 'value', 8));
+  }
+  write16(offset: number, value: number): void {
+    const at = this.#at(offset, 2);
+    native.deviceWrite16(this.#h('pwrite'), at, toUint(value, 'value', 16));
+  }
+  write32(offset: number, value: number): void {
+    const at = this.#at(offset, 4);
+    native.deviceWrite32(this.#h('pwrite'), at, toUint(value, 'value', 32));
+  }
+  write64(offset: number, value: bigint): void {
+    const at = this.#at(offset, 8);
+    native.deviceWrite64(this.#h('pwrite'), at, toU64Value(value, 'value'));
+  }
+
+  /** Read `length` bytes with one pread (the kernel splits it into aligned accesses). */
+  read(offset: number, length: number): Uint8Array {
+    const off = toIndex(offset, 'offset');
+    toIndex(length, 'length');
+    if (off + length > this.size) throw new RangeError(`offset ${off} + length ${length} is outside region ${this.index} (size ${this.size})`);
+    const out = new Uint8Array(length);
+    const n = native.devicePreadInto(this.#h('pread'), this.#base + off, out);
+    return n === length ? out : out.subarray(0, n);
+  }
+
+  /** Write bytes with one pwrite; returns the number written. */
+  write(offset: number, bytes: Uint8Array): number {
+    const off = toIndex(offset, 'offset');
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`bytes must be a Uint8Array, got ${describe(bytes)}`);
+    if (off + bytes.length > this.size) {
+      throw new RangeError(`offset ${off} + length ${bytes.length} is outside region ${this.index} (size ${this.size})`);
+    }
+    return native.devicePwrite(this.#h('pwrite'), this.#base + off, bytes);
+  }
+
+  /** mmap the region (or its sparse areas). Fails clearly for a region that cannot be mmapped. */
+  map(): MappedRegion {
+    const h = this.#h('mmap');
+    if (!this.info.mmappable && this.#device.checks) {
+      throw new VfioError({
+        errno: EINVAL, syscall: 'mmap', code: 'ERR_VFIO_NOT_MMAPPABLE',
+        ...(this.#device.path ? { path: this.#device.path } : {}),
+        message: `ERR_VFIO_NOT_MMAPPABLE: region ${this.index} cannot be mmapped (its driver does not set ` +
+          'VFIO_REGION_INFO_FLAG_MMAP); use read*/write*, which go through pread/pwrite',
+      });
+    }
+    const page = native.pageSize();
+    const areas = this.info.sparseAreas ?? [{ offset: 0, size: this.size }];
+    const mapped: MappedArea[] = [];
+    try {
+      for (const a of areas) {
+        if (a.size === 0) continue;
+        const len = Math.ceil(a.size / page) * page;
+        mapped.push({ offset: a.offset, size: a.size, handle: native.deviceMmap(h, this.#base + a.offset, len, this.info.writable) });
+      }
+    } catch (err) {
+      for (const m of mapped) native.mappingClose(m.handle);
+      throw err;
+    }
+    const region = new MappedRegion(this.index, this.size, mapped, this.#device);
+    this.#device._adopt(region);
+    return region;
+  }
+}
+
+interface MappedArea {
+  offset: number;
+  size: number;
+  handle: NativeHandle;
+}
+
+/**
+ * An mmapped region. Every access is one volatile load or store of exactly that width, done in
+ * native code; there is no DataView over device memory, so no access is split or merged.
+ */
+export class MappedRegion {
+  readonly index: number;
+  readonly size: number;
+  #areas: MappedArea[] | null;
+  #device: VfioDevice;
+
+  /** @internal */
+  constructor(index: number, size: number, areas: MappedArea[], device: VfioDevice) {
+    this.index = index;
+    this.size = size;
+    this.#areas = areas;
+    this.#device = device;
+  }
+
+  /** The mmapped parts, as offsets in the region. */
+  get areas(): Array<{ offset: number; size: number }> {
+    return (this.#areas ?? []).map(({ offset, size }) => ({ offset, size }));
+  }
+
+  get closed(): boolean {
+    return this.#areas === null;
+  }
+
+  #at(offset: unknown, width: Width): [NativeHandle, number] {
+    if (!this.#areas) {
+      throw new VfioStateError('ERR_VFIO_CLOSED', EBADF, 'mmap', `the mapping of region ${this.index} is closed`);
+    }
+    const off = checkAccess(offset, width, this.size, `region ${this.index}`);
+    const areas = this.#areas;
+    for (let i = 0; i < areas.length; i++) {
+      const a = areas[i]!;
+      if (off >= a.offset && off + width <= a.offset + a.size) return [a.handle, off - a.offset];
+    }
+    throw new RangeError(`offset ${off} of region ${this.index} is not in an mmapped (sparse) area`);
+  }
+
+  read8(offset: number): number {
+    const [h, o] = this.#at(offset, 1);
+    return native.mappingRead8(h, o);
+  }
+  read16(offset: number): number {
+    const [h, o] = this.#at(offset, 2);
+    return native.mappingRead16(h, o);
+  }
+  read32(offset: number): number {
+    const [h, o] = this.#at(offset, 4);
+    return native.mappingRead32(h, o);
+  }
+  read64(offset: number): bigint {
+    const [h, o] = this.#at(offset, 8);
+    return native.mappingRead64(h, o);
+  }
+  write8(offset: number, value: number): void {
+    const [h, o] = this.#at(offset, 1);
+    native.mappingWrite8(h, o, toUint(value, 'value', 8));
+  }
+  write16(offset: number, value: number): void {
+    const [h, o] = this.#at(offset, 2);
+    native.mappingWrite16(h, o, toUint(value, 'value', 16));
+  }
+  write32(offset: number, value: number): void {
+    const [h, o] = this.#at(offset, 4);
+    native.mappingWrite32(h, o, toUint(value, 'value', 32));
+  }
+  write64(offset: number, value: bigint): void {
+    const [h, o] = this.#at(offset, 8);
+    native.mappingWrite64(h, o, toU64Value(value, 'value'));
+  }
+
+  /** munmap. Idempotent. */
+  close(): void {
+    this._dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this._dispose();
+  }
+
+  /** @internal */
+  _dispose(): void {
+    if (!this.#areas) return;
+    for (const a of this.#areas) native.mappingClose(a.handle);
+    this.#areas = null;
+    this.#device._forget(this);
+  }
+}
+
+/** PCI config space (VFIO region 7). */
+export class PciConfig {
+  readonly region: Region;
+
+  /** @internal */
+  constructor(region: Region) {
+    this.region = region;
+  }
+
+  read8(offset: number): number {
+    return this.region.read8(offset);
+  }
+  read16(offset: number): number {
+    return this.region.read16(offset);
+  }
+  read32(offset: number): number {
+    return this.region.read32(offset);
+  }
+  write8(offset: number, value: number): void {
+    this.region.write8(offset, value);
+  }
+  write16(offset: number, value: number): void {
+    this.region.write16(offset, value);
+  }
+  write32(offset: number, value: number): void {
+    this.region.write32(offset, value);
+  }
+
+  get vendorId(): number {
+    return this.read16(0x00);
+  }
+  get deviceId(): number {
+    return this.read16(0x02);
+  }
+  /** The COMMAND register. */
+  get command(): number {
+    return this.read16(0x04);
+  }
+  get status(): number {
+    return this.read16(0x06);
+  }
+
+  /** Set Bus Master Enable (COMMAND bit 2): needed before the device can DMA or send MSIs. */
+  enableBusMaster(): void {
+    this.write16(0x04, this.command | 0x4);
+  }
+
+  /** The standard capability list: `{ id, offset }` (0x05 MSI, 0x10 PCIe, 0x11 MSI-X, ...). */
+  capabilities(): Array<{ id: number; offset: number }> {
+    const out: Array<{ id: number; offset: number }> = [];
+    if (!(this.status & 0x10)) return out;
+    let ptr = this.read8(0x34) & 0xfc;
+    const seen = new Set<number>();
+    while (ptr >= 0x40 && ptr + 2 <= Math.min(this.region.size, 256) && !seen.has(ptr)) {
+      seen.add(ptr);
+      out.push({ id: this.read8(ptr), offset: ptr });
+      ptr = this.read8(ptr + 1) & 0xfc;
+    }
+    return out;
+  }
+
+  /** The PCIe extended capability list (config space beyond 256 bytes). */
+  extendedCapabilities(): Array<{ id: number; version: number; offset: number }> {
+    const out: Array<{ id: number; version: number; offset: number }> = [];
+    if (this.region.size <= 0x100) return out;
+    let ptr = 0x100;
+    const seen = new Set<number>();
+    while (ptr >= 0x100 && ptr + 4 <= this.region.size && !seen.has(ptr)) {
+      seen.add(ptr);
+      const header = this.read32(ptr);
+      if (header === 0 || header === 0xffffffff) break;
+      out.push({ id: header & 0xffff, version: (header >>> 16) & 0xf, offset: ptr });
+      ptr = (header >>> 20) & 0xffc;
+    }
+    return out;
+  }
+}

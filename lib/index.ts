@@ -1,0 +1,21 @@
+/**
+ * vfio: drive Linux VFIO devices from Node.js through the device cdev and iommufd.
+ * @packageDocumentation
+ */
+export { VfioError, VfioStateError } from './errors';
+export type { VfioErrorFields, VfioStateCode } from './errors';
+export { constants } from './constants';
+export { listPciDevices, cdevPathFor, bindToVfioPci, unbindFromVfioPci, normalizeBdf } from './sysfs';
+export type { PciDeviceInfo, BindOptions } from './sysfs';
+export { Iommufd, IoAddressSpace, Hwpt } from './iommufd';
+export type { DmaMemory, MapOptions, MapFileOptions, IovaRange, HwInfo, IommufdOptionName } from './iommufd';
+export { DmaBuffer } from './dma-buffer';
+export type { DmaBufferOptions } from './dma-buffer';
+export { VfioDevice, Region, MappedRegion, PciConfig } from './device';
+export type {
+  DeviceState, DeviceOpenOptions, DeviceFromFdOptions, DeviceInfo, RegionInfo, IrqInfo, ProbeReport,
+  InfoCapability, HotResetInfo, HotResetDevice, FeatureOptions, IrqIndexName,
+} from './device';
+export { Interrupts } from './interrupts';
+export type { InterruptEvent, WaitOptions } from './interrupts';
+export { VfioContainer, VfioGroup } from './group';

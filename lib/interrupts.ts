@@ -1,0 +1,268 @@
+import { EventEmitter } from 'node:events';
+import { optionsObject, toIndex } from './args';
+import { constants as C } from './constants';
+import { EBADF, VfioError, VfioStateError } from './errors';
+import { native, type NativeHandle } from './native';
+
+/** What an Interrupts object needs from its device. */
+export interface IrqOwner {
+  /** @internal */
+  _handle(syscall: string, ioctl?: string): NativeHandle;
+  /** @internal */
+  _forget(child: object): void;
+}
+
+/** One delivery: `count` interrupts on `vector` since the previous one. */
+export interface InterruptEvent {
+  vector: number;
+  count: number;
+}
+
+/** Options of {@link Interrupts.wait}. */
+export interface WaitOptions {
+  /** Reject with ETIMEDOUT after this many milliseconds. */
+  timeoutMs?: number;
+  /** Reject with the signal's reason when aborted. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Interrupts of one IRQ index (INTx, MSI, MSI-X, ERR, REQ), each vector signalled through an
+ * eventfd watched on the event loop. Emits `'interrupt'` with `(vector, count)`.
+ * The eventfds are polled only while someone listens, so an Interrupts with no listeners never
+ * keeps the process alive; interrupts that arrive meanwhile are counted by the eventfd and
+ * delivered to the next listener.
+ */
+export class Interrupts extends EventEmitter {
+  /** The VFIO IRQ index (0 INTx, 1 MSI, 2 MSI-X, 3 ERR, 4 REQ). */
+  readonly index: number;
+  /** First vector. */
+  readonly start: number;
+  /** Number of vectors. */
+  readonly count: number;
+  #owner: IrqOwner;
+  #watchers: NativeHandle[] = [];
+  #polling = false;
+  #ref = true;
+  #closed = false;
+
+  /** @internal Use `device.enableIrq()`. */
+  constructor(owner: IrqOwner, index: number, start: number, count: number) {
+    super();
+    this.#owner = owner;
+    this.index = index;
+    this.start = start;
+    this.count = count;
+    const fds = new Int32Array(count);
+    try {
+      for (let i = 0; i < count; i++) {
+        const vector = start + i;
+        const w = native.irqCreate((n, err) => this.#deliver(vector, n, err));
+        this.#watchers.push(w);
+        fds[i] = native.irqFd(w);
+      }
+      native.deviceSetIrqs(
+        owner._handle('ioctl', 'VFIO_DEVICE_SET_IRQS'),
+        C.VFIO_IRQ_SET_DATA_EVENTFD | C.VFIO_IRQ_SET_ACTION_TRIGGER,
+        index,
+        start,
+        count,
+        fds,
+      );
+    } catch (err) {
+      this._dispose();
+      throw err;
+    }
+    this.on('newListener', (event: string | symbol) => {
+      if (event === 'interrupt') this.#update(this.listenerCount('interrupt') + 1);
+    });
+    this.on('removeListener', (event: string | symbol) => {
+      if (event === 'interrupt') this.#update(this.listenerCount('interrupt'));
+    });
+  }
+
+  /** Whether disable()/close() ran (or the device closed). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #deliver(vector: number, count: number, errno: number): void {
+    if (this.#closed) return;
+    if (errno) {
+      this.emit('error', new VfioError({ errno: -errno, syscall: 'read' }));
+      return;
+    }
+    this.emit('interrupt', vector, count);
+  }
+
+  #update(listeners: number): void {
+    if (this.#closed) return;
+    const want = listeners > 0;
+    if (want === this.#polling) return;
+    for (const w of this.#watchers) {
+      if (want) {
+        native.irqStart(w);
+        native.irqRef(w, this.#ref);
+      } else {
+        native.irqStop(w);
+      }
+    }
+    this.#polling = want;
+  }
+
+  /** Keep the process alive while listeners wait (the default). */
+  ref(): this {
+    this.#ref = true;
+    if (this.#polling) for (const w of this.#watchers) native.irqRef(w, true);
+    return this;
+  }
+
+  /** Let the process exit even while listeners wait, like an unref'd timer. */
+  unref(): this {
+    this.#ref = false;
+    if (this.#polling) for (const w of this.#watchers) native.irqRef(w, false);
+    return this;
+  }
+
+  #checkVector(vector: unknown, name: string): number {
+    const v = toIndex(vector, name, 0xffffffff);
+    if (v < this.start || v >= this.start + this.count) {
+      throw new RangeError(`${name} ${v} is not one of the enabled vectors ${this.start}..${this.start + this.count - 1}`);
+    }
+    return v;
+  }
+
+  #live(): void {
+    if (this.#closed) {
+      throw new VfioStateError('ERR_VFIO_CLOSED', EBADF, 'ioctl', 'these interrupts were disabled');
+    }
+  }
+
+  /** Resolve with the number of interrupts on `vector` at its next delivery. */
+  wait(vector: number = this.start, options?: WaitOptions): Promise<number> {
+    this.#live();
+    const v = this.#checkVector(vector, 'vector');
+    const opts = optionsObject(options, 'options');
+    if (opts.timeoutMs !== undefined) toIndex(opts.timeoutMs, 'options.timeoutMs');
+    return new Promise<number>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const cleanup = (): void => {
+        this.off('interrupt', onInterrupt);
+        this.off('_closed', onClosed);
+        if (timer) clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+      };
+      const onInterrupt = (got: number, count: number): void => {
+        if (got !== v) return;
+        cleanup();
+        resolve(count);
+      };
+      const onClosed = (): void => {
+        cleanup();
+        reject(new VfioStateError('ERR_VFIO_CLOSED', EBADF, 'poll', 'the interrupts were disabled while waiting'));
+      };
+      const onAbort = (): void => {
+        cleanup();
+        reject(opts.signal?.reason);
+      };
+      if (opts.signal?.aborted) {
+        reject(opts.signal.reason);
+        return;
+      }
+      this.on('interrupt', onInterrupt);
+      this.on('_closed', onClosed);
+      opts.signal?.addEventListener('abort', onAbort);
+      if (opts.timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          cleanup();
+          reject(new VfioError({
+            errno: -110, syscall: 'poll', code: 'ETIMEDOUT',
+            message: `ETIMEDOUT: no interrupt on vector ${v} of IRQ index ${this.index} within ${opts.timeoutMs} ms`,
+          }));
+        }, opts.timeoutMs);
+      }
+    });
+  }
+
+  /** Deliveries as `{ vector, count }`, until disable()/close(). */
+  async *[Symbol.asyncIterator](): AsyncGenerator<InterruptEvent, void, undefined> {
+    this.#live();
+    const queue: InterruptEvent[] = [];
+    let wake: (() => void) | null = null;
+    let done = false;
+    const onInterrupt = (vector: number, count: number): void => {
+      const last = queue.find((e) => e.vector === vector);
+      if (last) last.count += count;
+      else queue.push({ vector, count });
+      wake?.();
+    };
+    const onClosed = (): void => {
+      done = true;
+      wake?.();
+    };
+    this.on('interrupt', onInterrupt);
+    this.on('_closed', onClosed);
+    try {
+      for (;;) {
+        while (queue.length) yield queue.shift()!;
+        if (done) return;
+        await new Promise<void>((r) => (wake = r));
+        wake = null;
+      }
+    } finally {
+      this.off('interrupt', onInterrupt);
+      this.off('_closed', onClosed);
+    }
+  }
+
+  #setIrqs(flags: number, start: number, count: number): void {
+    this.#live();
+    native.deviceSetIrqs(this.#owner._handle('ioctl', 'VFIO_DEVICE_SET_IRQS'), flags, this.index, start, count, null);
+  }
+
+  /** Fire `vector` from software (SET_IRQS DATA_NONE|ACTION_TRIGGER): a loopback test. */
+  trigger(vector: number = this.start): void {
+    const v = this.#checkVector(vector, 'vector');
+    this.#setIrqs(C.VFIO_IRQ_SET_DATA_NONE | C.VFIO_IRQ_SET_ACTION_TRIGGER, v, 1);
+  }
+
+  /** Mask the interrupt (INTx). */
+  mask(): void {
+    this.#setIrqs(C.VFIO_IRQ_SET_DATA_NONE | C.VFIO_IRQ_SET_ACTION_MASK, this.start, this.count);
+  }
+
+  /** Unmask the interrupt (INTx is automasked: unmask after each one). */
+  unmask(): void {
+    this.#setIrqs(C.VFIO_IRQ_SET_DATA_NONE | C.VFIO_IRQ_SET_ACTION_UNMASK, this.start, this.count);
+  }
+
+  /** Disable the IRQ index in the device and stop delivery. Idempotent. */
+  disable(): void {
+    if (this.#closed) return;
+    try {
+      this.#setIrqs(C.VFIO_IRQ_SET_DATA_NONE | C.VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0);
+    } finally {
+      this._dispose();
+    }
+  }
+
+  /** Same as disable(). */
+  close(): void {
+    this.disable();
+  }
+
+  [Symbol.dispose](): void {
+    this.disable();
+  }
+
+  /** @internal Release the eventfds without telling the device (it is closing). */
+  _dispose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const w of this.#watchers) native.irqClose(w);
+    this.#watchers = [];
+    this.#polling = false;
+    this.#owner._forget(this);
+    this.emit('_closed');
+  }
+}

@@ -1,0 +1,43 @@
+// The lab runner itself: exit status, output, hangs and panics are reported, never hidden.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const runner = path.join(path.dirname(fileURLToPath(import.meta.url)), 'run.mjs');
+const lab = (args, opts = {}) =>
+  spawnSync(process.execPath, [runner, ...args], { encoding: 'utf8', timeout: 240_000, ...opts });
+
+test('the lab returns the guest command exit status', () => {
+  const r = lab(['node', '-e', 'console.log("hello from", require("os").hostname()); process.exit(3)']);
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(r.stdout, /hello from vfio-lab/);
+});
+
+test('the lab runs a script whose path is outside the repo', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-outside-'));
+  const script = path.join(dir, 'check.mjs');
+  fs.writeFileSync(script, 'import fs from "node:fs"; console.log("manifest", JSON.parse(fs.readFileSync(process.env.VFIO_LAB_MANIFEST)).devices.length);');
+  try {
+    const r = lab(['node', script]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /manifest 4/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a hung guest is stopped by the timeout and reported', () => {
+  const r = lab(['--timeout', '15', 'sleep', '600']);
+  assert.equal(r.status, 124);
+  assert.match(r.stderr, /did not finish within 15 s/);
+});
+
+test('a guest kernel panic is reported', () => {
+  const r = lab(['sh', '-c', 'echo c > /proc/sysrq-trigger']);
+  assert.equal(r.status, 125);
+  assert.match(r.stderr, /panicked/);
+});

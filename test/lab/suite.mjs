@@ -1,0 +1,37 @@
+// Runs the kernel test suite (test/kernel/*.test.mjs) inside the lab guest, one file at a time
+// (the devices are shared), and prints the guest kernel and the pass/fail counts.
+import fs from 'node:fs';
+import path from 'node:path';
+import { finished } from 'node:stream/promises';
+import { run } from 'node:test';
+import { spec } from 'node:test/reporters';
+import { fileURLToPath } from 'node:url';
+
+const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'kernel');
+const only = process.argv.slice(2);
+const files = (only.length ? only.map((f) => path.resolve(f)) : fs.readdirSync(dir)
+  .filter((f) => f.endsWith('.test.mjs') || f.endsWith('.test.js'))
+  .sort()
+  .map((f) => path.join(dir, f)));
+
+if (!process.env.VFIO_LAB_MANIFEST) {
+  console.error('suite: VFIO_LAB_MANIFEST is not set: run the kernel tests in the lab (npm test, or npm run lab -- node test/lab/suite.mjs)');
+  process.exit(1);
+}
+
+let passed = 0;
+let failed = 0;
+const stream = run({ files, concurrency: 1, timeout: 120_000 });
+stream.on('test:pass', (e) => {
+  if (e.details?.type !== 'suite' && e.nesting >= 0 && !e.skip && !e.todo && e.file) passed++;
+});
+stream.on('test:fail', (e) => {
+  if (e.details?.type !== 'suite') failed++;
+});
+const report = stream.compose(spec);
+report.pipe(process.stdout);
+await finished(report);
+const kernel = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+console.log(`lab: guest kernel ${kernel}, ${files.length} test files`);
+console.log(`lab: ${passed} passed, ${failed} failed`);
+process.exitCode = failed > 0 || passed === 0 ? 1 : 0;

@@ -1,0 +1,97 @@
+// The TypeScript state machine, without a kernel: a device wrapped around /dev/null's fd.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { test } from 'node:test';
+import { VfioDevice, VfioStateError } from 'vfio';
+import { native } from '../../dist/native.js';
+
+function blockedDevice() {
+  return VfioDevice.fromFd(fs.openSync('/dev/null', 'r+'), { own: true });
+}
+
+/** Replace every native function with a spy that records calls, for the duration of fn. */
+function countNativeCalls(fn) {
+  const calls = [];
+  const saved = {};
+  for (const [k, v] of Object.entries(native)) {
+    if (typeof v !== 'function') continue;
+    saved[k] = v;
+    native[k] = (...args) => {
+      calls.push(k);
+      return v(...args);
+    };
+  }
+  try {
+    fn();
+  } finally {
+    Object.assign(native, saved);
+  }
+  return calls;
+}
+
+const deviceCalls = {
+  'info()': (d) => d.info(),
+  'regionInfo(0)': (d) => d.regionInfo(0),
+  'irqInfo(1)': (d) => d.irqInfo(1),
+  'region(0)': (d) => d.region(0),
+  'config': (d) => d.config,
+  "enableIrq('msi')": (d) => d.enableIrq('msi'),
+  'reset()': (d) => d.reset(),
+  'hotResetInfo()': (d) => d.hotResetInfo(),
+  'hotReset()': (d) => d.hotReset(),
+  'feature(0)': (d) => d.feature(0),
+  'attach(1)': (d) => d.attach(1),
+  'detach()': (d) => d.detach(),
+};
+
+test('a device from fromFd() starts blocked', () => {
+  const dev = blockedDevice();
+  assert.equal(dev.state, 'blocked');
+  assert.equal(dev.devId, null);
+  dev.close();
+});
+
+for (const [name, call] of Object.entries(deviceCalls)) {
+  test(`${name} before bind throws ERR_VFIO_NOT_BOUND without a syscall`, () => {
+    const dev = blockedDevice();
+    try {
+      const calls = countNativeCalls(() => {
+        assert.throws(() => call(dev), (e) => e instanceof VfioStateError && e.code === 'ERR_VFIO_NOT_BOUND' && e.errno === -22);
+      });
+      assert.deepEqual(calls, [], `native calls made: ${calls.join(', ')}`);
+    } finally {
+      dev.close();
+    }
+  });
+
+  test(`${name} after close throws ERR_VFIO_CLOSED`, () => {
+    const dev = blockedDevice();
+    dev.close();
+    assert.throws(() => call(dev), { name: 'VfioStateError', code: 'ERR_VFIO_CLOSED' });
+  });
+}
+
+test('close is idempotent and sets state closed', () => {
+  const dev = blockedDevice();
+  dev.close();
+  dev.close();
+  assert.equal(dev.state, 'closed');
+});
+
+test('wrong argument types throw TypeError naming the argument', () => {
+  assert.throws(() => VfioDevice.open(42), { name: 'TypeError', message: /bdfOrPath/ });
+  assert.throws(() => VfioDevice.fromFd('3'), { name: 'TypeError', message: /fd/ });
+  const dev = blockedDevice();
+  try {
+    assert.throws(() => dev.bind({}), { name: 'TypeError', message: /iommufd/ });
+    assert.throws(() => dev.enableIrq('nope'), { name: 'TypeError', message: /index/ });
+  } finally {
+    dev.close();
+  }
+});
+
+test('native functions reject foreign handles instead of crashing', () => {
+  assert.throws(() => native.deviceGetInfo({}), TypeError);
+  assert.throws(() => native.mappingRead32(native.dmaAlloc(4096, false), 0), /mapping/);
+  assert.throws(() => native.deviceRead32(null, 0), TypeError);
+});

@@ -1,0 +1,31 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { VfioError, VfioStateError } from 'vfio';
+
+test('VfioError carries code, negative errno, syscall, ioctl and path like a Node system error', () => {
+  const e = new VfioError({ errno: -16, syscall: 'ioctl', ioctl: 'VFIO_DEVICE_BIND_IOMMUFD', path: '/dev/vfio/devices/vfio0' });
+  assert.equal(e.code, 'EBUSY');
+  assert.equal(e.errno, -16);
+  assert.equal(e.syscall, 'ioctl');
+  assert.equal(e.ioctl, 'VFIO_DEVICE_BIND_IOMMUFD');
+  assert.equal(e.path, '/dev/vfio/devices/vfio0');
+  assert.equal(e.name, 'VfioError');
+  assert.ok(e instanceof Error);
+  assert.match(e.message, /^EBUSY: .*VFIO_DEVICE_BIND_IOMMUFD '\/dev\/vfio\/devices\/vfio0'/);
+});
+
+test('the message explains well-known causes', () => {
+  assert.match(new VfioError({ errno: -16, syscall: 'ioctl', ioctl: 'VFIO_DEVICE_BIND_IOMMUFD' }).message, /group/);
+  assert.match(new VfioError({ errno: -12, syscall: 'ioctl', ioctl: 'IOMMU_IOAS_MAP' }).message, /RLIMIT_MEMLOCK/);
+  assert.match(new VfioError({ errno: -13, syscall: 'open', path: '/dev/vfio/devices/vfio0' }).message, /udev rule/);
+  assert.match(new VfioError({ errno: -2, syscall: 'open', path: '/dev/iommu' }).message, /CONFIG_IOMMUFD/);
+  assert.match(new VfioError({ errno: -1, syscall: 'ioctl', ioctl: 'VFIO_DEVICE_BIND_IOMMUFD' }).message, /interrupt remapping/);
+});
+
+test('VfioStateError is a VfioError with a specific code', () => {
+  const e = new VfioStateError('ERR_VFIO_NOT_BOUND', -22, 'ioctl', 'not bound');
+  assert.ok(e instanceof VfioError);
+  assert.equal(e.name, 'VfioStateError');
+  assert.equal(e.code, 'ERR_VFIO_NOT_BOUND');
+  assert.equal(e.errno, -22);
+});
