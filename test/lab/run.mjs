@@ -4,7 +4,7 @@
 // the guest, streams its output, and exits with the command's exit status.
 //
 //   node test/lab/run.mjs [--timeout SECONDS] [--] COMMAND [ARGS...]
-//   node test/lab/run.mjs --suite        # the kernel test suite, test/kernel/
+//   node test/lab/run.mjs --suite [FILE...]   # the kernel test suite (test/kernel/), or some files of it
 //
 // Environment: VFIO_LAB_TIMEOUT (seconds, default 900), VFIO_LAB_CACHE (cache dir),
 // VFIO_LAB_KERNEL (use this bzImage), VFIO_LAB_DMESG=1 (print the guest's dmesg after the run).
@@ -38,7 +38,7 @@ function parseArgs(argv) {
       break;
     }
   }
-  if (opts.command.length === 0) opts.command = argv.slice(i);
+  opts.command = [...opts.command, ...argv.slice(i)];
   if (opts.command.length === 0) {
     process.stderr.write(`${USAGE}\n`);
     process.exit(2);

@@ -1,0 +1,155 @@
+// Regions: info for every index, config space, pread/pwrite of each width, BAR mmap.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Iommufd, VfioDevice, constants } from 'vfio';
+import { deviceOf } from './lab.mjs';
+import { EDU, openEdu } from './edu.mjs';
+
+test('regionInfo for every region of edu; BAR0 is 1 MiB and mmappable', () => {
+  const edu = openEdu();
+  try {
+    const info = edu.dev.info();
+    for (let i = 0; i < info.numRegions; i++) {
+      if (i === constants.VFIO_PCI_VGA_REGION_INDEX) {
+        assert.throws(() => edu.dev.regionInfo(i), { code: 'EINVAL' }, 'no VGA region');
+        continue;
+      }
+      const r = edu.dev.regionInfo(i);
+      assert.equal(r.index, i);
+      assert.equal(typeof r.offset, 'bigint');
+      assert.equal(r.offset, BigInt(i) << 40n);
+    }
+    const bar0 = edu.dev.regionInfo(0);
+    assert.equal(bar0.size, 1 << 20);
+    assert.equal(bar0.mmappable, true);
+    assert.equal(bar0.readable && bar0.writable, true);
+    const cfg = edu.dev.regionInfo(constants.VFIO_PCI_CONFIG_REGION_INDEX);
+    assert.equal(cfg.mmappable, false);
+    assert.ok(cfg.size === 256 || cfg.size === 4096);
+    assert.equal(edu.dev.regionInfo(1).size, 0, 'edu has only BAR0');
+  } finally {
+    edu.close();
+  }
+});
+
+test('the config region gives vendor and device id', () => {
+  const edu = openEdu();
+  try {
+    assert.equal(edu.dev.config.vendorId, 0x1234);
+    assert.equal(edu.dev.config.deviceId, 0x11e8);
+    assert.equal(edu.dev.config.read32(0), 0x11e81234);
+  } finally {
+    edu.close();
+  }
+});
+
+test('capabilities() walks the capability list and finds MSI on edu', () => {
+  const edu = openEdu();
+  try {
+    const caps = edu.dev.config.capabilities();
+    const msi = caps.find((c) => c.id === 0x05);
+    assert.ok(msi, JSON.stringify(caps));
+    assert.ok(msi.offset >= 0x40);
+  } finally {
+    edu.close();
+  }
+});
+
+test('Region reads of each width agree with each other', () => {
+  const edu = openEdu();
+  try {
+    const cfg = edu.dev.region(constants.VFIO_PCI_CONFIG_REGION_INDEX);
+    const d = cfg.read32(0);
+    assert.equal(cfg.read8(0), d & 0xff);
+    assert.equal(cfg.read8(3), d >>> 24);
+    assert.equal(cfg.read16(2), d >>> 16);
+    assert.equal(cfg.read64(0) & 0xffffffffn, BigInt(d));
+    assert.deepEqual([...cfg.read(0, 4)], [0x34, 0x12, 0xe8, 0x11]);
+  } finally {
+    edu.close();
+  }
+});
+
+test('Region writes of each width reach the device', () => {
+  const edu = openEdu();
+  try {
+    const cfg = edu.dev.region(constants.VFIO_PCI_CONFIG_REGION_INDEX);
+    cfg.write8(0x3c, 0x0b);
+    assert.equal(cfg.read8(0x3c), 0x0b);
+    const cmd = cfg.read16(4);
+    cfg.write16(4, cmd | 0x4);
+    assert.equal(cfg.read16(4) & 0x4, 0x4);
+    cfg.write16(4, cmd);
+    const bar = edu.dev.region(0);
+    bar.write32(EDU.LIVENESS, 0x12345678);
+    assert.equal(bar.read32(EDU.LIVENESS), ~0x12345678 >>> 0);
+    bar.write64(EDU.DMA_SRC, 0x1234_5678_9abcn);
+    assert.equal(bar.read64(EDU.DMA_SRC), 0x1234_5678_9abcn);
+    assert.equal(bar.write(EDU.LIVENESS, new Uint8Array([1, 0, 0, 0])), 4);
+    assert.deepEqual([...bar.read(EDU.LIVENESS, 4)], [0xfe, 0xff, 0xff, 0xff]);
+  } finally {
+    edu.close();
+  }
+});
+
+test('Region accessors refuse offsets outside the region or unaligned, before any syscall', () => {
+  const edu = openEdu();
+  try {
+    const bar = edu.dev.region(0);
+    assert.throws(() => bar.read32(1 << 20), RangeError);
+    assert.throws(() => bar.read32(2), { name: 'RangeError', message: /aligned/ });
+    assert.throws(() => bar.read64(-8), RangeError);
+    assert.throws(() => bar.write32(0, 2 ** 32), RangeError);
+    assert.throws(() => bar.write32('0', 1), TypeError);
+    assert.throws(() => bar.write64(0x80, 5), TypeError);
+  } finally {
+    edu.close();
+  }
+});
+
+test('MappedRegion read32/write32 on edu BAR0: the id and the liveness complement', () => {
+  const edu = openEdu();
+  const bar = edu.dev.region(0).map();
+  try {
+    assert.equal(bar.size, 1 << 20);
+    assert.equal(bar.read32(EDU.ID) & 0xffff, 0x00ed);
+    for (const v of [0, 1, 0xdeadbeef, 0xffffffff]) {
+      bar.write32(EDU.LIVENESS, v);
+      assert.equal(bar.read32(EDU.LIVENESS), ~v >>> 0);
+    }
+    bar.write64(EDU.DMA_DST, 0xabcdefn);
+    assert.equal(bar.read64(EDU.DMA_DST), 0xabcdefn);
+    assert.throws(() => bar.read32(1 << 20), RangeError);
+    assert.throws(() => bar.read16(1), RangeError);
+  } finally {
+    bar.close();
+    edu.close();
+  }
+});
+
+test('map() on an mtty region fails with a clear error', () => {
+  const iommufd = Iommufd.open();
+  const dev = VfioDevice.open(deviceOf('mtty').cdevPath);
+  try {
+    dev.bind(iommufd);
+    const r = dev.region(0);
+    assert.equal(r.info.mmappable, false);
+    assert.throws(() => r.map(), { code: 'ERR_VFIO_NOT_MMAPPABLE', message: /cannot be mmapped/ });
+    assert.equal(typeof r.read8(0), 'number', 'pread still works');
+  } finally {
+    dev.close();
+    iommufd.close();
+  }
+});
+
+test('mmap of an mtty region with checks off gets the kernel EINVAL', () => {
+  const iommufd = Iommufd.open();
+  const dev = VfioDevice.open(deviceOf('mtty').cdevPath, { checks: false });
+  try {
+    dev.bind(iommufd);
+    assert.throws(() => dev.region(0).map(), { name: 'VfioError', code: 'EINVAL', syscall: 'mmap' });
+  } finally {
+    dev.close();
+    iommufd.close();
+  }
+});

@@ -1,0 +1,157 @@
+// Interrupts: MSI on edu through eventfd + uv_poll, loopback on mtty, liveness, disable.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DmaBuffer, Iommufd, VfioDevice } from 'vfio';
+import { deviceOf } from './lab.mjs';
+import { EDU, ackIrq, openEdu, startDma } from './edu.mjs';
+
+test('an edu DMA completion delivers an interrupt event over MSI', async () => {
+  const edu = openEdu();
+  const buf = DmaBuffer.alloc(4096);
+  const bar = edu.dev.region(0).map();
+  const irqs = edu.dev.enableIrq('msi');
+  try {
+    edu.dev.config.enableBusMaster();
+    const iova = edu.ioas.map(buf, { iova: 0x100000 });
+    const got = new Promise((resolve) => irqs.once('interrupt', (vector, count) => resolve({ vector, count })));
+    startDma(bar, { src: iova, dst: EDU.BUFFER, count: 256, toRam: false, irq: true });
+    const ev = await got;
+    assert.equal(ev.vector, 0);
+    assert.ok(ev.count >= 1);
+    assert.equal(bar.read32(EDU.IRQ_STATUS) & 0x100, 0x100, 'edu reports the DMA interrupt');
+    ackIrq(bar);
+  } finally {
+    irqs.disable();
+    bar.close();
+    edu.close();
+    buf.free();
+  }
+});
+
+test('a write to the raise-irq register resolves wait()', async () => {
+  const edu = openEdu();
+  const bar = edu.dev.region(0).map();
+  const irqs = edu.dev.enableIrq('msi');
+  try {
+    edu.dev.config.enableBusMaster();
+    const waiting = irqs.wait(0, { timeoutMs: 5000 });
+    bar.write32(EDU.IRQ_RAISE, 0x1);
+    assert.ok((await waiting) >= 1);
+    ackIrq(bar);
+  } finally {
+    irqs.close();
+    bar.close();
+    edu.close();
+  }
+});
+
+test('interrupts that arrive with no listener are delivered to the next one', async () => {
+  const edu = openEdu();
+  const bar = edu.dev.region(0).map();
+  const irqs = edu.dev.enableIrq('msi');
+  try {
+    edu.dev.config.enableBusMaster();
+    for (let i = 0; i < 3; i++) {
+      bar.write32(EDU.IRQ_RAISE, 0x1);
+      ackIrq(bar);
+    }
+    await sleep(50);
+    // MSIs raised back to back may merge in the (emulated) APIC; at least one must be waiting.
+    const count = await irqs.wait(0, { timeoutMs: 5000 });
+    assert.ok(count >= 1 && count <= 3, `count ${count}`);
+  } finally {
+    irqs.close();
+    bar.close();
+    edu.close();
+  }
+});
+
+test('trigger() loops back through the eventfd on mtty', async () => {
+  const iommufd = Iommufd.open();
+  const dev = VfioDevice.open(deviceOf('mtty').cdevPath);
+  try {
+    dev.bind(iommufd);
+    assert.equal(dev.irqInfo(1).count, 1);
+    const irqs = dev.enableIrq('msi');
+    const waiting = irqs.wait(0, { timeoutMs: 5000 });
+    irqs.trigger(0);
+    assert.equal(await waiting, 1);
+    const it = irqs[Symbol.asyncIterator]();
+    irqs.trigger();
+    assert.deepEqual((await it.next()).value, { vector: 0, count: 1 });
+    await it.return();
+    assert.throws(() => irqs.trigger(1), RangeError);
+    irqs.disable();
+  } finally {
+    dev.close();
+    iommufd.close();
+  }
+});
+
+test('an Interrupts with no listeners does not keep the process alive', () => {
+  const script = `
+    const { Iommufd, VfioDevice } = require('vfio');
+    const iommufd = Iommufd.open();
+    const dev = VfioDevice.open(${JSON.stringify(deviceOf('mtty').cdevPath)});
+    dev.bind(iommufd);
+    const irqs = dev.enableIrq('msi');
+    const onIrq = () => {};
+    irqs.on('interrupt', onIrq);
+    irqs.off('interrupt', onIrq);
+    globalThis.keep = irqs;
+    console.log('armed');`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(r.signal, null, 'the process had to be killed: something kept it alive');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /armed/);
+});
+
+test('an unref()ed Interrupts with a listener does not keep the process alive either', () => {
+  const script = `
+    const { Iommufd, VfioDevice } = require('vfio');
+    const iommufd = Iommufd.open();
+    const dev = VfioDevice.open(${JSON.stringify(deviceOf('mtty').cdevPath)});
+    dev.bind(iommufd);
+    const irqs = dev.enableIrq('msi').unref();
+    irqs.on('interrupt', () => {});`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(r.signal, null, 'the process had to be killed: something kept it alive');
+  assert.equal(r.status, 0, r.stderr);
+});
+
+test('disable() stops delivery and rejects a pending wait()', async () => {
+  const edu = openEdu();
+  const bar = edu.dev.region(0).map();
+  const irqs = edu.dev.enableIrq('msi');
+  try {
+    edu.dev.config.enableBusMaster();
+    let seen = 0;
+    irqs.on('interrupt', () => seen++);
+    const pending = irqs.wait(0);
+    irqs.disable();
+    await assert.rejects(pending, { code: 'ERR_VFIO_CLOSED' });
+    bar.write32(EDU.IRQ_RAISE, 0x1);
+    await sleep(100);
+    ackIrq(bar);
+    assert.equal(seen, 0);
+    assert.equal(irqs.closed, true);
+    assert.throws(() => irqs.trigger(0), { code: 'ERR_VFIO_CLOSED' });
+    irqs.disable();
+  } finally {
+    bar.close();
+    edu.close();
+  }
+});
+
+test('wait() rejects with ETIMEDOUT when nothing arrives', async () => {
+  const edu = openEdu();
+  const irqs = edu.dev.enableIrq('msi');
+  try {
+    await assert.rejects(irqs.wait(0, { timeoutMs: 50 }), { code: 'ETIMEDOUT' });
+  } finally {
+    irqs.close();
+    edu.close();
+  }
+});

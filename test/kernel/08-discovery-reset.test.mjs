@@ -1,0 +1,55 @@
+// Discovery through sysfs, and reset where the device supports it.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Iommufd, VfioDevice, cdevPathFor, listPciDevices } from 'vfio';
+import { deviceOf, devicesOf } from './lab.mjs';
+
+test('listPciDevices lists the edu and nvme devices with their cdevPath', () => {
+  const list = listPciDevices();
+  for (const d of [...devicesOf('edu'), ...devicesOf('nvme')]) {
+    const found = list.find((p) => p.bdf === d.bdf);
+    assert.ok(found, `${d.bdf} listed`);
+    assert.equal(found.cdevPath, d.cdevPath);
+    assert.equal(found.driver, 'vfio-pci');
+    assert.equal(found.iommuGroup, d.iommuGroup);
+  }
+  const edu = list.find((p) => p.bdf === deviceOf('edu').bdf);
+  assert.equal(edu.vendorId, 0x1234);
+  assert.equal(edu.deviceId, 0x11e8);
+  assert.equal(list.find((p) => p.bdf === deviceOf('nvme').bdf).classCode, 0x010802);
+});
+
+test('cdevPathFor gives the cdev of a vfio-pci device and of an mdev', () => {
+  assert.equal(cdevPathFor(deviceOf('edu').bdf), deviceOf('edu').cdevPath);
+  assert.equal(cdevPathFor(deviceOf('edu').bdf.slice(5)), deviceOf('edu').cdevPath, 'short form 00:05.0');
+  assert.equal(cdevPathFor(deviceOf('mtty').id), deviceOf('mtty').cdevPath);
+});
+
+test('cdevPathFor on a device without a VFIO driver says so', () => {
+  const other = listPciDevices().find((p) => p.driver !== 'vfio-pci');
+  assert.ok(other, 'the lab has devices not bound to vfio-pci');
+  assert.throws(() => cdevPathFor(other.bdf), (e) => e.code === 'ERR_VFIO_NO_DRIVER' &&
+    e.message.includes(other.bdf) && /not (bound to any driver|to a VFIO driver)/.test(e.message) && /vfio bind/.test(e.message));
+});
+
+test('VfioDevice.open by BDF and by mdev UUID', () => {
+  for (const d of [deviceOf('edu'), deviceOf('mtty')]) {
+    const dev = VfioDevice.open(d.id);
+    assert.equal(dev.path, d.cdevPath);
+    dev.close();
+  }
+});
+
+test('reset() works where info().canReset says so', () => {
+  const iommufd = Iommufd.open();
+  const dev = VfioDevice.open(deviceOf('nvme').bdf);
+  try {
+    dev.bind(iommufd);
+    assert.equal(dev.info().canReset, true);
+    dev.reset();
+    assert.equal(dev.config.vendorId, 0x1b36, 'the device answers after reset');
+  } finally {
+    dev.close();
+    iommufd.close();
+  }
+});
