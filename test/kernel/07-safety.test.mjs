@@ -138,3 +138,34 @@ test('a process that never closes its resources exits cleanly', () => {
     const bar = dev.region(0).map();
     globalThis.keep = { bar, buf, irqs: dev.enableIrq('msi'), u8: buf.bytes };`));
 });
+
+test('a worker thread that exits without closing releases its fds (per-env cleanup hook)', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const code = `
+    const { Iommufd, VfioDevice, DmaBuffer } = require('vfio');
+    const { workerData, parentPort } = require('node:worker_threads');
+    const ictx = Iommufd.open();
+    const dev = VfioDevice.open(workerData.cdevPath);
+    dev.bind(ictx);
+    const bar = dev.region(0).map();
+    const irqs = dev.enableIrq('msi');
+    irqs.on('interrupt', () => {});
+    const buf = DmaBuffer.alloc(4096);
+    globalThis.keep = { bar, irqs, u8: buf.bytes };
+    parentPort.postMessage(bar.read32(0));`;
+  const worker = new Worker(code, { eval: true, workerData: { cdevPath: edu.cdevPath } });
+  const id = await new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  assert.equal(id & 0xffff, 0x00ed);
+  await worker.terminate();
+  const iommufd = Iommufd.open();
+  const dev = VfioDevice.open(edu.cdevPath);
+  try {
+    assert.ok(dev.bind(iommufd) > 0, 'the worker no longer holds the device');
+  } finally {
+    dev.close();
+    iommufd.close();
+  }
+});

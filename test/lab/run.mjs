@@ -107,7 +107,9 @@ function qemuArgs(kernel, ioDir) {
     '-device', 'edu',
     '-device', 'edu',
     '-drive', `file=${nvmeImage()},if=none,id=nvm,format=raw,file.locking=off`,
-    '-device', 'nvme,drive=nvm,serial=vfiolab',
+    // The nvme sits behind a PCIe root port, so it has a bus the kernel can reset (hot reset).
+    '-device', 'pcie-root-port,id=rp0,chassis=1,slot=1',
+    '-device', 'nvme,drive=nvm,serial=vfiolab,bus=rp0',
   ];
 }
 

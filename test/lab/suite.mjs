@@ -7,12 +7,16 @@ import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
 import { fileURLToPath } from 'node:url';
 
-const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'kernel');
+const testDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+// The kernel suite, plus the tests compiled by tsc from test/types/ (npm run build:tests).
+const dirs = [path.join(testDir, 'kernel'), path.join(testDir, 'types', 'build')];
 const only = process.argv.slice(2);
-const files = (only.length ? only.map((f) => path.resolve(f)) : fs.readdirSync(dir)
-  .filter((f) => f.endsWith('.test.mjs') || f.endsWith('.test.js'))
-  .sort()
-  .map((f) => path.join(dir, f)));
+const files = only.length
+  ? only.map((f) => path.resolve(f))
+  : dirs.flatMap((dir) => (fs.existsSync(dir) ? fs.readdirSync(dir) : [])
+    .filter((f) => f.endsWith('.test.mjs') || f.endsWith('.test.js'))
+    .sort()
+    .map((f) => path.join(dir, f)));
 
 if (!process.env.VFIO_LAB_MANIFEST) {
   console.error('suite: VFIO_LAB_MANIFEST is not set: run the kernel tests in the lab (npm test, or npm run lab -- node test/lab/suite.mjs)');

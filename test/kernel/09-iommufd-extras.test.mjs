@@ -1,0 +1,161 @@
+// iommufd beyond the basics: HW info, HWPT allocation, options, MAP_FILE, hugepage buffers,
+// hot-reset info, device features, and the legacy group/container path.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { test } from 'node:test';
+import { DmaBuffer, Iommufd, VfioContainer, VfioDevice, VfioGroup, constants } from 'vfio';
+import { deviceOf } from './lab.mjs';
+import { openEdu } from './edu.mjs';
+
+test('hwInfo reports an Intel VT-d IOMMU with its register data', () => {
+  const edu = openEdu();
+  try {
+    const hw = edu.iommufd.hwInfo(edu.dev);
+    assert.equal(hw.type, constants.IOMMU_HW_INFO_TYPE_INTEL_VTD);
+    assert.equal(typeof hw.capabilities, 'bigint');
+    assert.equal(hw.data.length, 24, 'struct iommu_hw_info_vtd');
+  } finally {
+    edu.close();
+  }
+});
+
+test('allocHwpt gives a page table that attach() uses directly and destroy() frees after detach', () => {
+  const edu = openEdu();
+  try {
+    const hwpt = edu.iommufd.allocHwpt(edu.dev, edu.ioas);
+    assert.ok(hwpt.id > 0);
+    assert.equal(edu.dev.attach(hwpt), hwpt.id, 'a HWPT id is echoed');
+    assert.throws(() => hwpt.destroy(), { code: 'EBUSY', ioctl: 'IOMMU_DESTROY' });
+    edu.dev.detach();
+    hwpt.destroy();
+    hwpt.destroy();
+  } finally {
+    edu.close();
+  }
+});
+
+test('IOMMU options: rlimitMode is per-user by default, hugePages is per IOAS', () => {
+  const edu = openEdu();
+  try {
+    assert.equal(edu.iommufd.getOption('rlimitMode'), 0n);
+    assert.equal(edu.iommufd.getOption('hugePages', edu.ioas), 1n);
+    const ioas = edu.iommufd.allocIoas();
+    edu.iommufd.setOption('hugePages', false, ioas);
+    assert.equal(edu.iommufd.getOption('hugePages', ioas), 0n);
+    ioas.destroy();
+    assert.throws(() => edu.iommufd.getOption('nope'), TypeError);
+  } finally {
+    edu.close();
+  }
+});
+
+test('mapFile on a kernel older than 6.13 fails with a clear error', () => {
+  const edu = openEdu();
+  const file = '/dev/shm/vfio-mapfile-test';
+  fs.writeFileSync(file, Buffer.alloc(8192));
+  const fd = fs.openSync(file, 'r+');
+  try {
+    const [major, minor] = process.env.VFIO_LAB_KERNEL_RELEASE.split('.').map(Number);
+    if (major > 6 || (major === 6 && minor >= 13)) {
+      assert.equal(typeof edu.ioas.mapFile(fd, { start: 0, length: 8192 }), 'bigint');
+    } else {
+      assert.throws(() => edu.ioas.mapFile(fd, { start: 0, length: 8192 }),
+        { code: 'ENOTTY', ioctl: 'IOMMU_IOAS_MAP_FILE', message: /needs Linux 6\.13/ });
+    }
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file);
+    edu.close();
+  }
+});
+
+test('a hugepage DmaBuffer maps and unmaps', () => {
+  const edu = openEdu();
+  const buf = DmaBuffer.alloc(1, { hugePages: true });
+  try {
+    assert.equal(buf.size, 2 * 1024 * 1024);
+    const iova = edu.ioas.map(buf, { iova: 0x200000 });
+    assert.equal(edu.ioas.unmap(iova, buf.size), buf.size);
+  } finally {
+    edu.close();
+    buf.free();
+  }
+});
+
+test('hotResetInfo lists the affected devices by devid in the cdev form', () => {
+  const iommufd = Iommufd.open();
+  const nvme = deviceOf('nvme');
+  const dev = VfioDevice.open(nvme.bdf);
+  try {
+    const devId = dev.bind(iommufd);
+    const info = dev.hotResetInfo();
+    assert.ok(info.flags & constants.VFIO_PCI_HOT_RESET_FLAG_DEV_ID);
+    assert.equal(info.owned, true);
+    assert.deepEqual(info.devices, [{ bdf: nvme.bdf, devId, groupId: null }]);
+  } finally {
+    dev.close();
+    iommufd.close();
+  }
+});
+
+test('hotResetInfo on a root-bus device reports ENODEV (no slot or bus reset)', () => {
+  const edu = openEdu();
+  try {
+    assert.throws(() => edu.dev.hotResetInfo(), { code: 'ENODEV', ioctl: 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO' });
+  } finally {
+    edu.close();
+  }
+});
+
+test('feature() probes: low-power entry is supported, the VF token is not (not a PF)', () => {
+  const edu = openEdu();
+  try {
+    edu.dev.feature(3 /* VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY */, { probe: true, set: true });
+    assert.throws(() => edu.dev.feature(0 /* PCI_VF_TOKEN */, { probe: true, set: true }),
+      { code: 'ENOTTY', ioctl: 'VFIO_DEVICE_FEATURE' });
+  } finally {
+    edu.close();
+  }
+});
+
+test('the legacy group path: device fds start bound, bind() is refused, DMA maps in a type1 container', () => {
+  const d = deviceOf('edu');
+  const container = VfioContainer.open();
+  const group = VfioGroup.open(d.iommuGroup);
+  const buf = DmaBuffer.alloc(4096);
+  try {
+    assert.equal(group.status().viable, true);
+    group.setContainer(container);
+    assert.equal(group.status().containerSet, true);
+    assert.equal(container.checkExtension(constants.VFIO_TYPE1v2_IOMMU), true);
+    container.setIommu();
+    const dev = group.getDevice(d.bdf);
+    assert.equal(dev.state, 'bound');
+    const iommufd = Iommufd.open();
+    assert.throws(() => dev.bind(iommufd), { code: 'ERR_VFIO_ALREADY_BOUND' });
+    iommufd.close();
+    assert.equal(dev.config.vendorId, 0x1234);
+    assert.equal(container.map(buf, { iova: 0x100000 }), 0x100000n);
+    assert.throws(() => buf.free(), { code: 'ERR_VFIO_BUFFER_MAPPED' });
+    assert.equal(container.unmap(0x100000, 4096), 4096);
+    dev.close();
+  } finally {
+    group.close();
+    container.close();
+    buf.free();
+  }
+});
+
+test('while the group fd is open, a cdev bind of its device is refused with EBUSY', () => {
+  const d = deviceOf('edu');
+  const group = VfioGroup.open(d.iommuGroup);
+  const iommufd = Iommufd.open();
+  const dev = VfioDevice.open(d.bdf);
+  try {
+    assert.throws(() => dev.bind(iommufd), { code: 'EBUSY' });
+  } finally {
+    dev.close();
+    iommufd.close();
+    group.close();
+  }
+});
