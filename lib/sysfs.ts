@@ -130,8 +130,8 @@ export function cdevPathFor(bdfOrUuid: string): string {
   if (driver === null || !VFIO_DRIVERS.test(driver)) {
     throw new VfioError({
       errno: -19, syscall: 'open', code: 'ERR_VFIO_NO_DRIVER', path: dir,
-      message: `ERR_VFIO_NO_DRIVER: ${name} is ${driver === null ? 'not bound to any driver' : `bound to ${driver}`}, ` +
-        `not to a VFIO driver; bind it with 'vfio bind ${name}' (or bindToVfioPci('${name}'))`,
+      message: `ERR_VFIO_NO_DRIVER: ${name} ${driver === null ? 'has no driver bound' : `is bound to ${driver}`}, ` +
+        `not to a VFIO driver; bind it to vfio-pci with 'vfio bind ${name}' (or bindToVfioPci('${name}'))`,
     });
   }
   throw new VfioError({
@@ -181,8 +181,11 @@ export function bindToVfioPci(bdf: string, options?: BindOptions): string | null
   return 'path' in cdev ? cdev.path : null;
 }
 
-/** Unbind a PCI device from vfio-pci and clear driver_override, so its own driver may take it. */
-export function unbindFromVfioPci(bdf: string): void {
+/**
+ * Unbind a PCI device from vfio-pci, clear driver_override and re-probe, so its own kernel
+ * driver (if any) takes it back. Returns the driver bound afterwards, or null.
+ */
+export function unbindFromVfioPci(bdf: string): string | null {
   const name = normalizeBdf(bdf);
   const dir = path.join(PCI_DEVICES, name);
   if (!fs.existsSync(dir)) throw notFound(name);
@@ -195,6 +198,8 @@ export function unbindFromVfioPci(bdf: string): void {
   }
   if (driver === 'vfio-pci') sysfsWrite(path.join(dir, 'driver', 'unbind'), name);
   sysfsWrite(path.join(dir, 'driver_override'), '\n');
+  sysfsWrite('/sys/bus/pci/drivers_probe', name);
+  return linkBase(path.join(dir, 'driver'));
 }
 
 function sysfsWrite(file: string, text: string): void {

@@ -94,6 +94,8 @@ function qemuArgs(kernel, ioDir) {
     '-m', '2G',
     '-smp', '2',
     '-display', 'none',
+    '-vga', 'none',
+    '-nic', 'none',
     '-monitor', 'none',
     '-serial', 'stdio',
     '-no-reboot',

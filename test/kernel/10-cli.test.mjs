@@ -1,0 +1,204 @@
+// The `vfio` command, spawned as a user would run it: stdout, stderr and exit code.
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { listPciDevices } from 'vfio';
+import { native } from '../../dist/native.js';
+import { deviceOf, devicesOf } from './lab.mjs';
+
+const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+const edu = deviceOf('edu');
+const edu2 = devicesOf('edu')[1];
+const nvme = deviceOf('nvme');
+
+function vfio(args, { as } = {}) {
+  const [cmd, argv] = as ? [as[0], [...as.slice(1), CLI, ...args]] : [CLI, args];
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.error, undefined, String(r.error));
+  return r;
+}
+
+/** Run several invocations at once (the guest has two CPUs; Node's startup dominates). */
+function vfioAll(argsList) {
+  return Promise.all(argsList.map((args) => new Promise((resolve) => {
+    execFile(CLI, args, { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ status: err ? err.code : 0, stdout, stderr });
+    });
+  })));
+}
+
+function entryOf(bdf) {
+  return listPciDevices().find((d) => d.bdf === bdf);
+}
+
+function assertOneLineError(r, pattern) {
+  assert.equal(r.status, 1, `exit ${r.status}: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
+  assert.match(lines[0], /^vfio: /);
+  assert.match(lines[0], pattern);
+}
+
+function assertUsage(r, pattern) {
+  assert.equal(r.status, 2, `exit ${r.status}: ${r.stderr}`);
+  assert.match(r.stderr, pattern);
+  assert.match(r.stderr, /usage: vfio <command>/);
+  assert.equal(r.stdout, '');
+}
+
+/** A PCI function the lab leaves without any driver (the ICH9 SMBus controller). */
+function driverless() {
+  const d = listPciDevices().find((p) => p.driver === null && p.classCode >> 16 !== 0x06);
+  assert.ok(d, 'the lab has a non-bridge PCI function without a driver');
+  return d.bdf;
+}
+
+test('list prints a table with every test device, its driver and cdev', () => {
+  const r = vfio(['list']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  assert.match(r.stdout, /^BDF\s+ID\s+CLASS\s+DRIVER\s+GROUP\s+CDEV/);
+  for (const d of [...devicesOf('edu'), nvme]) {
+    assert.match(r.stdout, new RegExp(`${d.bdf.replace('.', '\\.')}\\s+\\S+\\s+\\S+\\s+vfio-pci\\s+${d.iommuGroup}\\s+${d.cdevPath}`));
+  }
+});
+
+test('list --json is parseable and stable', () => {
+  const r = vfio(['list', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const list = JSON.parse(r.stdout);
+  const e = list.find((d) => d.bdf === edu.bdf);
+  assert.deepEqual(Object.keys(e), ['bdf', 'vendorId', 'deviceId', 'classCode', 'driver', 'iommuGroup', 'cdevPath']);
+  assert.deepEqual(e, { bdf: edu.bdf, vendorId: 0x1234, deviceId: 0x11e8, classCode: 0x00ff00, driver: 'vfio-pci',
+    iommuGroup: edu.iommuGroup, cdevPath: edu.cdevPath });
+});
+
+test('info shows the device, its driver, group, cdev, regions and IRQs', () => {
+  const r = vfio(['info', edu.bdf]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`driver vfio-pci, IOMMU group ${edu.iommuGroup}, cdev ${edu.cdevPath}`));
+  assert.match(r.stdout, /0\s+BAR0\s+1048576\s+0x0\s+read,write,mmap/);
+  assert.match(r.stdout, /7\s+CONFIG\s+256\s+0x70000000000\s+read,write/);
+  assert.match(r.stdout, /1\s+MSI\s+1\s+eventfd/);
+});
+
+test('info --json gives regions and IRQs as data', () => {
+  const r = vfio(['info', nvme.bdf, '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const info = JSON.parse(r.stdout);
+  assert.equal(info.bdf, nvme.bdf);
+  assert.equal(info.cdevPath, nvme.cdevPath);
+  assert.equal(info.canReset, true);
+  const bar0 = info.regions.find((x) => x.index === 0);
+  assert.equal(bar0.name, 'BAR0');
+  assert.equal(bar0.mmappable, true);
+  assert.equal(bar0.msixMappable, true);
+  assert.equal(bar0.offset, '0x0');
+  assert.ok(info.irqs.find((q) => q.name === 'MSI-X').count > 0);
+});
+
+test('probe walks the cdev lifecycle and exits 0 when the kernel behaves as documented', () => {
+  const r = vfio(['probe', edu.bdf]);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  for (const step of ['GET_INFO before bind\\s+EINVAL', 'pread before bind\\s+EINVAL', 'pwrite before bind\\s+EINVAL',
+    'mmap before bind\\s+EINVAL', 'VFIO_DEVICE_BIND_IOMMUFD\\s+ok, devid', 'second BIND on the same fd\\s+EINVAL',
+    'VFIO_DEVICE_ATTACH_IOMMUFD_PT\\s+ok', 'IOMMU_IOAS_MAP 4 KiB\\s+ok', 'VFIO_DEVICE_DETACH_IOMMUFD_PT\\s+ok']) {
+    assert.match(r.stdout, new RegExp(`^ok\\s+${step}`, 'm'));
+  }
+  assert.match(r.stdout, /the kernel behaved as documented/);
+});
+
+test('probe --json reports every step', () => {
+  const r = vfio(['probe', nvme.bdf, '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.ok, true);
+  assert.equal(out.cdevPath, nvme.cdevPath);
+  assert.ok(out.steps.length >= 10);
+  assert.deepEqual(out.steps[1], { step: 'GET_INFO before bind', result: 'EINVAL', expected: 'EINVAL', ok: true });
+});
+
+test('probe exits 1 and names the cause when bind is refused (group fd open elsewhere)', () => {
+  const group = native.fdOpen(edu.groupPath);
+  let r;
+  try {
+    r = vfio(['probe', edu.bdf]);
+  } finally {
+    native.fdClose(group);
+  }
+  assert.match(r.stdout, /^FAIL VFIO_DEVICE_BIND_IOMMUFD\s+EBUSY/m);
+  assertOneLineError(r, /probe failed at VFIO_DEVICE_BIND_IOMMUFD: .*group/);
+});
+
+test('an unknown bdf is one line on stderr and exit 1', async () => {
+  for (const r of await vfioAll([['info', '0000:00:1e.7'], ['bind', '0000:00:1e.7']])) {
+    assertOneLineError(r, /no PCI device 0000:00:1e\.7.*vfio list/);
+  }
+});
+
+test('a malformed bdf is a usage error: usage and exit 2', () => {
+  assertUsage(vfio(['probe', 'not-a-bdf']), /'not-a-bdf' is not a PCI address/);
+});
+
+test('a device without a VFIO driver: one line naming the fix', () => {
+  const bdf = driverless();
+  assertOneLineError(vfio(['info', bdf]), new RegExp(`${bdf.replace('.', '\\.')} has no driver bound.*vfio bind ${bdf.replace('.', '\\.')}`));
+});
+
+test('usage errors: no command, unknown command, unknown option, missing bdf', async () => {
+  const [none, unknown, option, missing] = await vfioAll([[], ['frobnicate'], ['list', '--yaml'], ['info']]);
+  assertUsage(none, /no command given/);
+  assertUsage(unknown, /unknown command 'frobnicate'/);
+  assertUsage(option, /unknown option --yaml/);
+  assertUsage(missing, /exactly one <bdf>/);
+});
+
+test('unbind and bind move a device between no driver and vfio-pci', () => {
+  let r = vfio(['unbind', edu2.bdf]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /unbound from vfio-pci, no driver/);
+  assert.equal(entryOf(edu2.bdf).driver, null);
+  assert.equal(entryOf(edu2.bdf).cdevPath, null);
+  r = vfio(['bind', edu2.bdf]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /bound to vfio-pci, cdev \/dev\/vfio\/devices\/vfio\d+/);
+  assert.equal(entryOf(edu2.bdf).driver, 'vfio-pci');
+  assert.ok(entryOf(edu2.bdf).cdevPath);
+});
+
+test('bind refuses a device another driver has unless --force', () => {
+  // nvme goes back to the kernel's nvme driver, then is taken back with --force.
+  let r = vfio(['unbind', nvme.bdf]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /now bound to nvme/);
+  try {
+    assertOneLineError(vfio(['bind', nvme.bdf]), /bound to nvme.*--force/);
+  } finally {
+    r = vfio(['bind', nvme.bdf, '--force']);
+  }
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(entryOf(nvme.bdf).driver, 'vfio-pci');
+  assert.ok(entryOf(nvme.bdf).cdevPath);
+});
+
+test('permission denied as an unprivileged user names root or a udev rule', () => {
+  const r = vfio(['probe', edu.bdf], { as: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] });
+  assertOneLineError(r, /permission denied opening \/dev\/(iommu|vfio\/devices\/vfio\d+): run as root, or .*udev rule.*SUBSYSTEM=="vfio"/);
+});
+
+test('an RLIMIT_MEMLOCK too low to pin DMA memory is named with the fix', () => {
+  const nodes = ['/dev/iommu', edu.cdevPath];
+  const modes = nodes.map((n) => fs.statSync(n).mode & 0o777);
+  nodes.forEach((n) => fs.chmodSync(n, 0o666));
+  try {
+    const r = vfio(['probe', edu.bdf], {
+      as: ['prlimit', '--memlock=0:0', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'],
+    });
+    assert.match(r.stdout, /^FAIL IOMMU_IOAS_MAP 4 KiB\s+ENOMEM/m);
+    assertOneLineError(r, /RLIMIT_MEMLOCK is too low.*ulimit -l/);
+  } finally {
+    nodes.forEach((n, i) => fs.chmodSync(n, modes[i]));
+  }
+});
