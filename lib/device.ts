@@ -3,7 +3,7 @@ import { constants as C } from './constants';
 import { EBADF, EINVAL, VfioError, VfioStateError } from './errors';
 import { Interrupts } from './interrupts';
 import { Hwpt, IoAddressSpace, Iommufd } from './iommufd';
-import { native, type NativeHandle } from './native';
+import { native, PAGE_SIZE, type NativeHandle } from './native';
 import { cdevPathFor, isBdf, isMdevUuid } from './sysfs';
 
 /** The device fd's state, mirroring the kernel: a cdev fd starts blocked until bound. */
@@ -113,6 +113,8 @@ export interface FeatureOptions {
 export type IrqIndexName = 'intx' | 'msi' | 'msix' | 'err' | 'req';
 
 const IRQ_NAMES: Record<IrqIndexName, number> = { intx: 0, msi: 1, msix: 2, err: 3, req: 4 };
+/** struct vfio_device_info, filled by deviceGetInfoInto (reused: info() allocates nothing else). */
+const INFO_SCRATCH = new Uint32Array(6);
 const U32 = 0xffffffff;
 
 function closedError(syscall: string, ioctl?: string, path?: string): VfioStateError {
@@ -146,6 +148,12 @@ function uuidBytes(uuid: string): Uint8Array {
   return Uint8Array.from(Buffer.from(uuid.replace(/-/g, ''), 'hex'));
 }
 
+/** The device's fd handle, shared with its regions so they see close() at once. */
+interface Live {
+  handle: NativeHandle | null;
+  path: string | undefined;
+}
+
 /** A child resource the device closes with itself. */
 interface Child {
   _dispose(): void;
@@ -159,7 +167,8 @@ interface Child {
 export class VfioDevice {
   /** The cdev path, when opened by path. */
   readonly path: string | null;
-  #handle: NativeHandle | null;
+  /** Shared with this device's regions: `handle` becomes null at close(). */
+  readonly #live: Live;
   #state: DeviceState;
   #checks: boolean;
   #fromGroup: boolean;
@@ -172,7 +181,7 @@ export class VfioDevice {
   #children = new Set<Child>();
 
   private constructor(handle: NativeHandle, path: string | null, state: DeviceState, checks: boolean, fromGroup: boolean) {
-    this.#handle = handle;
+    this.#live = { handle, path: path ?? undefined };
     this.path = path;
     this.#state = state;
     this.#checks = checks;
@@ -217,8 +226,8 @@ export class VfioDevice {
 
   /** The file descriptor. */
   get fd(): number {
-    if (!this.#handle) throw closedError('fcntl', undefined, this.path ?? undefined);
-    return native.deviceFd(this.#handle);
+    if (!this.#live.handle) throw closedError('fcntl', undefined, this.path ?? undefined);
+    return native.deviceFd(this.#live.handle);
   }
 
   /** Whether state checks are on. */
@@ -228,7 +237,7 @@ export class VfioDevice {
 
   /** @internal The native handle for a call that needs a bound fd. */
   _handle(syscall: string, ioctl?: string): NativeHandle {
-    if (!this.#handle) throw closedError(syscall, ioctl, this.path ?? undefined);
+    if (!this.#live.handle) throw closedError(syscall, ioctl, this.path ?? undefined);
     if (this.#checks && this.#state === 'blocked') {
       throw new VfioStateError(
         'ERR_VFIO_NOT_BOUND',
@@ -239,7 +248,7 @@ export class VfioDevice {
         { ...(ioctl ? { ioctl } : {}), ...(this.path ? { path: this.path } : {}) },
       );
     }
-    return this.#handle;
+    return this.#live.handle;
   }
 
   /** @internal */
@@ -250,7 +259,7 @@ export class VfioDevice {
   /** VFIO_DEVICE_BIND_IOMMUFD: bind to an iommufd and return the devid. There is no unbind. */
   bind(iommufd: Iommufd, options?: { vfToken?: string }): number {
     const ioctl = 'VFIO_DEVICE_BIND_IOMMUFD';
-    if (!this.#handle) throw closedError('ioctl', ioctl, this.path ?? undefined);
+    if (!this.#live.handle) throw closedError('ioctl', ioctl, this.path ?? undefined);
     if (!(iommufd instanceof Iommufd)) throw new TypeError(`iommufd must be an Iommufd, got ${describe(iommufd)}`);
     const opts = optionsObject(options, 'options');
     const token = opts.vfToken === undefined ? null : uuidBytes(opts.vfToken);
@@ -265,7 +274,7 @@ export class VfioDevice {
         { ioctl, ...(this.path ? { path: this.path } : {}) },
       );
     }
-    const devId = native.deviceBind(this.#handle, iommufd.fd, token);
+    const devId = native.deviceBind(this.#live.handle, iommufd.fd, token);
     this.#devId = devId;
     this.#iommufd = iommufd;
     if (this.#state === 'blocked') this.#state = 'bound';
@@ -312,12 +321,12 @@ export class VfioDevice {
    * The read and write are zero-length and the mmap is undone, so nothing reaches the device.
    */
   probeBlocked(): ProbeReport {
-    if (!this.#handle) throw closedError('ioctl', 'VFIO_DEVICE_GET_INFO', this.path ?? undefined);
+    if (!this.#live.handle) throw closedError('ioctl', 'VFIO_DEVICE_GET_INFO', this.path ?? undefined);
     if (this.#state !== 'blocked') {
       throw new VfioStateError('ERR_VFIO_ALREADY_BOUND', EINVAL, 'ioctl',
         'probeBlocked() needs a cdev fd that is not bound yet', this.path ? { path: this.path } : {});
     }
-    const h = this.#handle;
+    const h = this.#live.handle;
     const answer = (fn: () => void): string => {
       try {
         fn();
@@ -331,23 +340,30 @@ export class VfioDevice {
       ioctl: answer(() => void native.deviceGetInfo(h)),
       read: answer(() => void native.devicePreadInto(h, 0, new Uint8Array(0))),
       write: answer(() => void native.devicePwrite(h, 0, new Uint8Array(0))),
-      mmap: answer(() => native.mappingClose(native.deviceMmap(h, 0, native.pageSize(), false))),
+      mmap: answer(() => native.mappingClose(native.deviceMmap(h, 0, PAGE_SIZE, false))),
     };
   }
 
   /** VFIO_DEVICE_GET_INFO. */
   info(): DeviceInfo {
-    const raw = native.deviceGetInfo(this._handle('ioctl', 'VFIO_DEVICE_GET_INFO'));
-    const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-    const flags = v.getUint32(4, true);
-    const capOffset = v.getUint32(16, true);
+    const h = this._handle('ioctl', 'VFIO_DEVICE_GET_INFO');
+    const out = INFO_SCRATCH;
+    const argsz = native.deviceGetInfoInto(h, out);
+    const flags = out[1]!;
+    let caps: InfoCapability[] = [];
+    if (flags & C.VFIO_DEVICE_FLAGS_CAPS && argsz > 24) {
+      // A capability chain follows: read the whole, larger struct.
+      const raw = native.deviceGetInfo(h);
+      const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+      caps = parseCaps(raw, v.getUint32(16, true));
+    }
     const info: DeviceInfo = {
       flags,
-      numRegions: v.getUint32(8, true),
-      numIrqs: v.getUint32(12, true),
+      numRegions: out[2]!,
+      numIrqs: out[3]!,
       canReset: (flags & C.VFIO_DEVICE_FLAGS_RESET) !== 0,
       isPci: (flags & C.VFIO_DEVICE_FLAGS_PCI) !== 0,
-      caps: flags & C.VFIO_DEVICE_FLAGS_CAPS ? parseCaps(raw, capOffset) : [],
+      caps,
     };
     this.#info = info;
     return info;
@@ -410,12 +426,12 @@ export class VfioDevice {
 
   /** Access one region through pread/pwrite (and mmap, via `.map()`). */
   region(index: number): Region {
-    return new Region(this, this.regionInfo(index));
+    return new Region(this, this.#live, this.regionInfo(index));
   }
 
   /** PCI config space (region 7), with typed accessors. */
   get config(): PciConfig {
-    if (!this.#config || this.#handle === null) {
+    if (!this.#config || this.#live.handle === null) {
       this.#config = new PciConfig(this.region(C.VFIO_PCI_CONFIG_REGION_INDEX));
     }
     return this.#config;
@@ -497,11 +513,11 @@ export class VfioDevice {
    * interrupts of this device are closed too. Idempotent.
    */
   close(): void {
-    if (!this.#handle) return;
+    if (!this.#live.handle) return;
     for (const child of [...this.#children]) child._dispose();
     this.#children.clear();
-    native.deviceClose(this.#handle);
-    this.#handle = null;
+    native.deviceClose(this.#live.handle);
+    this.#live.handle = null;
     this.#state = 'closed';
     this.#ioas?._invalidate();
     this.#ioas = null;
@@ -529,6 +545,11 @@ function checkAccess(offset: unknown, width: Width, size: number, what: string):
   return off;
 }
 
+/** True when `offset` is a valid, aligned access of `width` inside `size` (the hot path). */
+function fastOk(offset: unknown, width: number, size: number): offset is number {
+  return (offset as number) >>> 0 === offset && ((offset as number) & (width - 1)) === 0 && (offset as number) + width <= size;
+}
+
 /** One region of a device, accessed with pread/pwrite of exactly the requested width. */
 export class Region {
   readonly index: number;
@@ -537,11 +558,13 @@ export class Region {
   readonly offset: bigint;
   readonly info: RegionInfo;
   #device: VfioDevice;
+  #live: Live;
   #base: number;
 
   /** @internal Use `device.region(index)`. */
-  constructor(device: VfioDevice, info: RegionInfo) {
+  constructor(device: VfioDevice, live: Live, info: RegionInfo) {
     this.#device = device;
+    this.#live = live;
     this.info = info;
     this.index = info.index;
     this.size = info.size;
@@ -550,45 +573,52 @@ export class Region {
     this.#base = Number(info.offset);
   }
 
-  #h(syscall: string): NativeHandle {
-    return this.#device._handle(syscall);
-  }
-
-  #at(offset: unknown, width: Width): number {
-    return this.#base + checkAccess(offset, width, this.size, `region ${this.index}`);
+  /** The fd handle and the absolute offset of a checked access (the slow path: throws). */
+  #check(offset: unknown, width: Width, syscall: string): [NativeHandle, number] {
+    const off = checkAccess(offset, width, this.size, `region ${this.index}`);
+    return [this.#device._handle(syscall), this.#base + off];
   }
 
   read8(offset: number): number {
-    const at = this.#at(offset, 1);
-    return native.deviceRead8(this.#h('pread'), at);
+    const h = this.#live.handle;
+    if (h !== null && fastOk(offset, 1, this.size)) return native.deviceRead8(h, this.#base + offset);
+    return native.deviceRead8(...this.#check(offset, 1, 'pread'));
   }
   read16(offset: number): number {
-    const at = this.#at(offset, 2);
-    return native.deviceRead16(this.#h('pread'), at);
+    const h = this.#live.handle;
+    if (h !== null && fastOk(offset, 2, this.size)) return native.deviceRead16(h, this.#base + offset);
+    return native.deviceRead16(...this.#check(offset, 2, 'pread'));
   }
   read32(offset: number): number {
-    const at = this.#at(offset, 4);
-    return native.deviceRead32(this.#h('pread'), at);
+    const h = this.#live.handle;
+    if (h !== null && fastOk(offset, 4, this.size)) return native.deviceRead32(h, this.#base + offset);
+    return native.deviceRead32(...this.#check(offset, 4, 'pread'));
   }
   read64(offset: number): bigint {
-    const at = this.#at(offset, 8);
-    return native.deviceRead64(this.#h('pread'), at);
+    const h = this.#live.handle;
+    if (h !== null && fastOk(offset, 8, this.size)) return native.deviceRead64(h, this.#base + offset);
+    return native.deviceRead64(...this.#check(offset, 8, 'pread'));
   }
   write8(offset: number, value: number): void {
-    const at = this.#at(offset, 1);
-    native.deviceWrite8(this.#h('pwrite'), at, toUint(value, 'value', 8));
+    const [h, at] = this.#check(offset, 1, 'pwrite');
+    native.deviceWrite8(h, at, toUint(value, 'value', 8));
   }
   write16(offset: number, value: number): void {
-    const at = this.#at(offset, 2);
-    native.deviceWrite16(this.#h('pwrite'), at, toUint(value, 'value', 16));
+    const [h, at] = this.#check(offset, 2, 'pwrite');
+    native.deviceWrite16(h, at, toUint(value, 'value', 16));
   }
   write32(offset: number, value: number): void {
-    const at = this.#at(offset, 4);
-    native.deviceWrite32(this.#h('pwrite'), at, toUint(value, 'value', 32));
+    const h = this.#live.handle;
+    if (h !== null && fastOk(offset, 4, this.size) && value >>> 0 === value) {
+      native.deviceWrite32(h, this.#base + offset, value);
+      return;
+    }
+    const [hh, at] = this.#check(offset, 4, 'pwrite');
+    native.deviceWrite32(hh, at, toUint(value, 'value', 32));
   }
   write64(offset: number, value: bigint): void {
-    const at = this.#at(offset, 8);
-    native.deviceWrite64(this.#h('pwrite'), at, toU64Value(value, 'value'));
+    const [h, at] = this.#check(offset, 8, 'pwrite');
+    native.deviceWrite64(h, at, toU64Value(value, 'value'));
   }
 
   /** Read `length` bytes with one pread (the kernel splits it into aligned accesses). */
@@ -597,7 +627,7 @@ export class Region {
     toIndex(length, 'length');
     if (off + length > this.size) throw new RangeError(`offset ${off} + length ${length} is outside region ${this.index} (size ${this.size})`);
     const out = new Uint8Array(length);
-    const n = native.devicePreadInto(this.#h('pread'), this.#base + off, out);
+    const n = native.devicePreadInto(this.#device._handle('pread'), this.#base + off, out);
     return n === length ? out : out.subarray(0, n);
   }
 
@@ -608,12 +638,12 @@ export class Region {
     if (off + bytes.length > this.size) {
       throw new RangeError(`offset ${off} + length ${bytes.length} is outside region ${this.index} (size ${this.size})`);
     }
-    return native.devicePwrite(this.#h('pwrite'), this.#base + off, bytes);
+    return native.devicePwrite(this.#device._handle('pwrite'), this.#base + off, bytes);
   }
 
   /** mmap the region (or its sparse areas). Fails clearly for a region that cannot be mmapped. */
   map(): MappedRegion {
-    const h = this.#h('mmap');
+    const h = this.#device._handle('mmap');
     if (!this.info.mmappable && this.#device.checks) {
       throw new VfioError({
         errno: EINVAL, syscall: 'mmap', code: 'ERR_VFIO_NOT_MMAPPABLE',
@@ -622,14 +652,13 @@ export class Region {
           'VFIO_REGION_INFO_FLAG_MMAP); use read*/write*, which go through pread/pwrite',
       });
     }
-    const page = native.pageSize();
     const areas = this.info.sparseAreas ?? [{ offset: 0, size: this.size }];
     const mapped: MappedArea[] = [];
     try {
       for (const a of areas) {
         if (a.size === 0) continue;
-        const len = Math.ceil(a.size / page) * page;
-        mapped.push({ offset: a.offset, size: a.size, handle: native.deviceMmap(h, this.#base + a.offset, len, this.info.writable) });
+        const len = Math.ceil(a.size / PAGE_SIZE) * PAGE_SIZE;
+        mapped.push(newArea(a.offset, a.size, native.deviceMmap(h, this.#base + a.offset, len, this.info.writable)));
       }
     } catch (err) {
       for (const m of mapped) native.mappingClose(m.handle);
@@ -641,20 +670,46 @@ export class Region {
   }
 }
 
+/** One mmapped area, with typed-array views over it used only for Atomics.load. */
 interface MappedArea {
   offset: number;
   size: number;
   handle: NativeHandle;
+  u8: Uint8Array | null;
+  u16: Uint16Array | null;
+  u32: Uint32Array | null;
+  u64: BigUint64Array | null;
+}
+
+function newArea(offset: number, size: number, handle: NativeHandle): MappedArea {
+  let ab: ArrayBuffer | null = null;
+  try {
+    ab = native.mappingArrayBuffer(handle);
+  } catch {
+    // A runtime without external ArrayBuffers: every access goes through native code instead.
+  }
+  return {
+    offset, size, handle,
+    u8: ab && new Uint8Array(ab),
+    u16: ab && new Uint16Array(ab),
+    u32: ab && new Uint32Array(ab),
+    u64: ab && new BigUint64Array(ab),
+  };
 }
 
 /**
- * An mmapped region. Every access is one volatile load or store of exactly that width, done in
- * native code; there is no DataView over device memory, so no access is split or merged.
+ * An mmapped region. Every access is one load or store of exactly that width: reads are
+ * `Atomics.load` on a typed array of that width (a single access by the language's rules,
+ * never split, merged or elided), writes are volatile stores in native code (Atomics.store
+ * would be a locked exchange on x86, which also reads the register). There is no DataView over
+ * device memory, and the views are never handed out.
  */
 export class MappedRegion {
   readonly index: number;
   readonly size: number;
   #areas: MappedArea[] | null;
+  /** The single area covering the whole region from offset 0, when there is one. */
+  #whole: MappedArea | null;
   #device: VfioDevice;
 
   /** @internal */
@@ -662,6 +717,8 @@ export class MappedRegion {
     this.index = index;
     this.size = size;
     this.#areas = areas;
+    const first = areas[0];
+    this.#whole = areas.length === 1 && first && first.offset === 0 && first.size === size && first.u32 ? first : null;
     this.#device = device;
   }
 
@@ -674,50 +731,81 @@ export class MappedRegion {
     return this.#areas === null;
   }
 
-  #at(offset: unknown, width: Width): [NativeHandle, number] {
+  /** The area and the offset in it of a checked access (the slow path: throws). */
+  #at(offset: unknown, width: Width): [MappedArea, number] {
     if (!this.#areas) {
       throw new VfioStateError('ERR_VFIO_CLOSED', EBADF, 'mmap', `the mapping of region ${this.index} is closed`);
     }
     const off = checkAccess(offset, width, this.size, `region ${this.index}`);
-    const areas = this.#areas;
-    for (let i = 0; i < areas.length; i++) {
-      const a = areas[i]!;
-      if (off >= a.offset && off + width <= a.offset + a.size) return [a.handle, off - a.offset];
+    for (const a of this.#areas) {
+      if (off >= a.offset && off + width <= a.offset + a.size) return [a, off - a.offset];
     }
     throw new RangeError(`offset ${off} of region ${this.index} is not in an mmapped (sparse) area`);
   }
 
   read8(offset: number): number {
-    const [h, o] = this.#at(offset, 1);
-    return native.mappingRead8(h, o);
+    const w = this.#whole;
+    if (w !== null && fastOk(offset, 1, this.size)) return Atomics.load(w.u8!, offset);
+    const [a, o] = this.#at(offset, 1);
+    return a.u8 ? Atomics.load(a.u8, o) : native.mappingRead8(a.handle, o);
   }
   read16(offset: number): number {
-    const [h, o] = this.#at(offset, 2);
-    return native.mappingRead16(h, o);
+    const w = this.#whole;
+    if (w !== null && fastOk(offset, 2, this.size)) return Atomics.load(w.u16!, offset >>> 1);
+    const [a, o] = this.#at(offset, 2);
+    return a.u16 ? Atomics.load(a.u16, o >>> 1) : native.mappingRead16(a.handle, o);
   }
   read32(offset: number): number {
-    const [h, o] = this.#at(offset, 4);
-    return native.mappingRead32(h, o);
+    const w = this.#whole;
+    if (w !== null && fastOk(offset, 4, this.size)) return Atomics.load(w.u32!, offset >>> 2);
+    const [a, o] = this.#at(offset, 4);
+    return a.u32 ? Atomics.load(a.u32, o >>> 2) : native.mappingRead32(a.handle, o);
   }
   read64(offset: number): bigint {
-    const [h, o] = this.#at(offset, 8);
-    return native.mappingRead64(h, o);
+    const w = this.#whole;
+    if (w !== null && fastOk(offset, 8, this.size)) return Atomics.load(w.u64!, offset >>> 3);
+    const [a, o] = this.#at(offset, 8);
+    return a.u64 ? Atomics.load(a.u64, o >>> 3) : native.mappingRead64(a.handle, o);
   }
+  /**
+   * Batch read: fill `out` with consecutive registers from `offset`, one exact-width access per
+   * element (the element size of `out` is the width), in one native call. Returns `out`.
+   */
+  readInto<T extends Uint8Array | Uint16Array | Uint32Array | BigUint64Array>(offset: number, out: T): T {
+    if (!(out instanceof Uint8Array || out instanceof Uint16Array || out instanceof Uint32Array ||
+      out instanceof BigUint64Array)) {
+      throw new TypeError(`out must be a Uint8Array, Uint16Array, Uint32Array or BigUint64Array, got ${describe(out)}`);
+    }
+    const width = out.BYTES_PER_ELEMENT as Width;
+    if (out.length === 0) return out;
+    const [a, o] = this.#at(offset, width);
+    if (o + out.byteLength > a.size) {
+      throw new RangeError(`offset ${offset} + ${out.byteLength} bytes is outside the mapped area of region ${this.index}`);
+    }
+    native.mappingReadBlock(a.handle, o, width, out);
+    return out;
+  }
+
   write8(offset: number, value: number): void {
-    const [h, o] = this.#at(offset, 1);
-    native.mappingWrite8(h, o, toUint(value, 'value', 8));
+    const [a, o] = this.#at(offset, 1);
+    native.mappingWrite8(a.handle, o, toUint(value, 'value', 8));
   }
   write16(offset: number, value: number): void {
-    const [h, o] = this.#at(offset, 2);
-    native.mappingWrite16(h, o, toUint(value, 'value', 16));
+    const [a, o] = this.#at(offset, 2);
+    native.mappingWrite16(a.handle, o, toUint(value, 'value', 16));
   }
   write32(offset: number, value: number): void {
-    const [h, o] = this.#at(offset, 4);
-    native.mappingWrite32(h, o, toUint(value, 'value', 32));
+    const w = this.#whole;
+    if (w !== null && fastOk(offset, 4, this.size) && value >>> 0 === value) {
+      native.mappingWrite32(w.handle, offset, value);
+      return;
+    }
+    const [a, o] = this.#at(offset, 4);
+    native.mappingWrite32(a.handle, o, toUint(value, 'value', 32));
   }
   write64(offset: number, value: bigint): void {
-    const [h, o] = this.#at(offset, 8);
-    native.mappingWrite64(h, o, toU64Value(value, 'value'));
+    const [a, o] = this.#at(offset, 8);
+    native.mappingWrite64(a.handle, o, toU64Value(value, 'value'));
   }
 
   /** munmap. Idempotent. */
@@ -734,6 +822,7 @@ export class MappedRegion {
     if (!this.#areas) return;
     for (const a of this.#areas) native.mappingClose(a.handle);
     this.#areas = null;
+    this.#whole = null;
     this.#device._forget(this);
   }
 }

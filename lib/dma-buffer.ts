@@ -1,6 +1,6 @@
 import { toIndex, optionsObject } from './args';
 import { EBADF, EBUSY, VfioStateError } from './errors';
-import { native, type NativeHandle } from './native';
+import { native, PAGE_SIZE, type NativeHandle } from './native';
 
 /** Options of {@link DmaBuffer.alloc}. */
 export interface DmaBufferOptions {
@@ -21,8 +21,8 @@ export class DmaBuffer {
   #handle: NativeHandle | null;
   #buffer: ArrayBuffer | null = null;
   #bytes: Uint8Array | null = null;
-  /** @internal IOAS mappings that hold this buffer: a free() is refused while any remain. */
-  readonly _mappings = new Set<object>();
+  /** @internal How many IOAS/container mappings hold this buffer: free() is refused while > 0. */
+  _mapCount = 0;
 
   private constructor(handle: NativeHandle, size: number, hugePages: boolean) {
     this.#handle = handle;
@@ -36,7 +36,7 @@ export class DmaBuffer {
     if (size === 0) throw new RangeError('size must be at least 1 byte');
     const opts = optionsObject(options, 'options');
     const huge = opts.hugePages === true;
-    const unit = huge ? HUGE_PAGE : native.pageSize();
+    const unit = huge ? HUGE_PAGE : PAGE_SIZE;
     const rounded = Math.ceil(size / unit) * unit;
     return new DmaBuffer(native.dmaAlloc(rounded, huge), rounded, huge);
   }
@@ -71,12 +71,12 @@ export class DmaBuffer {
   /** Unmap the memory. Refused while the buffer is mapped in an IOAS; idempotent. */
   free(): void {
     if (!this.#handle) return;
-    if (this._mappings.size > 0) {
+    if (this._mapCount > 0) {
       throw new VfioStateError(
         'ERR_VFIO_BUFFER_MAPPED',
         EBUSY,
         'munmap',
-        `the DmaBuffer is still mapped in ${this._mappings.size} IOAS mapping(s); unmap it first`,
+        `the DmaBuffer is still mapped for DMA (${this._mapCount} mapping(s)); unmap it first`,
       );
     }
     native.dmaFree(this.#handle);

@@ -82,7 +82,8 @@ export type VfioStateCode =
   | 'ERR_VFIO_ALREADY_BOUND'
   | 'ERR_VFIO_CLOSED'
   | 'ERR_VFIO_NOT_ATTACHED'
-  | 'ERR_VFIO_BUFFER_MAPPED';
+  | 'ERR_VFIO_BUFFER_MAPPED'
+  | 'ERR_VFIO_BUSY';
 
 /**
  * A call the kernel would refuse in the device's (or resource's) current state, caught before

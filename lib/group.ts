@@ -56,7 +56,7 @@ export class VfioContainer {
     }
     native.type1Map(this._native(), bytes, 0, bytes.byteLength, iova, flags);
     this.#mapped.set(iova, { length: BigInt(bytes.byteLength), memory });
-    if (memory instanceof DmaBuffer) memory._mappings.add(this);
+    if (memory instanceof DmaBuffer) memory._mapCount++;
     return iova;
   }
 
@@ -68,7 +68,7 @@ export class VfioContainer {
     for (const [at, m] of this.#mapped) {
       if (at >= start && at + m.length <= start + len) {
         this.#mapped.delete(at);
-        if (m.memory instanceof DmaBuffer) m.memory._mappings.delete(this);
+        if (m.memory instanceof DmaBuffer) m.memory._mapCount--;
       }
     }
     return Number(done);
@@ -78,7 +78,7 @@ export class VfioContainer {
     if (!this.#h) return;
     native.fdClose(this.#h);
     this.#h = null;
-    for (const m of this.#mapped.values()) if (m.memory instanceof DmaBuffer) m.memory._mappings.delete(this);
+    for (const m of this.#mapped.values()) if (m.memory instanceof DmaBuffer) m.memory._mapCount--;
     this.#mapped.clear();
   }
 

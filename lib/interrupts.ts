@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { optionsObject, toIndex } from './args';
 import { constants as C } from './constants';
-import { EBADF, VfioError, VfioStateError } from './errors';
+import { EBADF, EBUSY, VfioError, VfioStateError } from './errors';
 import { native, type NativeHandle } from './native';
 
 /** What an Interrupts object needs from its device. */
@@ -182,6 +182,30 @@ export class Interrupts extends EventEmitter {
         }, opts.timeoutMs);
       }
     });
+  }
+
+  /**
+   * Block the thread in poll(2) until `vector` fires, and return its count: the tight loop of a
+   * C driver, for worker threads and drivers that own their thread. Refused while 'interrupt'
+   * listeners exist (it would take their deliveries). Throws ETIMEDOUT after `timeoutMs`.
+   */
+  waitSync(vector: number = this.start, options?: { timeoutMs?: number }): number {
+    this.#live();
+    const v = this.#checkVector(vector, 'vector');
+    const opts = optionsObject(options, 'options');
+    const timeout = opts.timeoutMs === undefined ? -1 : toIndex(opts.timeoutMs, 'options.timeoutMs', 0x7fffffff);
+    if (this.#polling) {
+      throw new VfioStateError('ERR_VFIO_BUSY', EBUSY, 'poll',
+        "waitSync() cannot run while 'interrupt' listeners (or a pending wait()) take the deliveries");
+    }
+    const count = native.irqWaitSync(this.#watchers[v - this.start]!, timeout);
+    if (count === 0) {
+      throw new VfioError({
+        errno: -110, syscall: 'poll', code: 'ETIMEDOUT',
+        message: `ETIMEDOUT: no interrupt on vector ${v} of IRQ index ${this.index} within ${timeout} ms`,
+      });
+    }
+    return count;
   }
 
   /** Deliveries as `{ vector, count }`, until disable()/close(). */

@@ -2,7 +2,7 @@ import { describe, optionsObject, toIndex, toU64 } from './args';
 import { constants as C } from './constants';
 import { DmaBuffer } from './dma-buffer';
 import { EBADF, VfioStateError } from './errors';
-import { native, type NativeHandle } from './native';
+import { native, PAGE_SIZE, type NativeHandle } from './native';
 
 /** Memory that can be mapped for DMA: a DmaBuffer, or caller-owned ArrayBuffer memory. */
 export type DmaMemory = DmaBuffer | ArrayBuffer | ArrayBufferView;
@@ -201,8 +201,37 @@ export class Hwpt {
 }
 
 interface Mapping {
-  length: bigint;
+  length: number | bigint;
   memory: DmaMemory;
+}
+
+const MAX_SAFE_N = BigInt(Number.MAX_SAFE_INTEGER);
+const MAX_U64 = 0xffff_ffff_ffff_ffffn;
+
+/**
+ * An IOVA or length argument as a number when it is a safe integer (cheap arithmetic and map
+ * keys), else as a bigint. Validates like toU64.
+ */
+function u64Arg(value: unknown, name: string): number | bigint {
+  if (typeof value === 'number') {
+    if (value >= 0 && Number.isSafeInteger(value)) return value;
+    throw new RangeError(`${name} must be a non-negative safe integer or a bigint, got ${value}`);
+  }
+  if (typeof value === 'bigint') {
+    if (value <= MAX_SAFE_N && value >= 0n) return Number(value);
+    if (value > MAX_SAFE_N && value <= MAX_U64) return value;
+    throw new RangeError(`${name} must be from 0 to 2^64-1, got ${value}`);
+  }
+  throw new TypeError(`${name} must be a bigint or a number, got ${describe(value)}`);
+}
+
+/** A bigint from the kernel as a map key: a number when it is safe. */
+function keyOf(v: bigint): number | bigint {
+  return v <= MAX_SAFE_N ? Number(v) : v;
+}
+
+function isAligned(v: number | bigint, align: number): boolean {
+  return typeof v === 'number' ? v % align === 0 : v % BigInt(align) === 0n;
 }
 
 /** An I/O address space: DMA mappings from IOVA to process memory. */
@@ -210,7 +239,7 @@ export class IoAddressSpace {
   readonly id: number;
   #ictx: Iommufd | null;
   /** iova -> mapping: holds the memory alive while it is mapped. */
-  readonly #mappings = new Map<bigint, Mapping>();
+  readonly #mappings = new Map<number | bigint, Mapping>();
   #alignment: bigint | null = null;
 
   /** @internal */
@@ -246,10 +275,10 @@ export class IoAddressSpace {
 
   /** Map memory for DMA and return its IOVA. The IOAS keeps the memory alive until unmapped. */
   map(memory: DmaMemory, options?: MapOptions): bigint {
-    const opts = optionsObject(options, 'options');
-    const flags = mapFlags(opts);
-    const page = BigInt(native.pageSize());
-    const align = this.#requiredAlignment(page);
+    const h = this.#native();
+    const opts = options === undefined ? NO_OPTIONS : optionsObject(options, 'options');
+    let flags = mapFlags(opts);
+    const align = this.#requiredAlignment();
     let target: NativeHandle | ArrayBuffer | ArrayBufferView;
     let length: number;
     if (memory instanceof DmaBuffer) {
@@ -262,18 +291,20 @@ export class IoAddressSpace {
     } else {
       throw new TypeError(`memory must be a DmaBuffer, an ArrayBuffer or a TypedArray, got ${describe(memory)}`);
     }
-    if (BigInt(length) % align !== 0n) {
+    if (length % align !== 0) {
       throw new RangeError(`memory length ${length} must be a multiple of the IOVA alignment ${align}`);
     }
-    let iova = 0n;
+    let iova: number | bigint = 0;
     if (opts.iova !== undefined) {
-      iova = toU64(opts.iova, 'options.iova');
-      if (iova % align !== 0n) throw new RangeError(`options.iova 0x${iova.toString(16)} must be aligned to ${align}`);
-      flags.value |= C.IOMMU_IOAS_MAP_FIXED_IOVA;
+      iova = u64Arg(opts.iova, 'options.iova');
+      if (!isAligned(iova, align)) {
+        throw new RangeError(`options.iova 0x${iova.toString(16)} must be aligned to ${align}`);
+      }
+      flags |= C.IOMMU_IOAS_MAP_FIXED_IOVA;
     }
-    const got = native.ioasMap(this.#native(), this.id, flags.value, target, 0, length, iova);
-    this.#mappings.set(got, { length: BigInt(length), memory });
-    if (memory instanceof DmaBuffer) memory._mappings.add(this);
+    const got = native.ioasMap(h, this.id, flags, target, 0, length, iova);
+    this.#mappings.set(keyOf(got), { length, memory });
+    if (memory instanceof DmaBuffer) memory._mapCount++;
     return got;
   }
 
@@ -281,54 +312,60 @@ export class IoAddressSpace {
   mapFile(fd: number, options: MapFileOptions): bigint {
     toIndex(fd, 'fd', 0x7fffffff);
     const opts = optionsObject(options, 'options');
-    const flags = mapFlags(opts);
+    let flags = mapFlags(opts);
     const start = toU64(opts.start, 'options.start');
     const length = toU64(opts.length, 'options.length');
     let iova = 0n;
     if (opts.iova !== undefined) {
       iova = toU64(opts.iova, 'options.iova');
-      flags.value |= C.IOMMU_IOAS_MAP_FIXED_IOVA;
+      flags |= C.IOMMU_IOAS_MAP_FIXED_IOVA;
     }
-    const got = native.ioasMapFile(this.#native(), this.id, flags.value, fd, start, length, iova);
-    this.#mappings.set(got, { length, memory: new Uint8Array(0) });
+    const got = native.ioasMapFile(this.#native(), this.id, flags, fd, start, length, iova);
+    this.#mappings.set(keyOf(got), { length, memory: new Uint8Array(0) });
     return got;
   }
 
   /** Unmap whole mappings inside [iova, iova + length); returns the bytes unmapped. */
   unmap(iova: bigint | number, length: bigint | number): number {
-    const start = toU64(iova, 'iova');
-    const len = toU64(length, 'length');
-    if (len === 0n) throw new RangeError('length must not be 0');
-    const page = BigInt(native.pageSize());
-    if (start % page !== 0n || len % page !== 0n) {
-      throw new RangeError(`iova and length must be multiples of the page size ${page}`);
+    const h = this.#native();
+    const start = u64Arg(iova, 'iova');
+    const len = u64Arg(length, 'length');
+    if (len === 0) throw new RangeError('length must not be 0');
+    if (!isAligned(start, PAGE_SIZE) || !isAligned(len, PAGE_SIZE)) {
+      throw new RangeError(`iova and length must be multiples of the page size ${PAGE_SIZE}`);
     }
-    const done = native.ioasUnmap(this.#native(), this.id, start, len);
-    this.#release(start, start + len - 1n);
-    return Number(done);
+    const done = native.ioasUnmap(h, this.id, start, len);
+    const exact = this.#mappings.get(start);
+    if (exact !== undefined && exact.length === len) {
+      this.#forget(start, exact);
+    } else {
+      this.#release(BigInt(start), BigInt(start) + BigInt(len) - 1n);
+    }
+    return done;
   }
 
   /** Unmap everything; returns the bytes unmapped. */
   unmapAll(): number {
-    const done = native.ioasUnmap(this.#native(), this.id, 0n, 0xffff_ffff_ffff_ffffn);
-    this.#release(0n, 0xffff_ffff_ffff_ffffn);
-    return Number(done);
+    const done = native.ioasUnmap(this.#native(), this.id, 0, MAX_U64);
+    this.#release(0n, MAX_U64);
+    return done;
+  }
+
+  #forget(key: number | bigint, m: Mapping): void {
+    this.#mappings.delete(key);
+    if (m.memory instanceof DmaBuffer) m.memory._mapCount--;
   }
 
   #release(first: bigint, last: bigint): void {
-    for (const [iova, m] of this.#mappings) {
-      if (iova >= first && iova + m.length - 1n <= last) {
-        this.#mappings.delete(iova);
-        if (m.memory instanceof DmaBuffer && ![...this.#mappings.values()].some((o) => o.memory === m.memory)) {
-          m.memory._mappings.delete(this);
-        }
-      }
+    for (const [key, m] of this.#mappings) {
+      const at = BigInt(key);
+      if (at >= first && at + BigInt(m.length) - 1n <= last) this.#forget(key, m);
     }
   }
 
-  #requiredAlignment(page: bigint): bigint {
-    const k = this.iovaAlignment;
-    return k > page ? k : page;
+  #requiredAlignment(): number {
+    const k = Number(this.iovaAlignment);
+    return k > PAGE_SIZE ? k : PAGE_SIZE;
   }
 
   /** Restrict the IOVAs the kernel may choose (IOMMU_IOAS_ALLOW_IOVAS); [] clears. */
@@ -347,24 +384,27 @@ export class IoAddressSpace {
     readable?: boolean; writable?: boolean }): bigint {
     if (!(src instanceof IoAddressSpace)) throw new TypeError(`src must be an IoAddressSpace, got ${describe(src)}`);
     const opts = optionsObject(options, 'options');
-    const flags = mapFlags(opts);
+    let flags = mapFlags(opts);
     const srcIova = toU64(opts.srcIova, 'options.srcIova');
     const length = toU64(opts.length, 'options.length');
     let dst = 0n;
     if (opts.dstIova !== undefined) {
       dst = toU64(opts.dstIova, 'options.dstIova');
-      flags.value |= C.IOMMU_IOAS_MAP_FIXED_IOVA;
+      flags |= C.IOMMU_IOAS_MAP_FIXED_IOVA;
     }
-    const got = native.ioasCopy(this.#native(), flags.value, this.id, src.id, length, dst, srcIova);
+    const got = native.ioasCopy(this.#native(), flags, this.id, src.id, length, dst, srcIova);
     const source = src._mappingAt(srcIova);
-    this.#mappings.set(got, { length, memory: source ?? new Uint8Array(0) });
-    if (source instanceof DmaBuffer) source._mappings.add(this);
+    this.#mappings.set(keyOf(got), { length, memory: source ?? new Uint8Array(0) });
+    if (source instanceof DmaBuffer) source._mapCount++;
     return got;
   }
 
   /** @internal */
   _mappingAt(iova: bigint): DmaMemory | undefined {
-    for (const [start, m] of this.#mappings) if (iova >= start && iova < start + m.length) return m.memory;
+    for (const [key, m] of this.#mappings) {
+      const start = BigInt(key);
+      if (iova >= start && iova < start + BigInt(m.length)) return m.memory;
+    }
     return undefined;
   }
 
@@ -377,8 +417,7 @@ export class IoAddressSpace {
   destroy(): void {
     if (!this.#ictx) return;
     if (!this.#ictx.closed) this.#ictx.destroy(this.id);
-    for (const m of this.#mappings.values()) if (m.memory instanceof DmaBuffer) m.memory._mappings.delete(this);
-    this.#mappings.clear();
+    for (const [iova, m] of this.#mappings) this.#forget(iova, m);
     this.#ictx._forget(this);
     this.#ictx = null;
   }
@@ -388,10 +427,12 @@ export class IoAddressSpace {
   }
 }
 
-function mapFlags(opts: { readable?: boolean; writable?: boolean }): { value: number } {
+const NO_OPTIONS: MapOptions = Object.freeze({});
+
+function mapFlags(opts: { readable?: boolean; writable?: boolean }): number {
   let value = 0;
   if (opts.readable !== false) value |= C.IOMMU_IOAS_MAP_READABLE;
   if (opts.writable !== false) value |= C.IOMMU_IOAS_MAP_WRITEABLE;
   if (value === 0) throw new RangeError('a mapping must be readable, writable or both');
-  return { value };
+  return value;
 }

@@ -22,6 +22,7 @@ export interface NativeBinding {
   deviceAttach(h: NativeHandle, ptId: number, pasid: number): number;
   deviceDetach(h: NativeHandle, pasid: number): void;
   deviceGetInfo(h: NativeHandle): Uint8Array;
+  deviceGetInfoInto(h: NativeHandle, out: Uint32Array): number;
   deviceGetRegionInfo(h: NativeHandle, index: number): Uint8Array;
   deviceGetIrqInfo(h: NativeHandle, index: number): [number, number];
   deviceSetIrqs(h: NativeHandle, flags: number, index: number, start: number, count: number,
@@ -50,6 +51,8 @@ export interface NativeBinding {
   mappingWrite16(h: NativeHandle, offset: number, value: number): void;
   mappingWrite32(h: NativeHandle, offset: number, value: number): void;
   mappingWrite64(h: NativeHandle, offset: number, value: bigint): void;
+  mappingReadBlock(h: NativeHandle, offset: number, width: number,
+    out: Uint8Array | Uint16Array | Uint32Array | BigUint64Array): void;
   mappingClose(h: NativeHandle): void;
   mappingArrayBuffer(h: NativeHandle): ArrayBuffer;
 
@@ -64,10 +67,10 @@ export interface NativeBinding {
   ioasAlloc(h: NativeHandle): number;
   iommufdDestroy(h: NativeHandle, id: number): void;
   ioasMap(h: NativeHandle, ioasId: number, flags: number, memory: NativeHandle | ArrayBuffer | ArrayBufferView,
-    byteOffset: number, length: number, iova: bigint): bigint;
+    byteOffset: number, length: number, iova: number | bigint): bigint;
   ioasMapFile(h: NativeHandle, ioasId: number, flags: number, fd: number, start: bigint, length: bigint,
     iova: bigint): bigint;
-  ioasUnmap(h: NativeHandle, ioasId: number, iova: bigint, length: bigint): bigint;
+  ioasUnmap(h: NativeHandle, ioasId: number, iova: number | bigint, length: number | bigint): number;
   ioasIovaRanges(h: NativeHandle, ioasId: number): { ranges: BigUint64Array; alignment: bigint };
   ioasAllowIovas(h: NativeHandle, ioasId: number, ranges: BigUint64Array): void;
   ioasCopy(h: NativeHandle, flags: number, dstIoasId: number, srcIoasId: number, length: bigint, dstIova: bigint,
@@ -83,6 +86,7 @@ export interface NativeBinding {
   irqStop(h: NativeHandle): void;
   irqRef(h: NativeHandle, ref: boolean): void;
   irqRead(h: NativeHandle): number;
+  irqWaitSync(h: NativeHandle, timeoutMs: number): number;
   irqSignal(h: NativeHandle): void;
   irqClose(h: NativeHandle): void;
 
@@ -126,3 +130,6 @@ function load(): NativeBinding {
 /** The loaded addon, initialised with the library's error factory. */
 export const native: NativeBinding = load();
 native.initialize(makeNativeError);
+
+/** The system page size. */
+export const PAGE_SIZE = native.pageSize();

@@ -65,16 +65,21 @@ AddonData* GetAddon(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
 const napi_type_tag* TagFor(Kind kind) { return &kTags[static_cast<int>(kind)]; }
 
 bool HasKind(Napi::Env env, const Napi::Value& v, Kind kind) {
-  if (!v.IsExternal()) return false;
+  // Only Externals carry our tags. Checking the type first matters: the tag check on null or
+  // undefined would leave a pending JS exception behind.
+  napi_valuetype type;
+  if (v.IsEmpty() || napi_typeof(env, v, &type) != napi_ok || type != napi_external) return false;
   bool ok = false;
-  if (napi_check_object_type_tag(env, v, TagFor(kind), &ok) != napi_ok) return false;
-  return ok;
+  return napi_check_object_type_tag(env, v, TagFor(kind), &ok) == napi_ok && ok;
 }
 
 Handle* UnwrapAny(const Napi::Value& v, Kind kind, const char* what) {
   Napi::Env env = v.Env();
-  if (!HasKind(env, v, kind)) ThrowType(env, std::string("expected a native ") + what + " handle");
-  return static_cast<Handle*>(v.As<Napi::External<void>>().Data());
+  void* data = nullptr;
+  if (!HasKind(env, v, kind) || napi_get_value_external(env, v, &data) != napi_ok) {
+    ThrowType(env, std::string("expected a native ") + what + " handle");
+  }
+  return static_cast<Handle*>(data);
 }
 
 void ThrowErrno(Napi::Env env, int err, const char* syscall, const char* ioctl, const std::string& path) {
@@ -98,8 +103,12 @@ void ThrowRange(Napi::Env env, const std::string& message) { throw Napi::RangeEr
 void ThrowClosed(Napi::Env env, const char* what) { ThrowErrno(env, EBADF, what); }
 
 double ArgNumber(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsNumber()) ThrowType(info.Env(), std::string(name) + " must be a number");
-  return info[i].As<Napi::Number>().DoubleValue();
+  double d;
+  // One napi call: it fails with napi_number_expected for anything but a number.
+  if (napi_get_value_double(info.Env(), info[i], &d) != napi_ok) {
+    ThrowType(info.Env(), std::string(name) + " must be a number");
+  }
+  return d;
 }
 
 uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* name) {
@@ -120,18 +129,18 @@ int32_t ArgI32(const Napi::CallbackInfo& info, size_t i, const char* name) {
 
 uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i, const char* name) {
   Napi::Env env = info.Env();
-  if (info[i].IsBigInt()) {
-    bool lossless = false;
-    uint64_t v = info[i].As<Napi::BigInt>().Uint64Value(&lossless);
-    if (!lossless) ThrowRange(env, std::string(name) + " must be from 0 to 2^64-1");
-    return v;
-  }
-  if (info[i].IsNumber()) {
-    double d = info[i].As<Napi::Number>().DoubleValue();
+  double d;
+  if (napi_get_value_double(env, info[i], &d) == napi_ok) {
     if (!(d >= 0 && d <= 9007199254740991.0) || std::floor(d) != d) {
       ThrowRange(env, std::string(name) + " must be a non-negative safe integer or a bigint");
     }
     return static_cast<uint64_t>(d);
+  }
+  uint64_t v;
+  bool lossless = false;
+  if (napi_get_value_bigint_uint64(env, info[i], &v, &lossless) == napi_ok) {
+    if (!lossless) ThrowRange(env, std::string(name) + " must be from 0 to 2^64-1");
+    return v;
   }
   ThrowType(env, std::string(name) + " must be a bigint or a number");
 }

@@ -64,7 +64,7 @@ Napi::Value FromFd(const Napi::CallbackInfo& info) {
 
 Napi::Value Close(const Napi::CallbackInfo& info) {
   Unwrap<Device>(info[0], Kind::Device, "device")->Release();
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 
 Napi::Value Fd(const Napi::CallbackInfo& info) {
@@ -121,7 +121,7 @@ Napi::Value Detach(const Napi::CallbackInfo& info) {
   if (ioctl(d->fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &a) < 0) {
     Fail(info, d, "ioctl", "VFIO_DEVICE_DETACH_IOMMUFD_PT");
   }
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 
 // Issue an info ioctl whose struct starts with argsz and may grow with a capability chain:
@@ -146,6 +146,19 @@ Napi::Value InfoWithCaps(const Napi::CallbackInfo& info, Device* d, unsigned lon
 
 Napi::Value GetInfo(const Napi::CallbackInfo& info) {
   return InfoWithCaps(info, Dev(info), VFIO_DEVICE_GET_INFO, "VFIO_DEVICE_GET_INFO", sizeof(DeviceInfo), 0, false);
+}
+
+// (dev, out: Uint32Array(6)) => argsz the kernel asks for. The fast path of info(): no
+// allocation; when the kernel reports capabilities (argsz > 24) lib/ calls deviceGetInfo.
+Napi::Value GetInfoInto(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  Bytes out = ArgBytes(info, 1, "out");
+  if (out.length < sizeof(DeviceInfo)) ThrowRange(info.Env(), "out must hold 24 bytes");
+  DeviceInfo i{};
+  i.argsz = sizeof(i);
+  if (ioctl(d->fd, VFIO_DEVICE_GET_INFO, &i) < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_GET_INFO");
+  memcpy(out.data, &i, sizeof(i));
+  return Napi::Number::New(info.Env(), i.argsz);
 }
 
 Napi::Value GetRegionInfo(const Napi::CallbackInfo& info) {
@@ -183,13 +196,13 @@ Napi::Value SetIrqs(const Napi::CallbackInfo& info) {
   memcpy(buf.data(), &s, sizeof(s));
   if (data.length) memcpy(buf.data() + sizeof(s), data.data, data.length);
   if (ioctl(d->fd, VFIO_DEVICE_SET_IRQS, buf.data()) < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_SET_IRQS");
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 
 Napi::Value Reset(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
   if (ioctl(d->fd, VFIO_DEVICE_RESET) < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_RESET");
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 
 // (dev, flags, data: Uint8Array) => ioctl result; the kernel may write into data (GET).
@@ -234,7 +247,7 @@ Napi::Value HotResetCall(const Napi::CallbackInfo& info) {
   memcpy(buf.data(), &h, sizeof(h));
   if (fds.length) memcpy(buf.data() + sizeof(h), fds.data, fds.length);
   if (ioctl(d->fd, VFIO_DEVICE_PCI_HOT_RESET, buf.data()) < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_PCI_HOT_RESET");
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 
 off_t ArgOffset(const Napi::CallbackInfo& info, size_t i) {
@@ -275,19 +288,19 @@ Napi::Value Read64(const Napi::CallbackInfo& info) { return ToBigInt(info.Env(),
 
 Napi::Value Write8(const Napi::CallbackInfo& info) {
   WriteWidth<uint8_t>(info, static_cast<uint8_t>(ArgU32(info, 2, "value")));
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 Napi::Value Write16(const Napi::CallbackInfo& info) {
   WriteWidth<uint16_t>(info, static_cast<uint16_t>(ArgU32(info, 2, "value")));
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 Napi::Value Write32(const Napi::CallbackInfo& info) {
   WriteWidth<uint32_t>(info, ArgU32(info, 2, "value"));
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 Napi::Value Write64(const Napi::CallbackInfo& info) {
   WriteWidth<uint64_t>(info, ArgU64(info, 2, "value"));
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 
 // (dev, offset, bytes: Uint8Array) => bytes read (a short read is reported, not hidden)
@@ -340,6 +353,7 @@ void InitDevice(Napi::Env env, Napi::Object exports) {
   fn("deviceAttach", Attach);
   fn("deviceDetach", Detach);
   fn("deviceGetInfo", GetInfo);
+  fn("deviceGetInfoInto", GetInfoInto);
   fn("deviceGetRegionInfo", GetRegionInfo);
   fn("deviceGetIrqInfo", GetIrqInfo);
   fn("deviceSetIrqs", SetIrqs);

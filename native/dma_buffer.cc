@@ -35,7 +35,7 @@ Napi::Value Buffer(const Napi::CallbackInfo& info) { return Buf(info)->ArrayBuff
 
 Napi::Value Free(const Napi::CallbackInfo& info) {
   Unwrap<MemoryHandle>(info[0], Kind::DmaBuffer, "DmaBuffer")->Release();
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 
 Napi::Value PageSize(const Napi::CallbackInfo& info) {

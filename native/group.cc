@@ -40,7 +40,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
 
 Napi::Value Close(const Napi::CallbackInfo& info) {
   Unwrap<Fd>(info[0], Kind::Fd, "fd")->Release();
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 
 Napi::Value Number(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), Get(info)->fd); }
@@ -64,7 +64,7 @@ Napi::Value SetContainer(const Napi::CallbackInfo& info) {
     int err = errno;
     ThrowErrno(info.Env(), err, "ioctl", "VFIO_GROUP_SET_CONTAINER", f->path);
   }
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 
 // (group, name) => device fd (a plain number; lib/ wraps it with deviceFromFd, owned)
@@ -107,7 +107,7 @@ Napi::Value Type1Map(const Napi::CallbackInfo& info) {
     int err = errno;
     ThrowErrno(info.Env(), err, "ioctl", "VFIO_IOMMU_MAP_DMA", f->path);
   }
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 
 Napi::Value Type1Unmap(const Napi::CallbackInfo& info) {

@@ -65,7 +65,7 @@ Napi::Value FromFd(const Napi::CallbackInfo& info) {
 
 Napi::Value Close(const Napi::CallbackInfo& info) {
   Unwrap<Iommufd>(info[0], Kind::Iommufd, "iommufd")->Release();
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 
 Napi::Value Fd(const Napi::CallbackInfo& info) {
@@ -83,7 +83,7 @@ Napi::Value Destroy(const Napi::CallbackInfo& info) {
   IommuDestroy d{};
   d.id = ArgU32(info, 1, "id");
   Call(info, h, IOMMU_DESTROY, "IOMMU_DESTROY", &d);
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 
 // (h, ioasId, flags, memory, byteOffset, length, iova) => iova (bigint)
@@ -125,7 +125,7 @@ Napi::Value MapFile(const Napi::CallbackInfo& info) {
   return ToBigInt(info.Env(), m.iova);
 }
 
-// (h, ioasId, iova, length) => bytes unmapped (bigint)
+// (h, ioasId, iova, length) => bytes unmapped (a number: no mapping total reaches 2^53)
 Napi::Value Unmap(const Napi::CallbackInfo& info) {
   Iommufd* h = Ictx(info);
   IoasUnmap u{};
@@ -133,7 +133,7 @@ Napi::Value Unmap(const Napi::CallbackInfo& info) {
   u.iova = ArgU64(info, 2, "iova");
   u.length = ArgU64(info, 3, "length");
   Call(info, h, IOMMU_IOAS_UNMAP, "IOMMU_IOAS_UNMAP", &u);
-  return ToBigInt(info.Env(), u.length);
+  return Napi::Number::New(info.Env(), static_cast<double>(u.length));
 }
 
 // (h, ioasId) => { ranges: BigUint64Array [start, last, ...], alignment: bigint }
@@ -177,7 +177,7 @@ Napi::Value AllowIovas(const Napi::CallbackInfo& info) {
   a.num_iovas = static_cast<uint32_t>(ranges.size());
   a.allowed_iovas = reinterpret_cast<uintptr_t>(ranges.data());
   Call(info, h, IOMMU_IOAS_ALLOW_IOVAS, "IOMMU_IOAS_ALLOW_IOVAS", &a);
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 
 // (h, flags, dstIoas, srcIoas, length, dstIova, srcIova) => dstIova

@@ -60,12 +60,39 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
   }
   std::atomic_thread_fence(std::memory_order_release);
   *p = v;
-  return info.Env().Undefined();
+  return Napi::Value();
+}
+
+// (mapping, offset, width, out: TypedArray) => consecutive reads of `width` bytes into `out`,
+// each one volatile access of exactly that width (a batch: one native call for many reads).
+Napi::Value ReadBlock(const Napi::CallbackInfo& info) {
+  MemoryHandle* m = Map(info);
+  double d = ArgNumber(info, 1, "offset");
+  uint32_t width = ArgU32(info, 2, "width");
+  Bytes out = ArgBytes(info, 3, "out");
+  size_t off = static_cast<size_t>(d);
+  if (width != 1 && width != 2 && width != 4 && width != 8) ThrowRange(info.Env(), "width must be 1, 2, 4 or 8");
+  if (!(d >= 0) || static_cast<double>(off) != d || off % width || out.length % width ||
+      off > m->block->length || out.length > m->block->length - off) {
+    ThrowRange(info.Env(), "the block is outside the mapping or not aligned to its width");
+  }
+  auto* base = static_cast<uint8_t*>(m->block->addr) + off;
+  size_t n = out.length / width;
+  for (size_t i = 0; i < n; i++) {
+    switch (width) {
+      case 1: reinterpret_cast<uint8_t*>(out.data)[i] = reinterpret_cast<volatile uint8_t*>(base)[i]; break;
+      case 2: reinterpret_cast<uint16_t*>(out.data)[i] = reinterpret_cast<volatile uint16_t*>(base)[i]; break;
+      case 4: reinterpret_cast<uint32_t*>(out.data)[i] = reinterpret_cast<volatile uint32_t*>(base)[i]; break;
+      default: reinterpret_cast<uint64_t*>(out.data)[i] = reinterpret_cast<volatile uint64_t*>(base)[i]; break;
+    }
+  }
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return Napi::Value();
 }
 
 Napi::Value Close(const Napi::CallbackInfo& info) {
   Unwrap<MemoryHandle>(info[0], Kind::Mapping, "mapping")->Release();
-  return info.Env().Undefined();
+  return Napi::Value();
 }
 
 Napi::Value Buffer(const Napi::CallbackInfo& info) { return Map(info)->ArrayBuffer(info.Env()); }
@@ -82,6 +109,7 @@ void InitMapping(Napi::Env env, Napi::Object exports) {
   fn("mappingWrite16", Write<uint16_t>);
   fn("mappingWrite32", Write<uint32_t>);
   fn("mappingWrite64", Write<uint64_t>);
+  fn("mappingReadBlock", ReadBlock);
   fn("mappingClose", Close);
   fn("mappingArrayBuffer", Buffer);
 }

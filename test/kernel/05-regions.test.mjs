@@ -153,3 +153,24 @@ test('mmap of an mtty region with checks off gets the kernel EINVAL', () => {
     iommufd.close();
   }
 });
+
+test('MappedRegion.readInto reads consecutive registers in one call, each at its width', () => {
+  const edu = openEdu();
+  const bar = edu.dev.region(0).map();
+  try {
+    bar.write32(EDU.LIVENESS, 0x0f0f0f0f);
+    const regs = bar.readInto(0, new Uint32Array(4));
+    assert.deepEqual([...regs], [bar.read32(0), 0xf0f0f0f0, bar.read32(8), bar.read32(12)]);
+    // (edu implements only 4- and 8-byte accesses, so narrower widths are not checked here.)
+    const wide = bar.readInto(EDU.DMA_SRC, new BigUint64Array(1));
+    assert.equal(wide[0], bar.read64(EDU.DMA_SRC));
+    assert.throws(() => bar.readInto((1 << 20) - 8, new Uint32Array(4)), RangeError);
+    assert.throws(() => bar.readInto(2, new Uint32Array(1)), RangeError);
+    assert.throws(() => bar.readInto(0, [0, 0]), TypeError);
+    bar.close();
+    assert.throws(() => bar.readInto(0, new Uint32Array(1)), { code: 'ERR_VFIO_CLOSED' });
+  } finally {
+    bar.close();
+    edu.close();
+  }
+});

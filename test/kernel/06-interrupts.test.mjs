@@ -155,3 +155,54 @@ test('wait() rejects with ETIMEDOUT when nothing arrives', async () => {
     edu.close();
   }
 });
+
+test('a handler that raises the next interrupt itself loses none over many rounds', async () => {
+  const edu = openEdu();
+  const bar = edu.dev.region(0).map();
+  const irqs = edu.dev.enableIrq('msi');
+  try {
+    edu.dev.config.enableBusMaster();
+    let left = 100;
+    let seen = 0;
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`stalled with ${left} interrupts to go`)), 20_000);
+      irqs.on('interrupt', (_vector, count) => {
+        seen += count;
+        ackIrq(bar);
+        if (--left === 0) {
+          clearTimeout(timer);
+          resolve();
+        } else {
+          bar.write32(EDU.IRQ_RAISE, 0x1);
+        }
+      });
+      bar.write32(EDU.IRQ_RAISE, 0x1);
+    });
+    assert.equal(seen, 100);
+  } finally {
+    irqs.close();
+    bar.close();
+    edu.close();
+  }
+});
+
+test('waitSync() blocks until the interrupt and is refused while listeners take deliveries', () => {
+  const edu = openEdu();
+  const bar = edu.dev.region(0).map();
+  const irqs = edu.dev.enableIrq('msi');
+  try {
+    edu.dev.config.enableBusMaster();
+    bar.write32(EDU.IRQ_RAISE, 0x1);
+    assert.equal(irqs.waitSync(0, { timeoutMs: 5000 }), 1);
+    ackIrq(bar);
+    assert.throws(() => irqs.waitSync(0, { timeoutMs: 10 }), { code: 'ETIMEDOUT' });
+    const listener = () => {};
+    irqs.on('interrupt', listener);
+    assert.throws(() => irqs.waitSync(0), { code: 'ERR_VFIO_BUSY' });
+    irqs.off('interrupt', listener);
+  } finally {
+    irqs.close();
+    bar.close();
+    edu.close();
+  }
+});

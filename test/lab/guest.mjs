@@ -116,6 +116,7 @@ function main() {
       HOME: '/root',
       VFIO_LAB: '1',
       VFIO_LAB_MANIFEST: manifestPath,
+      VFIO_LAB_OUT: path.join(IO, 'out'),
       VFIO_LAB_KERNEL_RELEASE: manifest.kernel,
     };
     status = runCommand(job, env);

@@ -3,9 +3,10 @@
 // nvme, an mtty mdev) with the host's / as the guest's read-only root, runs one command in
 // the guest, streams its output, and exits with the command's exit status.
 //
-//   node test/lab/run.mjs [--timeout SECONDS] [--] COMMAND [ARGS...]
+//   node test/lab/run.mjs [--timeout SECONDS] [--out DIR] [--] COMMAND [ARGS...]
 //   node test/lab/run.mjs --suite [FILE...]   # the kernel test suite (test/kernel/), or some files of it
 //
+// Files the command writes to $VFIO_LAB_OUT in the guest are copied to DIR on the host (--out).
 // Environment: VFIO_LAB_TIMEOUT (seconds, default 900), VFIO_LAB_CACHE (cache dir),
 // VFIO_LAB_KERNEL (use this bzImage), VFIO_LAB_DMESG=1 (print the guest's dmesg after the run).
 
@@ -15,12 +16,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { LAB_DIR, RUNTIME_PACKAGES, cacheDir, ensureKernel, ensurePackages, fail, say } from './host.mjs';
 
-const USAGE = 'usage: npm run lab -- [--timeout SECONDS] COMMAND [ARGS...]   |   node test/lab/run.mjs --suite';
+const USAGE = 'usage: npm run lab -- [--timeout SECONDS] [--out DIR] COMMAND [ARGS...]   |   node test/lab/run.mjs --suite';
 const EXIT_TIMEOUT = 124;
 const EXIT_NO_STATUS = 125;
 
 function parseArgs(argv) {
-  const opts = { timeout: Number(process.env.VFIO_LAB_TIMEOUT || 900), command: [] };
+  const opts = { timeout: Number(process.env.VFIO_LAB_TIMEOUT || 900), out: null, command: [] };
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i];
@@ -31,6 +32,8 @@ function parseArgs(argv) {
       opts.command = [process.execPath, path.join(LAB_DIR, 'suite.mjs')];
     } else if (a === '--timeout') {
       opts.timeout = Number(argv[++i]);
+    } else if (a === '--out') {
+      opts.out = path.resolve(argv[++i] ?? '.');
     } else if (a === '-h' || a === '--help') {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
@@ -132,6 +135,7 @@ async function main() {
   ensurePackages(RUNTIME_PACKAGES, 'to boot the lab guest');
   const kernel = await ensureKernel();
   const ioDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-lab-'));
+  fs.mkdirSync(path.join(ioDir, 'out'));
   const argv = [resolveCommand(opts.command[0]), ...opts.command.slice(1)];
   fs.writeFileSync(
     path.join(ioDir, 'job.json'),
@@ -179,6 +183,10 @@ async function main() {
   }
   const statusFile = path.join(ioDir, 'status');
   const status = fs.existsSync(statusFile) ? Number(fs.readFileSync(statusFile, 'utf8').trim()) : null;
+  if (opts.out) {
+    fs.mkdirSync(opts.out, { recursive: true });
+    fs.cpSync(path.join(ioDir, 'out'), opts.out, { recursive: true });
+  }
   fs.rmSync(ioDir, { recursive: true, force: true });
 
   if (timedOut) {

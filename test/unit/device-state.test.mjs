@@ -94,4 +94,6 @@ test('native functions reject foreign handles instead of crashing', () => {
   assert.throws(() => native.deviceGetInfo({}), TypeError);
   assert.throws(() => native.mappingRead32(native.dmaAlloc(4096, false), 0), /mapping/);
   assert.throws(() => native.deviceRead32(null, 0), TypeError);
+  assert.throws(() => native.deviceRead32(undefined, 0), TypeError);
+  assert.throws(() => native.ioasMap(native.dmaAlloc(4096, false), 1, 6, null, 0, 4096, 0), TypeError);
 });
