@@ -126,8 +126,8 @@ Napi::Value Detach(const Napi::CallbackInfo& info) {
 
 // Issue an info ioctl whose struct starts with argsz and may grow with a capability chain:
 // when the kernel reports a larger argsz, call again with that size. Returns the raw bytes.
-Napi::Value InfoWithCaps(const Napi::CallbackInfo& info, Device* d, unsigned long req, const char* name,
-                         size_t minsz, uint32_t index, bool hasIndex) {
+Napi::Value InfoWithCaps(const Napi::CallbackInfo& info, Device* d, unsigned long req, const char* name, size_t minsz,
+                         uint32_t index, bool hasIndex) {
   std::vector<uint8_t> buf(minsz, 0);
   for (int attempt = 0; attempt < 4; attempt++) {
     uint32_t argsz = static_cast<uint32_t>(buf.size());
@@ -164,8 +164,8 @@ Napi::Value GetInfoInto(const Napi::CallbackInfo& info) {
 Napi::Value GetRegionInfo(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
   uint32_t index = ArgU32(info, 1, "index");
-  return InfoWithCaps(info, d, VFIO_DEVICE_GET_REGION_INFO, "VFIO_DEVICE_GET_REGION_INFO", sizeof(RegionInfo),
-                      index, true);
+  return InfoWithCaps(info, d, VFIO_DEVICE_GET_REGION_INFO, "VFIO_DEVICE_GET_REGION_INFO", sizeof(RegionInfo), index,
+                      true);
 }
 
 // (dev, index) => [flags, count]
@@ -278,12 +278,8 @@ void WriteWidth(const Napi::CallbackInfo& info, T v) {
 }
 
 Napi::Value Read8(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ReadWidth<uint8_t>(info)); }
-Napi::Value Read16(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), ReadWidth<uint16_t>(info));
-}
-Napi::Value Read32(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), ReadWidth<uint32_t>(info));
-}
+Napi::Value Read16(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ReadWidth<uint16_t>(info)); }
+Napi::Value Read32(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ReadWidth<uint32_t>(info)); }
 Napi::Value Read64(const Napi::CallbackInfo& info) { return ToBigInt(info.Env(), ReadWidth<uint64_t>(info)); }
 
 Napi::Value Write8(const Napi::CallbackInfo& info) {
@@ -344,7 +340,9 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitDevice(Napi::Env env, Napi::Object exports) {
-  auto fn = [&](const char* name, Napi::Function::Callback cb) { exports.Set(name, Napi::Function::New(env, cb, name)); };
+  auto fn = [&](const char* name, Napi::Function::Callback cb) {
+    exports.Set(name, Napi::Function::New(env, cb, name));
+  };
   fn("deviceOpen", Open);
   fn("deviceFromFd", FromFd);
   fn("deviceClose", Close);

@@ -85,7 +85,9 @@ Napi::Value ContainerCall(const Napi::CallbackInfo& info) {
   std::string what = ArgString(info, 1, "request");
   unsigned long arg = ArgU32(info, 2, "arg");
   unsigned long req = what == "check" ? VFIO_CHECK_EXTENSION : what == "set" ? VFIO_SET_IOMMU : VFIO_GET_API_VERSION;
-  const char* name = what == "check" ? "VFIO_CHECK_EXTENSION" : what == "set" ? "VFIO_SET_IOMMU" : "VFIO_GET_API_VERSION";
+  const char* name = what == "check" ? "VFIO_CHECK_EXTENSION"
+                     : what == "set" ? "VFIO_SET_IOMMU"
+                                     : "VFIO_GET_API_VERSION";
   int r = ioctl(f->fd, req, arg);
   if (r < 0) {
     int err = errno;
@@ -123,7 +125,9 @@ Napi::Value Type1Unmap(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitGroup(Napi::Env env, Napi::Object exports) {
-  auto fn = [&](const char* name, Napi::Function::Callback cb) { exports.Set(name, Napi::Function::New(env, cb, name)); };
+  auto fn = [&](const char* name, Napi::Function::Callback cb) {
+    exports.Set(name, Napi::Function::New(env, cb, name));
+  };
   fn("fdOpen", Open);
   fn("fdClose", Close);
   fn("fdNumber", Number);

@@ -241,7 +241,9 @@ Napi::Value HwptAllocCall(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitIommufd(Napi::Env env, Napi::Object exports) {
-  auto fn = [&](const char* name, Napi::Function::Callback cb) { exports.Set(name, Napi::Function::New(env, cb, name)); };
+  auto fn = [&](const char* name, Napi::Function::Callback cb) {
+    exports.Set(name, Napi::Function::New(env, cb, name));
+  };
   fn("iommufdOpen", Open);
   fn("iommufdFromFd", FromFd);
   fn("iommufdClose", Close);

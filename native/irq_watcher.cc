@@ -192,7 +192,9 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitIrqWatcher(Napi::Env env, Napi::Object exports) {
-  auto fn = [&](const char* name, Napi::Function::Callback cb) { exports.Set(name, Napi::Function::New(env, cb, name)); };
+  auto fn = [&](const char* name, Napi::Function::Callback cb) {
+    exports.Set(name, Napi::Function::New(env, cb, name));
+  };
   fn("irqCreate", Create);
   fn("irqFd", Fd);
   fn("irqStart", Start);

@@ -55,7 +55,8 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
     v = ArgU64(info, 2, "value");
   } else {
     uint32_t u = ArgU32(info, 2, "value");
-    if (sizeof(T) < 4 && u > static_cast<uint32_t>(static_cast<T>(~T{0}))) ThrowRange(info.Env(), "value does not fit the access width");
+    if (sizeof(T) < 4 && u > static_cast<uint32_t>(static_cast<T>(~T{0})))
+      ThrowRange(info.Env(), "value does not fit the access width");
     v = static_cast<T>(u);
   }
   std::atomic_thread_fence(std::memory_order_release);
@@ -72,18 +73,26 @@ Napi::Value ReadBlock(const Napi::CallbackInfo& info) {
   Bytes out = ArgBytes(info, 3, "out");
   size_t off = static_cast<size_t>(d);
   if (width != 1 && width != 2 && width != 4 && width != 8) ThrowRange(info.Env(), "width must be 1, 2, 4 or 8");
-  if (!(d >= 0) || static_cast<double>(off) != d || off % width || out.length % width ||
-      off > m->block->length || out.length > m->block->length - off) {
+  if (!(d >= 0) || static_cast<double>(off) != d || off % width || out.length % width || off > m->block->length ||
+      out.length > m->block->length - off) {
     ThrowRange(info.Env(), "the block is outside the mapping or not aligned to its width");
   }
   auto* base = static_cast<uint8_t*>(m->block->addr) + off;
   size_t n = out.length / width;
   for (size_t i = 0; i < n; i++) {
     switch (width) {
-      case 1: reinterpret_cast<uint8_t*>(out.data)[i] = reinterpret_cast<volatile uint8_t*>(base)[i]; break;
-      case 2: reinterpret_cast<uint16_t*>(out.data)[i] = reinterpret_cast<volatile uint16_t*>(base)[i]; break;
-      case 4: reinterpret_cast<uint32_t*>(out.data)[i] = reinterpret_cast<volatile uint32_t*>(base)[i]; break;
-      default: reinterpret_cast<uint64_t*>(out.data)[i] = reinterpret_cast<volatile uint64_t*>(base)[i]; break;
+      case 1:
+        reinterpret_cast<uint8_t*>(out.data)[i] = reinterpret_cast<volatile uint8_t*>(base)[i];
+        break;
+      case 2:
+        reinterpret_cast<uint16_t*>(out.data)[i] = reinterpret_cast<volatile uint16_t*>(base)[i];
+        break;
+      case 4:
+        reinterpret_cast<uint32_t*>(out.data)[i] = reinterpret_cast<volatile uint32_t*>(base)[i];
+        break;
+      default:
+        reinterpret_cast<uint64_t*>(out.data)[i] = reinterpret_cast<volatile uint64_t*>(base)[i];
+        break;
     }
   }
   std::atomic_thread_fence(std::memory_order_acquire);
@@ -100,7 +109,9 @@ Napi::Value Buffer(const Napi::CallbackInfo& info) { return Map(info)->ArrayBuff
 }  // namespace
 
 void InitMapping(Napi::Env env, Napi::Object exports) {
-  auto fn = [&](const char* name, Napi::Function::Callback cb) { exports.Set(name, Napi::Function::New(env, cb, name)); };
+  auto fn = [&](const char* name, Napi::Function::Callback cb) {
+    exports.Set(name, Napi::Function::New(env, cb, name));
+  };
   fn("mappingRead8", Read<uint8_t>);
   fn("mappingRead16", Read<uint16_t>);
   fn("mappingRead32", Read<uint32_t>);
