@@ -150,33 +150,54 @@ std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name
   return info[i].As<Napi::String>().Utf8Value();
 }
 
+size_t ElementSize(napi_typedarray_type type) {
+  switch (type) {
+    case napi_int8_array:
+    case napi_uint8_array:
+    case napi_uint8_clamped_array:
+      return 1;
+    case napi_int16_array:
+    case napi_uint16_array:
+      return 2;
+    case napi_int32_array:
+    case napi_uint32_array:
+    case napi_float32_array:
+      return 4;
+    default:
+      return 8;
+  }
+}
+
 Bytes ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
   Napi::Env env = info.Env();
-  Napi::Value v = info[i];
-  if (v.IsArrayBuffer()) {
-    auto ab = v.As<Napi::ArrayBuffer>();
-    if (ab.IsDetached()) ThrowType(env, std::string(name) + " is a detached ArrayBuffer");
-    return {static_cast<uint8_t*>(ab.Data()), ab.ByteLength()};
-  }
-  if (v.IsTypedArray() || v.IsDataView()) {
-    napi_value abv;
-    void* data = nullptr;
-    size_t length = 0;
+  napi_value v = info[i];
+  bool is = false;
+  void* data = nullptr;
+  napi_value abv = nullptr;
+  size_t length = 0;
+  // Typed arrays first (the common case): one call gives the data pointer and the length.
+  if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
+    napi_typedarray_type type;
+    size_t count = 0, offset = 0;
+    napi_get_typedarray_info(env, v, &type, &count, &data, &abv, &offset);
+    length = count * ElementSize(type);
+  } else if (napi_is_arraybuffer(env, v, &is) == napi_ok && is) {
+    napi_get_arraybuffer_info(env, v, &data, &length);
+    abv = v;
+  } else if (napi_is_dataview(env, v, &is) == napi_ok && is) {
     size_t offset = 0;
-    if (v.IsTypedArray()) {
-      napi_typedarray_type type;
-      size_t count = 0;
-      napi_get_typedarray_info(env, v, &type, &count, &data, &abv, &offset);
-      length = v.As<Napi::TypedArray>().ByteLength();
-    } else {
-      napi_get_dataview_info(env, v, &length, &data, &abv, &offset);
-    }
-    if (Napi::ArrayBuffer(env, abv).IsDetached()) {
+    napi_get_dataview_info(env, v, &length, &data, &abv, &offset);
+  } else {
+    ThrowType(env, std::string(name) + " must be an ArrayBuffer, a TypedArray or a DataView");
+  }
+  // A detached buffer reports no data; only then is the extra check worth a call.
+  if (length == 0) {
+    bool detached = false;
+    if (napi_is_detached_arraybuffer(env, abv, &detached) == napi_ok && detached) {
       ThrowType(env, std::string(name) + " views a detached ArrayBuffer");
     }
-    return {static_cast<uint8_t*>(data), length};
   }
-  ThrowType(env, std::string(name) + " must be an ArrayBuffer, a TypedArray or a DataView");
+  return {static_cast<uint8_t*>(data), length};
 }
 
 Napi::Value ToBigInt(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
