@@ -81,7 +81,6 @@ export type VfioStateCode =
   | 'ERR_VFIO_NOT_BOUND'
   | 'ERR_VFIO_ALREADY_BOUND'
   | 'ERR_VFIO_CLOSED'
-  | 'ERR_VFIO_NOT_ATTACHED'
   | 'ERR_VFIO_BUFFER_MAPPED'
   | 'ERR_VFIO_BUSY';
 

@@ -1,5 +1,7 @@
 // Module entry: per-env data, the env cleanup hook, errors, argument checks, memory blocks.
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -201,6 +203,51 @@ Bytes ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
 }
 
 Napi::Value ToBigInt(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
+
+void Export(Napi::Env env, Napi::Object exports, const char* name, Napi::Function::Callback cb) {
+  exports.Set(name, Napi::Function::New(env, cb, name));
+}
+
+void FdHandle::Release() {
+  if (fd >= 0 && own) close(fd);
+  fd = -1;
+}
+
+FdHandle* OpenFdArg(const Napi::CallbackInfo& info, Kind kind, const char* what) {
+  auto* h = Unwrap<FdHandle>(info[0], kind, what);
+  if (h->fd < 0) ThrowErrno(info.Env(), EBADF, "ioctl", nullptr, h->path);
+  return h;
+}
+
+Napi::Value FdOpen(const Napi::CallbackInfo& info, Kind kind) {
+  std::string path = ArgString(info, 0, "path");
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    ThrowErrno(info.Env(), err, "open", nullptr, path);
+  }
+  return WrapHandle(info.Env(), new FdHandle(GetAddon(info.Env()), fd, true, path), kind);
+}
+
+Napi::Value FdFromFd(const Napi::CallbackInfo& info, Kind kind) {
+  int32_t fd = ArgI32(info, 0, "fd");
+  if (fd < 0) ThrowRange(info.Env(), "fd must be a non-negative integer");
+  if (fcntl(fd, F_GETFD) < 0) {
+    int err = errno;
+    ThrowErrno(info.Env(), err, "fcntl");
+  }
+  std::string path = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : std::string();
+  return WrapHandle(info.Env(), new FdHandle(GetAddon(info.Env()), fd, info[1].ToBoolean(), path), kind);
+}
+
+Napi::Value FdClose(const Napi::CallbackInfo& info, Kind kind, const char* what) {
+  Unwrap<FdHandle>(info[0], kind, what)->Release();
+  return Napi::Value();
+}
+
+Napi::Value FdNumber(const Napi::CallbackInfo& info, Kind kind, const char* what) {
+  return Napi::Number::New(info.Env(), Unwrap<FdHandle>(info[0], kind, what)->fd);
+}
 
 void MemoryBlock::Unmap() {
   if (!unmapped) {

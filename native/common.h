@@ -98,6 +98,46 @@ struct MemoryHandle : Handle {
 
 Napi::Value ToBigInt(Napi::Env env, uint64_t v);
 
+// A file descriptor held by a handle: the device, iommufd, group and container fds.
+// `own` says whether Release() closes it (fromFd may borrow).
+struct FdHandle : Handle {
+  FdHandle(AddonData* a, int f, bool o, std::string p) : Handle(a), fd(f), own(o), path(std::move(p)) {}
+  ~FdHandle() override { Release(); }
+  void Release() override;
+  int fd;
+  bool own;
+  std::string path;
+};
+
+// The FdHandle of `kind` in info[0]; throws EBADF once it is closed.
+FdHandle* OpenFdArg(const Napi::CallbackInfo& info, Kind kind, const char* what);
+
+// The entry points every fd kind shares, with the kind baked in:
+//   open(path) => handle, fromFd(fd, own, path?) => handle, close(handle), fd(handle) => number
+Napi::Value FdOpen(const Napi::CallbackInfo& info, Kind kind);
+Napi::Value FdFromFd(const Napi::CallbackInfo& info, Kind kind);
+Napi::Value FdClose(const Napi::CallbackInfo& info, Kind kind, const char* what);
+Napi::Value FdNumber(const Napi::CallbackInfo& info, Kind kind, const char* what);
+template <Kind K>
+Napi::Value FdOpenAs(const Napi::CallbackInfo& info) {
+  return FdOpen(info, K);
+}
+template <Kind K>
+Napi::Value FdFromFdAs(const Napi::CallbackInfo& info) {
+  return FdFromFd(info, K);
+}
+template <Kind K>
+Napi::Value FdCloseAs(const Napi::CallbackInfo& info) {
+  return FdClose(info, K, "fd");
+}
+template <Kind K>
+Napi::Value FdNumberAs(const Napi::CallbackInfo& info) {
+  return FdNumber(info, K, "fd");
+}
+
+// exports[name] = a JS function calling cb.
+void Export(Napi::Env env, Napi::Object exports, const char* name, Napi::Function::Callback cb);
+
 Napi::Object InitModule(Napi::Env env, Napi::Object exports);
 void InitDevice(Napi::Env env, Napi::Object exports);
 void InitIommufd(Napi::Env env, Napi::Object exports);

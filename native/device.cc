@@ -17,58 +17,13 @@ namespace vfio {
 
 namespace {
 
-struct Device : Handle {
-  Device(AddonData* a, int f, bool o, std::string p) : Handle(a), fd(f), own(o), path(std::move(p)) {}
-  ~Device() override { Release(); }
-  void Release() override {
-    if (fd >= 0 && own) close(fd);
-    fd = -1;
-  }
-  int fd;
-  bool own;
-  std::string path;
-};
+using Device = FdHandle;
 
-Device* Dev(const Napi::CallbackInfo& info) {
-  auto* d = Unwrap<Device>(info[0], Kind::Device, "device");
-  if (d->fd < 0) ThrowErrno(info.Env(), EBADF, "ioctl", nullptr, d->path);
-  return d;
-}
+Device* Dev(const Napi::CallbackInfo& info) { return OpenFdArg(info, Kind::Device, "device"); }
 
 [[noreturn]] void Fail(const Napi::CallbackInfo& info, Device* d, const char* syscall, const char* ioctl) {
   int err = errno;
   ThrowErrno(info.Env(), err, syscall, ioctl, d->path);
-}
-
-Napi::Value Open(const Napi::CallbackInfo& info) {
-  std::string path = ArgString(info, 0, "path");
-  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    ThrowErrno(info.Env(), err, "open", nullptr, path);
-  }
-  return WrapHandle(info.Env(), new Device(GetAddon(info.Env()), fd, true, path), Kind::Device);
-}
-
-Napi::Value FromFd(const Napi::CallbackInfo& info) {
-  int32_t fd = ArgI32(info, 0, "fd");
-  if (fd < 0) ThrowRange(info.Env(), "fd must be a non-negative integer");
-  if (fcntl(fd, F_GETFD) < 0) {
-    int err = errno;
-    ThrowErrno(info.Env(), err, "fcntl");
-  }
-  bool own = info[1].ToBoolean();
-  std::string path = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : std::string();
-  return WrapHandle(info.Env(), new Device(GetAddon(info.Env()), fd, own, path), Kind::Device);
-}
-
-Napi::Value Close(const Napi::CallbackInfo& info) {
-  Unwrap<Device>(info[0], Kind::Device, "device")->Release();
-  return Napi::Value();
-}
-
-Napi::Value Fd(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), Unwrap<Device>(info[0], Kind::Device, "device")->fd);
 }
 
 // (dev, iommufd, token?: Uint8Array(16)) => devid
@@ -340,36 +295,33 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitDevice(Napi::Env env, Napi::Object exports) {
-  auto fn = [&](const char* name, Napi::Function::Callback cb) {
-    exports.Set(name, Napi::Function::New(env, cb, name));
-  };
-  fn("deviceOpen", Open);
-  fn("deviceFromFd", FromFd);
-  fn("deviceClose", Close);
-  fn("deviceFd", Fd);
-  fn("deviceBind", Bind);
-  fn("deviceAttach", Attach);
-  fn("deviceDetach", Detach);
-  fn("deviceGetInfo", GetInfo);
-  fn("deviceGetInfoInto", GetInfoInto);
-  fn("deviceGetRegionInfo", GetRegionInfo);
-  fn("deviceGetIrqInfo", GetIrqInfo);
-  fn("deviceSetIrqs", SetIrqs);
-  fn("deviceReset", Reset);
-  fn("deviceFeature", Feature);
-  fn("deviceHotResetInfo", HotResetInfoRaw);
-  fn("deviceHotReset", HotResetCall);
-  fn("deviceRead8", Read8);
-  fn("deviceRead16", Read16);
-  fn("deviceRead32", Read32);
-  fn("deviceRead64", Read64);
-  fn("deviceWrite8", Write8);
-  fn("deviceWrite16", Write16);
-  fn("deviceWrite32", Write32);
-  fn("deviceWrite64", Write64);
-  fn("devicePreadInto", PreadInto);
-  fn("devicePwrite", Pwrite);
-  fn("deviceMmap", Mmap);
+  Export(env, exports, "deviceOpen", FdOpenAs<Kind::Device>);
+  Export(env, exports, "deviceFromFd", FdFromFdAs<Kind::Device>);
+  Export(env, exports, "deviceClose", FdCloseAs<Kind::Device>);
+  Export(env, exports, "deviceFd", FdNumberAs<Kind::Device>);
+  Export(env, exports, "deviceBind", Bind);
+  Export(env, exports, "deviceAttach", Attach);
+  Export(env, exports, "deviceDetach", Detach);
+  Export(env, exports, "deviceGetInfo", GetInfo);
+  Export(env, exports, "deviceGetInfoInto", GetInfoInto);
+  Export(env, exports, "deviceGetRegionInfo", GetRegionInfo);
+  Export(env, exports, "deviceGetIrqInfo", GetIrqInfo);
+  Export(env, exports, "deviceSetIrqs", SetIrqs);
+  Export(env, exports, "deviceReset", Reset);
+  Export(env, exports, "deviceFeature", Feature);
+  Export(env, exports, "deviceHotResetInfo", HotResetInfoRaw);
+  Export(env, exports, "deviceHotReset", HotResetCall);
+  Export(env, exports, "deviceRead8", Read8);
+  Export(env, exports, "deviceRead16", Read16);
+  Export(env, exports, "deviceRead32", Read32);
+  Export(env, exports, "deviceRead64", Read64);
+  Export(env, exports, "deviceWrite8", Write8);
+  Export(env, exports, "deviceWrite16", Write16);
+  Export(env, exports, "deviceWrite32", Write32);
+  Export(env, exports, "deviceWrite64", Write64);
+  Export(env, exports, "devicePreadInto", PreadInto);
+  Export(env, exports, "devicePwrite", Pwrite);
+  Export(env, exports, "deviceMmap", Mmap);
 }
 
 }  // namespace vfio

@@ -55,13 +55,10 @@ bool DmaBufferSpan(const Napi::Value& v, void** addr, size_t* length) {
 }
 
 void InitDmaBuffer(Napi::Env env, Napi::Object exports) {
-  auto fn = [&](const char* name, Napi::Function::Callback cb) {
-    exports.Set(name, Napi::Function::New(env, cb, name));
-  };
-  fn("dmaAlloc", Alloc);
-  fn("dmaArrayBuffer", Buffer);
-  fn("dmaFree", Free);
-  fn("pageSize", PageSize);
+  Export(env, exports, "dmaAlloc", Alloc);
+  Export(env, exports, "dmaArrayBuffer", Buffer);
+  Export(env, exports, "dmaFree", Free);
+  Export(env, exports, "pageSize", PageSize);
 }
 
 }  // namespace vfio

@@ -11,39 +11,9 @@ namespace vfio {
 
 namespace {
 
-struct Fd : Handle {
-  Fd(AddonData* a, int f, std::string p) : Handle(a), fd(f), path(std::move(p)) {}
-  ~Fd() override { Release(); }
-  void Release() override {
-    if (fd >= 0) close(fd);
-    fd = -1;
-  }
-  int fd;
-  std::string path;
-};
+using Fd = FdHandle;
 
-Fd* Get(const Napi::CallbackInfo& info) {
-  auto* f = Unwrap<Fd>(info[0], Kind::Fd, "fd");
-  if (f->fd < 0) ThrowErrno(info.Env(), EBADF, "ioctl", nullptr, f->path);
-  return f;
-}
-
-Napi::Value Open(const Napi::CallbackInfo& info) {
-  std::string path = ArgString(info, 0, "path");
-  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    ThrowErrno(info.Env(), err, "open", nullptr, path);
-  }
-  return WrapHandle(info.Env(), new Fd(GetAddon(info.Env()), fd, path), Kind::Fd);
-}
-
-Napi::Value Close(const Napi::CallbackInfo& info) {
-  Unwrap<Fd>(info[0], Kind::Fd, "fd")->Release();
-  return Napi::Value();
-}
-
-Napi::Value Number(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), Get(info)->fd); }
+Fd* Get(const Napi::CallbackInfo& info) { return OpenFdArg(info, Kind::Fd, "fd"); }
 
 // (group) => flags (VIABLE=1, CONTAINER_SET=2)
 Napi::Value GroupStatusCall(const Napi::CallbackInfo& info) {
@@ -125,18 +95,15 @@ Napi::Value Type1Unmap(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitGroup(Napi::Env env, Napi::Object exports) {
-  auto fn = [&](const char* name, Napi::Function::Callback cb) {
-    exports.Set(name, Napi::Function::New(env, cb, name));
-  };
-  fn("fdOpen", Open);
-  fn("fdClose", Close);
-  fn("fdNumber", Number);
-  fn("groupStatus", GroupStatusCall);
-  fn("groupSetContainer", SetContainer);
-  fn("groupGetDeviceFd", GetDeviceFd);
-  fn("containerCall", ContainerCall);
-  fn("type1Map", Type1Map);
-  fn("type1Unmap", Type1Unmap);
+  Export(env, exports, "fdOpen", FdOpenAs<Kind::Fd>);
+  Export(env, exports, "fdClose", FdCloseAs<Kind::Fd>);
+  Export(env, exports, "fdNumber", FdNumberAs<Kind::Fd>);
+  Export(env, exports, "groupStatus", GroupStatusCall);
+  Export(env, exports, "groupSetContainer", SetContainer);
+  Export(env, exports, "groupGetDeviceFd", GetDeviceFd);
+  Export(env, exports, "containerCall", ContainerCall);
+  Export(env, exports, "type1Map", Type1Map);
+  Export(env, exports, "type1Unmap", Type1Unmap);
 }
 
 }  // namespace vfio

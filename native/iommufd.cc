@@ -16,23 +16,9 @@ bool DmaBufferSpan(const Napi::Value& v, void** addr, size_t* length);
 
 namespace {
 
-struct Iommufd : Handle {
-  Iommufd(AddonData* a, int f, bool o, std::string p) : Handle(a), fd(f), own(o), path(std::move(p)) {}
-  ~Iommufd() override { Release(); }
-  void Release() override {
-    if (fd >= 0 && own) close(fd);
-    fd = -1;
-  }
-  int fd;
-  bool own;
-  std::string path;
-};
+using Iommufd = FdHandle;
 
-Iommufd* Ictx(const Napi::CallbackInfo& info) {
-  auto* h = Unwrap<Iommufd>(info[0], Kind::Iommufd, "iommufd");
-  if (h->fd < 0) ThrowErrno(info.Env(), EBADF, "ioctl", nullptr, h->path);
-  return h;
-}
+Iommufd* Ictx(const Napi::CallbackInfo& info) { return OpenFdArg(info, Kind::Iommufd, "iommufd"); }
 
 template <typename T>
 void Call(const Napi::CallbackInfo& info, Iommufd* h, unsigned long req, const char* name, T* arg) {
@@ -41,35 +27,6 @@ void Call(const Napi::CallbackInfo& info, Iommufd* h, unsigned long req, const c
     int err = errno;
     ThrowErrno(info.Env(), err, "ioctl", name, h->path);
   }
-}
-
-Napi::Value Open(const Napi::CallbackInfo& info) {
-  std::string path = ArgString(info, 0, "path");
-  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    ThrowErrno(info.Env(), err, "open", nullptr, path);
-  }
-  return WrapHandle(info.Env(), new Iommufd(GetAddon(info.Env()), fd, true, path), Kind::Iommufd);
-}
-
-Napi::Value FromFd(const Napi::CallbackInfo& info) {
-  int32_t fd = ArgI32(info, 0, "fd");
-  if (fd < 0) ThrowRange(info.Env(), "fd must be a non-negative integer");
-  if (fcntl(fd, F_GETFD) < 0) {
-    int err = errno;
-    ThrowErrno(info.Env(), err, "fcntl");
-  }
-  return WrapHandle(info.Env(), new Iommufd(GetAddon(info.Env()), fd, info[1].ToBoolean(), ""), Kind::Iommufd);
-}
-
-Napi::Value Close(const Napi::CallbackInfo& info) {
-  Unwrap<Iommufd>(info[0], Kind::Iommufd, "iommufd")->Release();
-  return Napi::Value();
-}
-
-Napi::Value Fd(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), Unwrap<Iommufd>(info[0], Kind::Iommufd, "iommufd")->fd);
 }
 
 Napi::Value IoasAllocCall(const Napi::CallbackInfo& info) {
@@ -241,24 +198,21 @@ Napi::Value HwptAllocCall(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitIommufd(Napi::Env env, Napi::Object exports) {
-  auto fn = [&](const char* name, Napi::Function::Callback cb) {
-    exports.Set(name, Napi::Function::New(env, cb, name));
-  };
-  fn("iommufdOpen", Open);
-  fn("iommufdFromFd", FromFd);
-  fn("iommufdClose", Close);
-  fn("iommufdFd", Fd);
-  fn("ioasAlloc", IoasAllocCall);
-  fn("iommufdDestroy", Destroy);
-  fn("ioasMap", Map);
-  fn("ioasMapFile", MapFile);
-  fn("ioasUnmap", Unmap);
-  fn("ioasIovaRanges", IovaRanges);
-  fn("ioasAllowIovas", AllowIovas);
-  fn("ioasCopy", Copy);
-  fn("iommufdOption", Option);
-  fn("iommufdHwInfo", HwInfoCall);
-  fn("iommufdHwptAlloc", HwptAllocCall);
+  Export(env, exports, "iommufdOpen", FdOpenAs<Kind::Iommufd>);
+  Export(env, exports, "iommufdFromFd", FdFromFdAs<Kind::Iommufd>);
+  Export(env, exports, "iommufdClose", FdCloseAs<Kind::Iommufd>);
+  Export(env, exports, "iommufdFd", FdNumberAs<Kind::Iommufd>);
+  Export(env, exports, "ioasAlloc", IoasAllocCall);
+  Export(env, exports, "iommufdDestroy", Destroy);
+  Export(env, exports, "ioasMap", Map);
+  Export(env, exports, "ioasMapFile", MapFile);
+  Export(env, exports, "ioasUnmap", Unmap);
+  Export(env, exports, "ioasIovaRanges", IovaRanges);
+  Export(env, exports, "ioasAllowIovas", AllowIovas);
+  Export(env, exports, "ioasCopy", Copy);
+  Export(env, exports, "iommufdOption", Option);
+  Export(env, exports, "iommufdHwInfo", HwInfoCall);
+  Export(env, exports, "iommufdHwptAlloc", HwptAllocCall);
 }
 
 }  // namespace vfio

@@ -192,18 +192,15 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitIrqWatcher(Napi::Env env, Napi::Object exports) {
-  auto fn = [&](const char* name, Napi::Function::Callback cb) {
-    exports.Set(name, Napi::Function::New(env, cb, name));
-  };
-  fn("irqCreate", Create);
-  fn("irqFd", Fd);
-  fn("irqStart", Start);
-  fn("irqStop", Stop);
-  fn("irqRef", Ref);
-  fn("irqRead", ReadCount);
-  fn("irqWaitSync", WaitSync);
-  fn("irqSignal", Signal);
-  fn("irqClose", Close);
+  Export(env, exports, "irqCreate", Create);
+  Export(env, exports, "irqFd", Fd);
+  Export(env, exports, "irqStart", Start);
+  Export(env, exports, "irqStop", Stop);
+  Export(env, exports, "irqRef", Ref);
+  Export(env, exports, "irqRead", ReadCount);
+  Export(env, exports, "irqWaitSync", WaitSync);
+  Export(env, exports, "irqSignal", Signal);
+  Export(env, exports, "irqClose", Close);
 }
 
 }  // namespace vfio

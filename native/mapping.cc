@@ -109,20 +109,17 @@ Napi::Value Buffer(const Napi::CallbackInfo& info) { return Map(info)->ArrayBuff
 }  // namespace
 
 void InitMapping(Napi::Env env, Napi::Object exports) {
-  auto fn = [&](const char* name, Napi::Function::Callback cb) {
-    exports.Set(name, Napi::Function::New(env, cb, name));
-  };
-  fn("mappingRead8", Read<uint8_t>);
-  fn("mappingRead16", Read<uint16_t>);
-  fn("mappingRead32", Read<uint32_t>);
-  fn("mappingRead64", Read<uint64_t>);
-  fn("mappingWrite8", Write<uint8_t>);
-  fn("mappingWrite16", Write<uint16_t>);
-  fn("mappingWrite32", Write<uint32_t>);
-  fn("mappingWrite64", Write<uint64_t>);
-  fn("mappingReadBlock", ReadBlock);
-  fn("mappingClose", Close);
-  fn("mappingArrayBuffer", Buffer);
+  Export(env, exports, "mappingRead8", Read<uint8_t>);
+  Export(env, exports, "mappingRead16", Read<uint16_t>);
+  Export(env, exports, "mappingRead32", Read<uint32_t>);
+  Export(env, exports, "mappingRead64", Read<uint64_t>);
+  Export(env, exports, "mappingWrite8", Write<uint8_t>);
+  Export(env, exports, "mappingWrite16", Write<uint16_t>);
+  Export(env, exports, "mappingWrite32", Write<uint32_t>);
+  Export(env, exports, "mappingWrite64", Write<uint64_t>);
+  Export(env, exports, "mappingReadBlock", ReadBlock);
+  Export(env, exports, "mappingClose", Close);
+  Export(env, exports, "mappingArrayBuffer", Buffer);
 }
 
 }  // namespace vfio
