@@ -159,3 +159,22 @@ test('while the group fd is open, a cdev bind of its device is refused with EBUS
     group.close();
   }
 });
+
+test('copyFrom shares a mapping into a second IOAS; the buffer stays held until both are unmapped', () => {
+  const edu = openEdu();
+  const buf = DmaBuffer.alloc(8192);
+  const other = edu.iommufd.allocIoas();
+  try {
+    edu.ioas.map(buf, { iova: 0x100000 });
+    assert.equal(other.copyFrom(edu.ioas, { srcIova: 0x100000, dstIova: 0x300000, length: 8192 }), 0x300000n);
+    edu.ioas.unmap(0x100000, 8192);
+    assert.throws(() => buf.free(), { code: 'ERR_VFIO_BUFFER_MAPPED' }, 'the copy still holds it');
+    assert.equal(other.unmap(0x300000, 8192), 8192);
+    buf.free();
+    assert.throws(() => other.copyFrom(edu.ioas, { srcIova: 0x100000, length: 8192 }), { code: 'ENOENT', ioctl: 'IOMMU_IOAS_COPY' });
+  } finally {
+    other.destroy();
+    edu.close();
+    if (!buf.freed) buf.free();
+  }
+});
