@@ -30,6 +30,17 @@ test('the lab runs a script outside the repo and returns its exit status', () =>
   }
 });
 
+test('without root, a missing package stops the lab with the exact apt-get line', () => {
+  const script = `import { ensurePackages } from ${JSON.stringify(path.join(path.dirname(runner), 'host.mjs'))};
+    ensurePackages(['vfio-lab-no-such-package'], 'for this test');`;
+  const asUser = process.getuid() === 0 ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
+  const argv = [...asUser, process.execPath, '--input-type=module', '-e', script];
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8' });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /lab: error: the lab needs vfio-lab-no-such-package \(for this test\)/);
+  assert.match(r.stderr, /sudo apt-get install -y --no-install-recommends vfio-lab-no-such-package/);
+});
+
 test('a hung guest is stopped by the timeout and reported', () => {
   const r = lab(['--timeout', '10', 'sleep', '600']);
   assert.equal(r.status, 124);
