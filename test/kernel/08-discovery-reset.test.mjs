@@ -46,7 +46,12 @@ test('reset() works where info().canReset says so', () => {
   try {
     dev.bind(iommufd);
     assert.equal(dev.info().canReset, true);
+    const bar = dev.region(0);
+    bar.write32(0x14, 0x00460001); // NVMe CC.EN: enable the controller
+    assert.equal(bar.read32(0x1c) & 1, 1, 'CSTS.RDY');
     dev.reset();
+    assert.equal(bar.read32(0x14), 0, 'CC is back to its reset value');
+    assert.equal(bar.read32(0x1c) & 1, 0, 'the controller is no longer ready');
     assert.equal(dev.config.vendorId, 0x1b36, 'the device answers after reset');
   } finally {
     dev.close();
