@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os';
 import { toIndex, optionsObject } from './args';
 import { EBADF, EBUSY, VfioStateError } from './errors';
 import { native, PAGE_SIZE, type NativeHandle } from './native';
@@ -38,6 +39,10 @@ export class DmaBuffer {
     const huge = opts.hugePages === true;
     const unit = huge ? HUGE_PAGE : PAGE_SIZE;
     const rounded = Math.ceil(size / unit) * unit;
+    // The memory is populated up front: refuse what cannot fit rather than be OOM-killed.
+    if (rounded > totalmem()) {
+      throw new RangeError(`size ${size} is more than this machine's memory (${totalmem()} bytes)`);
+    }
     return new DmaBuffer(native.dmaAlloc(rounded, huge), rounded, huge);
   }
 

@@ -11,7 +11,6 @@ export interface NativeHandle {
 /** Raw bindings of build/Release/vfio.node. */
 export interface NativeBinding {
   initialize(makeError: typeof makeNativeError): void;
-  liveHandles(): number;
   pageSize(): number;
 
   deviceOpen(path: string): NativeHandle;

@@ -41,10 +41,6 @@ Napi::Value Initialize(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-Napi::Value LiveHandles(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(GetAddon(info.Env())->live.size()));
-}
-
 }  // namespace
 
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
@@ -52,7 +48,6 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(addon);
   napi_add_env_cleanup_hook(env, CleanupEnv, addon);
   exports.Set("initialize", Napi::Function::New(env, Initialize, "initialize"));
-  exports.Set("liveHandles", Napi::Function::New(env, LiveHandles, "liveHandles"));
   InitDevice(env, exports);
   InitIommufd(env, exports);
   InitDmaBuffer(env, exports);

@@ -29,4 +29,5 @@ test('alloc rejects bad sizes', () => {
   assert.throws(() => DmaBuffer.alloc(-1), RangeError);
   assert.throws(() => DmaBuffer.alloc('4096'), TypeError);
   assert.throws(() => DmaBuffer.alloc(1.5), RangeError);
+  assert.throws(() => DmaBuffer.alloc(2 ** 50), { name: 'RangeError', message: /memory/ });
 });
