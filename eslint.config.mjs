@@ -21,6 +21,7 @@ export default tseslint.config(
         setInterval: 'readonly', clearInterval: 'readonly', setImmediate: 'readonly', queueMicrotask: 'readonly',
         require: 'readonly', module: 'readonly', __dirname: 'readonly', URL: 'readonly', TextEncoder: 'readonly',
         TextDecoder: 'readonly', SharedArrayBuffer: 'readonly', Atomics: 'readonly', globalThis: 'readonly',
+        AbortController: 'readonly', AbortSignal: 'readonly',
       },
     },
   },

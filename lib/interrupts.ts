@@ -4,6 +4,8 @@ import { constants as C } from './constants';
 import { EBADF, EBUSY, VfioError, VfioStateError } from './errors';
 import { native, type NativeHandle } from './native';
 
+const NO_WAIT_OPTIONS: WaitOptions = Object.freeze({});
+
 /** What an Interrupts object needs from its device. */
 export interface IrqOwner {
   /** @internal */
@@ -16,6 +18,12 @@ export interface IrqOwner {
 export interface InterruptEvent {
   vector: number;
   count: number;
+}
+
+interface Waiter {
+  vector: number;
+  resolve(count: number): void;
+  reject(err: unknown): void;
 }
 
 /** Options of {@link Interrupts.wait}. */
@@ -43,8 +51,11 @@ export class Interrupts extends EventEmitter {
   #owner: IrqOwner;
   #watchers: NativeHandle[] = [];
   #polling = false;
+  #stopQueued = false;
   #ref = true;
   #closed = false;
+  /** Pending wait() calls: resolved straight from delivery, no listener churn per interrupt. */
+  #waiters: Waiter[] = [];
 
   /** @internal Use `device.enableIrq()`. */
   constructor(owner: IrqOwner, index: number, start: number, count: number) {
@@ -74,10 +85,10 @@ export class Interrupts extends EventEmitter {
       throw err;
     }
     this.on('newListener', (event: string | symbol) => {
-      if (event === 'interrupt') this.#update(this.listenerCount('interrupt') + 1);
+      if (event === 'interrupt') this.#update(this.listenerCount('interrupt') + 1 + this.#waiters.length);
     });
     this.on('removeListener', (event: string | symbol) => {
-      if (event === 'interrupt') this.#update(this.listenerCount('interrupt'));
+      if (event === 'interrupt') this.#update(this.listenerCount('interrupt') + this.#waiters.length);
     });
   }
 
@@ -92,22 +103,48 @@ export class Interrupts extends EventEmitter {
       this.emit('error', new VfioError({ errno: -errno, syscall: 'read' }));
       return;
     }
+    if (this.#waiters.length) {
+      const ready = this.#waiters.filter((w) => w.vector === vector);
+      if (ready.length) {
+        this.#waiters = this.#waiters.filter((w) => w.vector !== vector);
+        for (const w of ready) w.resolve(count);
+        this.#update(this.listenerCount('interrupt') + this.#waiters.length);
+      }
+    }
     this.emit('interrupt', vector, count);
   }
 
-  #update(listeners: number): void {
+  /**
+   * Poll while someone listens or waits. Stopping is deferred by two microtask hops, so a loop
+   * that awaits wait() and immediately waits again keeps the poll running instead of stopping
+   * and restarting it (two native calls and two epoll_ctl) per interrupt.
+   */
+  #update(takers: number): void {
     if (this.#closed) return;
-    const want = listeners > 0;
-    if (want === this.#polling) return;
+    if (takers > 0) {
+      if (!this.#polling) this.#setPolling(true);
+      return;
+    }
+    if (!this.#polling || this.#stopQueued) return;
+    this.#stopQueued = true;
+    queueMicrotask(() => queueMicrotask(() => {
+      this.#stopQueued = false;
+      if (!this.#closed && this.#polling && this.listenerCount('interrupt') + this.#waiters.length === 0) {
+        this.#setPolling(false);
+      }
+    }));
+  }
+
+  #setPolling(on: boolean): void {
     for (const w of this.#watchers) {
-      if (want) {
+      if (on) {
         native.irqStart(w);
         native.irqRef(w, this.#ref);
       } else {
         native.irqStop(w);
       }
     }
-    this.#polling = want;
+    this.#polling = on;
   }
 
   /** Keep the process alive while listeners wait (the default). */
@@ -142,45 +179,42 @@ export class Interrupts extends EventEmitter {
   wait(vector: number = this.start, options?: WaitOptions): Promise<number> {
     this.#live();
     const v = this.#checkVector(vector, 'vector');
-    const opts = optionsObject(options, 'options');
+    const opts = options === undefined ? NO_WAIT_OPTIONS : optionsObject(options, 'options');
     if (opts.timeoutMs !== undefined) toIndex(opts.timeoutMs, 'options.timeoutMs');
+    const { signal, timeoutMs } = opts;
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<number>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
-      const cleanup = (): void => {
-        this.off('interrupt', onInterrupt);
-        this.off('_closed', onClosed);
+      const settle = (): void => {
         if (timer) clearTimeout(timer);
-        opts.signal?.removeEventListener('abort', onAbort);
+        signal?.removeEventListener('abort', onAbort);
       };
-      const onInterrupt = (got: number, count: number): void => {
-        if (got !== v) return;
-        cleanup();
-        resolve(count);
+      const waiter: Waiter = {
+        vector: v,
+        resolve: (count) => {
+          settle();
+          resolve(count);
+        },
+        reject: (err) => {
+          settle();
+          reject(err);
+        },
       };
-      const onClosed = (): void => {
-        cleanup();
-        reject(new VfioStateError('ERR_VFIO_CLOSED', EBADF, 'poll', 'the interrupts were disabled while waiting'));
+      const drop = (err: unknown): void => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        this.#update(this.listenerCount('interrupt') + this.#waiters.length);
+        waiter.reject(err);
       };
-      const onAbort = (): void => {
-        cleanup();
-        reject(opts.signal?.reason);
-      };
-      if (opts.signal?.aborted) {
-        reject(opts.signal.reason);
-        return;
+      const onAbort = (): void => drop(signal?.reason);
+      signal?.addEventListener('abort', onAbort);
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => drop(new VfioError({
+          errno: -110, syscall: 'poll', code: 'ETIMEDOUT',
+          message: `ETIMEDOUT: no interrupt on vector ${v} of IRQ index ${this.index} within ${timeoutMs} ms`,
+        })), timeoutMs);
       }
-      this.on('interrupt', onInterrupt);
-      this.on('_closed', onClosed);
-      opts.signal?.addEventListener('abort', onAbort);
-      if (opts.timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          cleanup();
-          reject(new VfioError({
-            errno: -110, syscall: 'poll', code: 'ETIMEDOUT',
-            message: `ETIMEDOUT: no interrupt on vector ${v} of IRQ index ${this.index} within ${opts.timeoutMs} ms`,
-          }));
-        }, opts.timeoutMs);
-      }
+      this.#waiters.push(waiter);
+      this.#update(this.listenerCount('interrupt') + this.#waiters.length);
     });
   }
 
@@ -194,6 +228,7 @@ export class Interrupts extends EventEmitter {
     const v = this.#checkVector(vector, 'vector');
     const opts = optionsObject(options, 'options');
     const timeout = opts.timeoutMs === undefined ? -1 : toIndex(opts.timeoutMs, 'options.timeoutMs', 0x7fffffff);
+    if (this.#polling && this.listenerCount('interrupt') + this.#waiters.length === 0) this.#setPolling(false);
     if (this.#polling) {
       throw new VfioStateError('ERR_VFIO_BUSY', EBUSY, 'poll',
         "waitSync() cannot run while 'interrupt' listeners (or a pending wait()) take the deliveries");
@@ -283,6 +318,11 @@ export class Interrupts extends EventEmitter {
   _dispose(): void {
     if (this.#closed) return;
     this.#closed = true;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) {
+      w.reject(new VfioStateError('ERR_VFIO_CLOSED', EBADF, 'poll', 'the interrupts were disabled while waiting'));
+    }
     for (const w of this.#watchers) native.irqClose(w);
     this.#watchers = [];
     this.#polling = false;
