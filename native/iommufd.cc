@@ -62,6 +62,11 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   uint64_t length = ArgU64(info, 5, "length");
   if (offset > total || length > total - offset) ThrowRange(env, "byteOffset + length is outside the memory");
   m.user_va = reinterpret_cast<uintptr_t>(base) + offset;
+  // The IOMMU maps whole pages: memory that does not start on one cannot be mapped (the kernel
+  // would answer a bare EINVAL). V8's own ArrayBuffers rarely do; DmaBuffer always does.
+  if (m.user_va % static_cast<uintptr_t>(sysconf(_SC_PAGESIZE))) {
+    ThrowRange(env, "memory must start on a page boundary (a DmaBuffer always does; most ArrayBuffers do not)");
+  }
   m.length = length;
   m.iova = ArgU64(info, 6, "iova");
   Call(info, h, IOMMU_IOAS_MAP, "IOMMU_IOAS_MAP", &m);

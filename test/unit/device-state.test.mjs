@@ -90,6 +90,19 @@ test('wrong argument types throw TypeError naming the argument', () => {
   }
 });
 
+test('mapping memory that does not start on a page boundary is refused before the ioctl', () => {
+  const fd = fs.openSync('/dev/null', 'r+');
+  const ictx = native.iommufdFromFd(fd, true);
+  try {
+    const dma = native.dmaAlloc(8192, false);
+    const misaligned = new Uint8Array(native.dmaArrayBuffer(dma)).subarray(1);
+    assert.throws(() => native.ioasMap(ictx, 1, 6, misaligned, 0, 4096, 0), { name: 'RangeError', message: /page boundary/ });
+    native.dmaFree(dma);
+  } finally {
+    native.iommufdClose(ictx);
+  }
+});
+
 test('native functions reject foreign handles instead of crashing', () => {
   assert.throws(() => native.deviceGetInfo({}), TypeError);
   assert.throws(() => native.mappingRead32(native.dmaAlloc(4096, false), 0), /mapping/);
