@@ -34,17 +34,20 @@ export function toUint(value: unknown, name: string, bits: 8 | 16 | 32): number 
   return value;
 }
 
+/** A bigint register value (64-bit accessors take only bigints), range-checked. */
 export function toU64Value(value: unknown, name: string): bigint {
   if (typeof value !== 'bigint') throw new TypeError(`${name} must be a bigint, got ${describe(value)}`);
   return toU64(value, name);
 }
 
+/** An options argument: undefined becomes {}, anything but an object is a TypeError. */
 export function optionsObject<T extends object>(value: T | undefined, name: string): Partial<T> {
   if (value === undefined) return {};
   if (value === null || typeof value !== 'object') throw new TypeError(`${name} must be an object, got ${describe(value)}`);
   return value;
 }
 
+/** A short description of a value for error messages ("the string '3'", "an array"). */
 export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';

@@ -101,6 +101,9 @@ export function makeNativeError(errno: number, syscall: string, ioctl?: string, 
   return new VfioError({ errno: -errno, syscall, ...(ioctl ? { ioctl } : {}), ...(path ? { path } : {}) });
 }
 
+/** Negative errnos the state checks report (what the kernel would return). */
 export const EINVAL = -22;
+/** @see EINVAL */
 export const EBADF = -9;
+/** @see EINVAL */
 export const EBUSY = -16;
