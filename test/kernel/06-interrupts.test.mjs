@@ -7,7 +7,7 @@ import { DmaBuffer, Iommufd, VfioDevice } from 'vfio';
 import { deviceOf } from './lab.mjs';
 import { EDU, ackIrq, openEdu, startDma } from './edu.mjs';
 
-test('an edu DMA completion delivers an interrupt event over MSI', async () => {
+test('an edu DMA completion delivers an interrupt event and resolves wait() over MSI', async () => {
   const edu = openEdu();
   const buf = DmaBuffer.alloc(4096);
   const bar = edu.dev.region(0).map();
@@ -16,10 +16,12 @@ test('an edu DMA completion delivers an interrupt event over MSI', async () => {
     edu.dev.config.enableBusMaster();
     const iova = edu.ioas.map(buf, { iova: 0x100000 });
     const got = new Promise((resolve) => irqs.once('interrupt', (vector, count) => resolve({ vector, count })));
+    const waited = irqs.wait(0, { timeoutMs: 5000 });
     startDma(bar, { src: iova, dst: EDU.BUFFER, count: 256, toRam: false, irq: true });
     const ev = await got;
     assert.equal(ev.vector, 0);
     assert.ok(ev.count >= 1);
+    assert.equal(await waited, ev.count, 'wait() resolved with the same delivery');
     assert.equal(bar.read32(EDU.IRQ_STATUS) & 0x100, 0x100, 'edu reports the DMA interrupt');
     ackIrq(bar);
   } finally {
@@ -30,15 +32,18 @@ test('an edu DMA completion delivers an interrupt event over MSI', async () => {
   }
 });
 
-test('a write to the raise-irq register resolves wait()', async () => {
+test('a write to the raise-irq register resolves wait() and delivers an interrupt event', async () => {
   const edu = openEdu();
   const bar = edu.dev.region(0).map();
   const irqs = edu.dev.enableIrq('msi');
   try {
     edu.dev.config.enableBusMaster();
+    const got = new Promise((resolve) => irqs.once('interrupt', (vector, count) => resolve({ vector, count })));
     const waiting = irqs.wait(0, { timeoutMs: 5000 });
     bar.write32(EDU.IRQ_RAISE, 0x1);
-    assert.ok((await waiting) >= 1);
+    const count = await waiting;
+    assert.ok(count >= 1);
+    assert.deepEqual(await got, { vector: 0, count }, 'the same delivery as an event');
     ackIrq(bar);
   } finally {
     irqs.close();
