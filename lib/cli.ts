@@ -4,18 +4,21 @@ import { VfioDevice, type DeviceInfo, type IrqInfo, type RegionInfo } from './de
 import { DmaBuffer } from './dma-buffer';
 import { VfioError } from './errors';
 import { Iommufd } from './iommufd';
-import { bindToVfioPci, cdevPathFor, listPciDevices, normalizeBdf, unbindFromVfioPci, type PciDeviceInfo } from './sysfs';
+import {
+  bindToVfioPci, cdevPathFor, isMdevUuid, listPciDevices, mdevDevice, normalizeBdf, unbindFromVfioPci,
+  type MdevDeviceInfo, type PciDeviceInfo,
+} from './sysfs';
 
 const USAGE = `usage: vfio <command> [options]
 
 commands:
   list [--json]              every PCI device, its driver, IOMMU group and VFIO cdev
-  info <bdf> [--json]        a device's driver, group, cdev, regions and IRQs (binds to a fresh iommufd)
+  info <device> [--json]     a device's driver, group, cdev, regions and IRQs (binds to a fresh iommufd)
   bind <bdf> [--force]       bind a device to vfio-pci (--force: even if another driver has it)
   unbind <bdf>               unbind a device from vfio-pci and give it back to its own driver
-  probe <bdf> [--json]       check the kernel's VFIO cdev behaviour on a device, step by step
+  probe <device> [--json]    check the kernel's VFIO cdev behaviour on a device, step by step
 
-<bdf> is a PCI address such as 0000:00:05.0 (or 00:05.0).`;
+<bdf> is a PCI address such as 0000:00:05.0 (or 00:05.0); <device> is a PCI address or an mdev UUID.`;
 
 /** A usage error: print the usage, exit 2. */
 class UsageError extends Error {}
@@ -55,6 +58,23 @@ function oneBdf(positional: string[], command: string): string {
   }
 }
 
+/** A PCI address, or an mdev UUID where the command takes one (info, probe). */
+function oneDevice(positional: string[], command: string): { bdf: string } | { uuid: string } {
+  if (positional.length === 1 && isMdevUuid(positional[0]!)) {
+    const uuid = positional[0]!.trim().toLowerCase();
+    return { uuid };
+  }
+  return { bdf: oneBdf(positional, command) };
+}
+
+/** The sysfs description of a device given by oneDevice, or a one-line error. */
+function describeTarget(target: { bdf: string } | { uuid: string }): PciDeviceInfo | MdevDeviceInfo {
+  if ('bdf' in target) return findDevice(target.bdf);
+  const m = mdevDevice(target.uuid);
+  if (!m) throw new CliError(`no mdev device ${target.uuid} (see ls /sys/bus/mdev/devices)`);
+  return m;
+}
+
 function deviceRow(d: PciDeviceInfo): string[] {
   return [
     d.bdf,
@@ -89,20 +109,20 @@ function findDevice(bdf: string): PciDeviceInfo {
 /** A failure with a one-line message that names the cause and the fix: exit 1. */
 class CliError extends Error {}
 
-interface InfoJson extends PciDeviceInfo {
+type InfoJson = (PciDeviceInfo | MdevDeviceInfo) & {
   flags: number;
   canReset: boolean;
   numRegions: number;
   numIrqs: number;
   regions: Array<Omit<RegionInfo, 'offset'> & { name: string; offset: string }>;
   irqs: Array<IrqInfo & { name: string }>;
-}
+};
 
 function info(args: string[]): number {
   const { positional, flags } = parse(args, ['--json']);
-  const bdf = oneBdf(positional, 'info');
-  const pci = findDevice(bdf);
-  const cdev = cdevPathFor(bdf);
+  const target = oneDevice(positional, 'info');
+  const desc = describeTarget(target);
+  const cdev = cdevPathFor('bdf' in target ? target.bdf : target.uuid);
   const iommufd = Iommufd.open();
   const dev = VfioDevice.open(cdev);
   let devInfo: DeviceInfo;
@@ -134,7 +154,7 @@ function info(args: string[]): number {
     iommufd.close();
   }
   const out: InfoJson = {
-    ...pci,
+    ...desc,
     flags: devInfo.flags,
     canReset: devInfo.canReset,
     numRegions: devInfo.numRegions,
@@ -146,8 +166,12 @@ function info(args: string[]): number {
     console.log(JSON.stringify(out, null, 2));
     return 0;
   }
-  console.log(`${pci.bdf}  ${deviceRow(pci)[1]}  class ${deviceRow(pci)[2]}`);
-  console.log(`  driver ${pci.driver}, IOMMU group ${pci.iommuGroup ?? '-'}, cdev ${cdev}`);
+  if ('bdf' in desc) {
+    console.log(`${desc.bdf}  ${deviceRow(desc)[1]}  class ${deviceRow(desc)[2]}`);
+  } else {
+    console.log(`${desc.uuid}  mdev ${desc.type ?? '-'}`);
+  }
+  console.log(`  driver ${desc.driver}, IOMMU group ${desc.iommuGroup ?? '-'}, cdev ${cdev}`);
   console.log(`  flags ${hex(out.flags)} (${devInfo.isPci ? 'pci' : 'non-pci'}${devInfo.canReset ? ', reset' : ''}), ${out.numRegions} regions, ${out.numIrqs} IRQ indexes`);
   console.log('\nregions:');
   const present = regions.filter((r) => r.size > 0);
@@ -201,9 +225,10 @@ interface Step {
 
 function probe(args: string[]): number {
   const { positional, flags } = parse(args, ['--json']);
-  const bdf = oneBdf(positional, 'probe');
-  findDevice(bdf);
-  const cdev = cdevPathFor(bdf);
+  const target = oneDevice(positional, 'probe');
+  describeTarget(target);
+  const name = 'bdf' in target ? target.bdf : target.uuid;
+  const cdev = cdevPathFor(name);
   const json = flags.has('--json');
   const steps: Step[] = [];
   let lastError: VfioError | null = null;
@@ -272,7 +297,7 @@ function probe(args: string[]): number {
   }
   const ok = steps.every((s) => s.ok);
   if (json) {
-    console.log(JSON.stringify({ bdf, cdevPath: cdev, ok, steps }, null, 2));
+    console.log(JSON.stringify({ ...target, cdevPath: cdev, ok, steps }, null, 2));
   } else {
     console.log(ok ? 'the kernel behaved as documented' : 'the kernel did NOT behave as documented');
   }

@@ -5,8 +5,8 @@
 export { VfioError, VfioStateError } from './errors';
 export type { VfioErrorFields, VfioStateCode } from './errors';
 export { constants } from './constants';
-export { listPciDevices, cdevPathFor, bindToVfioPci, unbindFromVfioPci, normalizeBdf } from './sysfs';
-export type { PciDeviceInfo, BindOptions } from './sysfs';
+export { listPciDevices, mdevDevice, cdevPathFor, bindToVfioPci, unbindFromVfioPci, normalizeBdf } from './sysfs';
+export type { PciDeviceInfo, MdevDeviceInfo, BindOptions } from './sysfs';
 export { Iommufd, IoAddressSpace, Hwpt } from './iommufd';
 export type { DmaMemory, MapOptions, MapFileOptions, IovaRange, HwInfo, IommufdOptionName } from './iommufd';
 export { DmaBuffer } from './dma-buffer';

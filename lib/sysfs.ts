@@ -143,6 +143,33 @@ export function cdevPathFor(bdfOrUuid: string): string {
   });
 }
 
+/** One mediated device (mdev) as sysfs describes it. */
+export interface MdevDeviceInfo {
+  uuid: string;
+  /** The mdev type, e.g. `'mtty-2'`. */
+  type: string | null;
+  driver: string | null;
+  iommuGroup: number | null;
+  cdevPath: string | null;
+}
+
+/** The mdev with this UUID, or null when there is none. */
+export function mdevDevice(uuid: string): MdevDeviceInfo | null {
+  if (typeof uuid !== 'string' || !isMdevUuid(uuid)) throw new TypeError(`'${uuid}' is not an mdev UUID`);
+  const name = uuid.trim().toLowerCase();
+  const dir = path.join('/sys/bus/mdev/devices', name);
+  if (!fs.existsSync(dir)) return null;
+  const group = linkBase(path.join(dir, 'iommu_group'));
+  const cdev = cdevOf(dir);
+  return {
+    uuid: name,
+    type: linkBase(path.join(dir, 'mdev_type')),
+    driver: linkBase(path.join(dir, 'driver')),
+    iommuGroup: group === null ? null : Number(group),
+    cdevPath: 'path' in cdev ? cdev.path : null,
+  };
+}
+
 /** Options of {@link bindToVfioPci}. */
 export interface BindOptions {
   /** Unbind the current driver even if it is not vfio-pci (the device may be in use). */

@@ -202,3 +202,20 @@ test('an RLIMIT_MEMLOCK too low to pin DMA memory is named with the fix', () => 
     nodes.forEach((n, i) => fs.chmodSync(n, modes[i]));
   }
 });
+
+test('info and probe take an mdev UUID (mtty)', async () => {
+  const mtty = deviceOf('mtty');
+  const [info, probe] = await vfioAll([['info', mtty.id, '--json'], ['probe', mtty.id, '--json']]);
+  assert.equal(info.status, 0, info.stderr);
+  const i = JSON.parse(info.stdout);
+  assert.equal(i.uuid, mtty.id);
+  assert.equal(i.type, 'mtty-2');
+  assert.equal(i.cdevPath, mtty.cdevPath);
+  const bar0 = i.regions.find((r) => r.index === 0);
+  assert.equal(bar0.size, 8);
+  assert.equal(bar0.mmappable, false);
+  assert.deepEqual(i.irqs.map((q) => q.name), ['INTx', 'MSI']);
+  assert.equal(probe.status, 0, probe.stdout + probe.stderr);
+  assert.equal(JSON.parse(probe.stdout).ok, true);
+  assertUsage(vfio(['bind', mtty.id]), /not a PCI address/);
+});
