@@ -120,6 +120,21 @@ function qemuArgs(kernel, ioDir) {
   ];
 }
 
+/**
+ * Under `npm run lab` the command runs from the package root, but a user in another directory
+ * means files relative to where they typed it (npm's INIT_CWD): make such arguments absolute
+ * when they exist there and not here.
+ */
+function resolveFromInitCwd(args) {
+  const initCwd = process.env.INIT_CWD;
+  if (!initCwd || path.resolve(initCwd) === process.cwd()) return args;
+  return args.map((a) => {
+    if (a.startsWith('-') || path.isAbsolute(a)) return a;
+    const there = path.resolve(initCwd, a);
+    return !fs.existsSync(path.resolve(a)) && fs.existsSync(there) ? there : a;
+  });
+}
+
 /** Environment passed to the guest command: the host's, minus what only makes sense here. */
 function guestEnv() {
   const env = { ...process.env };
@@ -138,7 +153,8 @@ async function main() {
   const kernel = await ensureKernel();
   const ioDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-lab-'));
   fs.mkdirSync(path.join(ioDir, 'out'));
-  const argv = [resolveCommand(opts.command[0]), ...opts.command.slice(1)];
+  const command = resolveFromInitCwd(opts.command);
+  const argv = [resolveCommand(command[0]), ...command.slice(1)];
   fs.writeFileSync(
     path.join(ioDir, 'job.json'),
     JSON.stringify({ argv, cwd: process.cwd(), env: guestEnv() }),

@@ -11,7 +11,7 @@ const runner = path.join(path.dirname(fileURLToPath(import.meta.url)), 'run.mjs'
 const lab = (args, opts = {}) =>
   spawnSync(process.execPath, [runner, ...args], { encoding: 'utf8', timeout: 240_000, ...opts });
 
-test('the lab runs a script outside the repo and returns its exit status', () => {
+test('the lab runs a script outside the repo, named relative to where npm was invoked, and returns its exit status', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-outside-'));
   const script = path.join(dir, 'check.mjs');
   fs.writeFileSync(script, [
@@ -22,7 +22,9 @@ test('the lab runs a script outside the repo and returns its exit status', () =>
     'process.exit(3);',
   ].join('\n'));
   try {
-    const r = lab(['node', script]);
+    // As `cd <dir> && npm --prefix <repo> run lab -- node check.mjs` would run it: npm starts the
+    // runner in the repo and says where the user was in INIT_CWD.
+    const r = lab(['node', 'check.mjs'], { env: { ...process.env, INIT_CWD: dir } });
     assert.equal(r.status, 3, r.stderr);
     assert.match(r.stdout, /hello from vfio-lab with 4 devices/);
   } finally {
