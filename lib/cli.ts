@@ -306,25 +306,8 @@ function probe(args: string[]): number {
   return ok ? 0 : 1;
 }
 
-/** Turn an error into one line that names the cause and the fix. */
-export function explain(err: unknown): string {
-  if (err instanceof VfioError) {
-    if (err.syscall === 'open' && err.path === '/dev/iommu' && err.code === 'ENOENT') {
-      return '/dev/iommu does not exist: this kernel has no iommufd (it needs Linux >= 6.6 with CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV)';
-    }
-    if (err.syscall === 'open' && (err.code === 'EACCES' || err.code === 'EPERM')) {
-      return `permission denied opening ${err.path}: run as root, or let your group use VFIO with a udev rule, e.g. ` +
-        `SUBSYSTEM=="vfio", GROUP="vfio", MODE="0660" in /etc/udev/rules.d/90-vfio.rules, and MODE="0660" for /dev/iommu`;
-    }
-    if (err.code === 'ENOMEM' && (err.ioctl === 'IOMMU_IOAS_MAP' || err.ioctl === 'VFIO_DEVICE_ATTACH_IOMMUFD_PT')) {
-      return `pinning DMA memory failed: RLIMIT_MEMLOCK is too low (ulimit -l); raise it (ulimit -l unlimited, ` +
-        'or memlock in /etc/security/limits.conf), grant CAP_IPC_LOCK, or run as root';
-    }
-    if (err.syscall === 'write' && (err.code === 'EACCES' || err.code === 'EPERM')) {
-      return `permission denied writing ${err.path}: binding drivers needs root`;
-    }
-    return err.message;
-  }
+/** One line for stderr: a VfioError's message already names the cause and the fix. */
+function explain(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 

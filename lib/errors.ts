@@ -12,10 +12,12 @@ export interface VfioErrorFields {
 
 const HINTS: Array<[(e: VfioErrorFields & { code: string }) => boolean, string]> = [
   [(e) => e.syscall === 'open' && (e.code === 'EACCES' || e.code === 'EPERM'),
-    'no permission: run as root, or give your user the device with a udev rule such as ' +
-      'SUBSYSTEM=="vfio", GROUP="vfio", MODE="0660" (and the same for /dev/iommu)'],
+    'no permission: run as root, or let your group use VFIO with a udev rule, e.g. SUBSYSTEM=="vfio", ' +
+      'GROUP="vfio", MODE="0660" in /etc/udev/rules.d/90-vfio.rules, and MODE="0660" for /dev/iommu'],
   [(e) => e.syscall === 'open' && e.code === 'ENOENT' && e.path === '/dev/iommu',
-    'this kernel has no /dev/iommu: it needs CONFIG_IOMMUFD'],
+    'this kernel has no iommufd: it needs Linux >= 6.6 with CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV'],
+  [(e) => e.syscall === 'write' && (e.code === 'EACCES' || e.code === 'EPERM') && !!e.path?.startsWith('/sys/'),
+    'binding drivers needs root'],
   [(e) => e.syscall === 'open' && e.code === 'ENOENT' && !!e.path && e.path.startsWith('/dev/vfio/devices/'),
     'no such VFIO device cdev: bind the device to vfio-pci (vfio bind <bdf>) on a kernel with CONFIG_VFIO_DEVICE_CDEV'],
   [(e) => e.ioctl === 'VFIO_DEVICE_BIND_IOMMUFD' && e.code === 'EBUSY',
@@ -27,7 +29,8 @@ const HINTS: Array<[(e: VfioErrorFields & { code: string }) => boolean, string]>
     'the fd is already bound, the device is open through another fd or the group path, or the iommufd is invalid'],
   [(e) => (e.ioctl === 'IOMMU_IOAS_MAP' || e.ioctl === 'VFIO_DEVICE_ATTACH_IOMMUFD_PT' ||
       e.ioctl === 'VFIO_IOMMU_MAP_DMA') && e.code === 'ENOMEM',
-    'pinning the memory exceeded RLIMIT_MEMLOCK: raise it (ulimit -l), grant CAP_IPC_LOCK, or run as root'],
+    'pinning the memory exceeded RLIMIT_MEMLOCK: raise it (ulimit -l unlimited, or memlock in ' +
+      '/etc/security/limits.conf), grant CAP_IPC_LOCK, or run as root'],
   [(e) => e.ioctl === 'IOMMU_IOAS_MAP' && e.code === 'EEXIST', 'the IOVA range overlaps an existing mapping'],
   [(e) => e.ioctl === 'IOMMU_IOAS_MAP' && e.code === 'ENOSPC', 'no free IOVA range of that size is left'],
   [(e) => e.ioctl === 'IOMMU_IOAS_UNMAP' && e.code === 'ENOENT',
