@@ -1,18 +1,30 @@
 // Argument checks shared by the public classes: TypeError/RangeError naming the argument.
 
-/** Convert an IOVA or file offset (bigint, or a safe non-negative integer number) to bigint. */
-export function toU64(value: unknown, name: string): bigint {
-  if (typeof value === 'bigint') {
-    if (value < 0n || value > 0xffff_ffff_ffff_ffffn) throw new RangeError(`${name} must be from 0 to 2^64-1, got ${value}`);
-    return value;
-  }
+/** 2^53 - 1 and 2^64 - 1 as bigints. */
+export const MAX_SAFE_N = BigInt(Number.MAX_SAFE_INTEGER);
+/** @see MAX_SAFE_N */
+export const MAX_U64 = 0xffff_ffff_ffff_ffffn;
+
+/**
+ * An IOVA, length or file offset (a bigint, or a safe non-negative integer number), validated and
+ * returned as a number when it is a safe integer (cheap arithmetic and map keys), else a bigint.
+ */
+export function u64Arg(value: unknown, name: string): number | bigint {
   if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value) || value < 0) {
-      throw new RangeError(`${name} must be a non-negative safe integer or a bigint, got ${value}`);
-    }
-    return BigInt(value);
+    if (value >= 0 && Number.isSafeInteger(value)) return value;
+    throw new RangeError(`${name} must be a non-negative safe integer or a bigint, got ${value}`);
+  }
+  if (typeof value === 'bigint') {
+    if (value <= MAX_SAFE_N && value >= 0n) return Number(value);
+    if (value > MAX_SAFE_N && value <= MAX_U64) return value;
+    throw new RangeError(`${name} must be from 0 to 2^64-1, got ${value}`);
   }
   throw new TypeError(`${name} must be a bigint or a number, got ${describe(value)}`);
+}
+
+/** The same as {@link u64Arg}, always as a bigint. */
+export function toU64(value: unknown, name: string): bigint {
+  return BigInt(u64Arg(value, name));
 }
 
 /** A non-negative integer `number` (sizes and offsets inside a region or buffer). */

@@ -1,4 +1,4 @@
-import { describe, optionsObject, toIndex, toU64 } from './args';
+import { MAX_SAFE_N, MAX_U64, describe, optionsObject, toIndex, toU64, u64Arg } from './args';
 import { constants as C } from './constants';
 import { DmaBuffer } from './dma-buffer';
 import { EBADF, VfioStateError } from './errors';
@@ -203,26 +203,6 @@ export class Hwpt {
 interface Mapping {
   length: number | bigint;
   memory: DmaMemory;
-}
-
-const MAX_SAFE_N = BigInt(Number.MAX_SAFE_INTEGER);
-const MAX_U64 = 0xffff_ffff_ffff_ffffn;
-
-/**
- * An IOVA or length argument as a number when it is a safe integer (cheap arithmetic and map
- * keys), else as a bigint. Validates like toU64.
- */
-function u64Arg(value: unknown, name: string): number | bigint {
-  if (typeof value === 'number') {
-    if (value >= 0 && Number.isSafeInteger(value)) return value;
-    throw new RangeError(`${name} must be a non-negative safe integer or a bigint, got ${value}`);
-  }
-  if (typeof value === 'bigint') {
-    if (value <= MAX_SAFE_N && value >= 0n) return Number(value);
-    if (value > MAX_SAFE_N && value <= MAX_U64) return value;
-    throw new RangeError(`${name} must be from 0 to 2^64-1, got ${value}`);
-  }
-  throw new TypeError(`${name} must be a bigint or a number, got ${describe(value)}`);
 }
 
 /** A bigint from the kernel as a map key: a number when it is safe. */
