@@ -52,6 +52,13 @@ export function toU64Value(value: unknown, name: string): bigint {
   return toU64(value, name);
 }
 
+/** A path or name for a syscall: a string without NUL bytes (the kernel would stop at the first). */
+export function toPath(value: unknown, name: string): string {
+  if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${describe(value)}`);
+  if (value.includes('\0')) throw new TypeError(`${name} must not contain a NUL byte, got ${describe(value)}`);
+  return value;
+}
+
 /** An options argument: undefined becomes {}, anything but an object is a TypeError. */
 export function optionsObject<T extends object>(value: T | undefined, name: string): Partial<T> {
   if (value === undefined) return {};

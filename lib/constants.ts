@@ -51,6 +51,16 @@ export const constants = Object.freeze({
   VFIO_DEVICE_FEATURE_GET: 1 << 16,
   VFIO_DEVICE_FEATURE_SET: 1 << 17,
   VFIO_DEVICE_FEATURE_PROBE: 1 << 18,
+  VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY: 3,
+  VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP: 4,
+  VFIO_DEVICE_FEATURE_LOW_POWER_EXIT: 5,
+  /** PCI config space: the COMMAND register, its Memory Space Enable bit, the PM capability id. */
+  PCI_COMMAND: 0x04,
+  PCI_COMMAND_MEMORY: 0x2,
+  PCI_CAP_ID_PM: 0x01,
+  /** PMCSR, at the PM capability + 4: bits 1:0 are the power state (3 = D3hot). */
+  PCI_PM_CTRL: 4,
+  PCI_PM_CTRL_STATE_MASK: 0x3,
 
   VFIO_PCI_HOT_RESET_FLAG_DEV_ID: 1 << 0,
   VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED: 1 << 1,

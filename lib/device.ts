@@ -1,6 +1,6 @@
-import { describe, optionsObject, toIndex, toU64Value, toUint } from './args';
+import { describe, optionsObject, toIndex, toPath, toU64Value, toUint } from './args';
 import { constants as C } from './constants';
-import { EBADF, EINVAL, VfioError, VfioStateError } from './errors';
+import { EBADF, EBUSY, EINVAL, EIO, VfioError, VfioStateError } from './errors';
 import { Interrupts } from './interrupts';
 import { Hwpt, IoAddressSpace, Iommufd } from './iommufd';
 import { native, PAGE_SIZE, type NativeHandle } from './native';
@@ -179,6 +179,14 @@ export class VfioDevice {
   #info: DeviceInfo | null = null;
   #config: PciConfig | null = null;
   #children = new Set<Child>();
+  /** The live interrupt sets of each IRQ index: every vector has at most one owner. */
+  #irqSets = new Map<number, Interrupts[]>();
+  /** How many vectors the kernel has enabled on each IRQ index that is on. */
+  #irqEnabled = new Map<number, number>();
+  /** Why the device's memory is off, when the library itself turned it off (key -> reason). */
+  #memoryOff = new Map<string, string>();
+  /** Offset of PMCSR in config space, null when there is no PM capability (undefined: not read yet). */
+  #pmcsr: number | null | undefined = undefined;
 
   private constructor(handle: NativeHandle, path: string | null, state: DeviceState, checks: boolean, fromGroup: boolean) {
     this.#live = { handle, path: path ?? undefined };
@@ -190,7 +198,7 @@ export class VfioDevice {
 
   /** Open a device by PCI address (`'0000:00:03.0'`), mdev UUID, or cdev path. */
   static open(bdfOrPath: string, options?: DeviceOpenOptions): VfioDevice {
-    if (typeof bdfOrPath !== 'string') throw new TypeError(`bdfOrPath must be a string, got ${describe(bdfOrPath)}`);
+    toPath(bdfOrPath, 'bdfOrPath');
     const opts = optionsObject(options, 'options');
     const path = isBdf(bdfOrPath) || isMdevUuid(bdfOrPath) ? cdevPathFor(bdfOrPath) : bdfOrPath;
     return new VfioDevice(native.deviceOpen(path), path, 'blocked', opts.checks !== false, false);
@@ -254,13 +262,68 @@ export class VfioDevice {
   /** @internal */
   _forget(child: object): void {
     this.#children.delete(child as Child);
+    if (child instanceof Interrupts) {
+      const owners = this.#irqSets.get(child.index);
+      if (!owners) return;
+      const rest = owners.filter((o) => o !== child);
+      if (rest.length) {
+        this.#irqSets.set(child.index, rest);
+      } else {
+        this.#irqSets.delete(child.index);
+        this.#irqEnabled.delete(child.index);
+      }
+    }
+  }
+
+  /** @internal Whether sets other than `irqs` own vectors of its IRQ index. */
+  _irqShared(irqs: Interrupts): boolean {
+    return (this.#irqSets.get(irqs.index) ?? []).some((o) => o !== irqs);
+  }
+
+  /**
+   * Why the device's memory (its BARs) is off, when the library turned it off: a config write
+   * that cleared COMMAND.MEMORY, D3hot through the PM capability, or low-power entry. Null when on.
+   * While off, the MappedRegions of this device throw ERR_VFIO_MEMORY_OFF instead of faulting.
+   */
+  get memoryOff(): string | null {
+    const reasons = [...this.#memoryOff.values()];
+    return reasons.length ? reasons.join('; ') : null;
+  }
+
+  /** @internal The device's memory goes off (before the write or ioctl that does it). */
+  _memoryOff(key: string, reason: string): boolean {
+    if (this.#memoryOff.has(key)) return false;
+    this.#memoryOff.set(key, reason);
+    for (const child of this.#children) if (child instanceof MappedRegion) child._suspend(this.memoryOff!);
+    return true;
+  }
+
+  /** @internal The device's memory comes back on (after the write or ioctl that does it). */
+  _memoryOn(key: string): void {
+    if (!this.#memoryOff.delete(key)) return;
+    const still = this.memoryOff;
+    for (const child of this.#children) {
+      if (child instanceof MappedRegion) {
+        if (still) child._suspend(still);
+        else child._resume();
+      }
+    }
+  }
+
+  /** @internal PMCSR's offset in config space, or null (read once from the capability list). */
+  _pmcsrOffset(): number | null {
+    if (this.#pmcsr === undefined) {
+      const pm = this.config.capabilities().find((c) => c.id === C.PCI_CAP_ID_PM);
+      this.#pmcsr = pm ? pm.offset + C.PCI_PM_CTRL : null;
+    }
+    return this.#pmcsr;
   }
 
   /** VFIO_DEVICE_BIND_IOMMUFD: bind to an iommufd and return the devid. There is no unbind. */
   bind(iommufd: Iommufd, options?: { vfToken?: string }): number {
     const ioctl = 'VFIO_DEVICE_BIND_IOMMUFD';
     if (!this.#live.handle) throw closedError('ioctl', ioctl, this.path ?? undefined);
-    if (!(iommufd instanceof Iommufd)) throw new TypeError(`iommufd must be an Iommufd, got ${describe(iommufd)}`);
+    if (!Iommufd.isIommufd(iommufd)) throw new TypeError(`iommufd must be an Iommufd, got ${describe(iommufd)}`);
     const opts = optionsObject(options, 'options');
     const token = opts.vfToken === undefined ? null : uuidBytes(opts.vfToken);
     if (this.#checks && this.#state !== 'blocked') {
@@ -274,7 +337,8 @@ export class VfioDevice {
         { ioctl, ...(this.path ? { path: this.path } : {}) },
       );
     }
-    const devId = native.deviceBind(this.#live.handle, iommufd.fd, token);
+    const fd = iommufd.fd;
+    const devId = native.deviceBind(this.#live.handle, fd, token);
     this.#devId = devId;
     this.#iommufd = iommufd;
     if (this.#state === 'blocked') this.#state = 'bound';
@@ -286,14 +350,38 @@ export class VfioDevice {
    * Returns the page table id the kernel reports.
    */
   attach(target: IoAddressSpace | Hwpt | number, options?: { pasid?: number }): number {
-    const h = this._handle('ioctl', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT');
-    const id = target instanceof IoAddressSpace || target instanceof Hwpt ? target.id : toIndex(target, 'target', U32);
+    const ioctl = 'VFIO_DEVICE_ATTACH_IOMMUFD_PT';
+    const h = this._handle('ioctl', ioctl);
+    // Everything is validated before the syscall and recorded right after it, so that no argument
+    // can leave the library's state different from the kernel's.
+    const isIoas = IoAddressSpace.isIoas(target);
+    let id: number;
+    if (isIoas || Hwpt.isHwpt(target)) {
+      const what = isIoas ? 'IOAS' : 'HWPT';
+      if (target.destroyed) {
+        throw new VfioStateError('ERR_VFIO_CLOSED', EINVAL, 'ioctl',
+          `the ${what} ${target.id} was destroyed (or its iommufd closed); its id may already name another object`,
+          { ioctl, ...(this.path ? { path: this.path } : {}) });
+      }
+      if (this.#iommufd === null) {
+        throw new TypeError(`target: this device was not bound through bind(), so an ${what} object cannot be checked ` +
+          'against its iommufd; pass the object id as a number');
+      }
+      if (target.iommufd !== this.#iommufd) {
+        throw new TypeError(`target: the ${what} ${target.id} belongs to another iommufd than the one this device is bound to`);
+      }
+      id = target.id;
+    } else if (typeof target === 'number') {
+      id = toIndex(target, 'target', U32);
+    } else {
+      throw new TypeError(`target must be an IoAddressSpace, a Hwpt or an object id, got ${describe(target)}`);
+    }
     const opts = optionsObject(options, 'options');
     const pasid = opts.pasid === undefined ? -1 : toIndex(opts.pasid, 'options.pasid', 0xfffff);
     const ptId = native.deviceAttach(h, id, pasid);
     if (pasid < 0) {
       this.#ioas?._invalidate();
-      this.#ioas = target instanceof IoAddressSpace ? target : null;
+      this.#ioas = isIoas ? target : null;
       this.#ioas?._invalidate();
       this.#ptId = ptId;
       if (this.#state === 'bound') this.#state = 'attached';
@@ -450,10 +538,36 @@ export class VfioDevice {
     const count = toIndex(opts.count ?? 1, 'options.count', 2048);
     const start = toIndex(opts.start ?? 0, 'options.start', 2048);
     if (count === 0) throw new RangeError('options.count must be at least 1 (use disable() to turn interrupts off)');
-    this._handle('ioctl', 'VFIO_DEVICE_SET_IRQS');
+    if (start + count > 2048) throw new RangeError(`options.start + options.count must be at most 2048, got ${start + count}`);
+    const ioctl = 'VFIO_DEVICE_SET_IRQS';
+    this._handle('ioctl', ioctl);
+    const owners = this.#irqSets.get(idx) ?? [];
+    const clash = owners.find((o) => start < o.start + o.count && o.start < start + count);
+    if (clash) {
+      throw new VfioStateError('ERR_VFIO_BUSY', EBUSY, 'ioctl',
+        `vectors ${start}..${start + count - 1} of IRQ index ${idx} overlap vectors ${clash.start}..` +
+        `${clash.start + clash.count - 1}, which another Interrupts set owns; disable() that set first`,
+        { ioctl, ...(this.path ? { path: this.path } : {}) });
+    }
     if (!this.#info && this.#state !== 'blocked') this.info();
-    const irqs = new Interrupts(this, idx, start, count);
+    const enabled = this.#irqEnabled.get(idx) ?? 0;
+    let arm: ((fds: Int32Array) => void) | undefined;
+    if (owners.length && start + count > enabled && this.#checks && this.irqInfo(idx).noresize) {
+      // The kernel cannot add vectors to this live index (no dynamic MSI-X): switch it off and on
+      // again with every owner's eventfds, as QEMU does. Interrupts raised in between are lost.
+      arm = (fds) => {
+        const all = new Int32Array(start + count > enabled ? start + count : enabled).fill(-1);
+        for (const o of owners) for (let v = o.start; v < o.start + o.count; v++) all[v] = o._fdOf(v);
+        all.set(fds, start);
+        const h = this._handle('ioctl', ioctl);
+        native.deviceSetIrqs(h, C.VFIO_IRQ_SET_DATA_NONE | C.VFIO_IRQ_SET_ACTION_TRIGGER, idx, 0, 0, null);
+        native.deviceSetIrqs(h, C.VFIO_IRQ_SET_DATA_EVENTFD | C.VFIO_IRQ_SET_ACTION_TRIGGER, idx, 0, all.length, all);
+      };
+    }
+    const irqs = new Interrupts(this, idx, start, count, arm);
     this.#children.add(irqs);
+    this.#irqSets.set(idx, [...owners, irqs]);
+    this.#irqEnabled.set(idx, Math.max(enabled, start + count));
     return irqs;
   }
 
@@ -499,7 +613,20 @@ export class VfioDevice {
     if (!(data instanceof Uint8Array)) throw new TypeError(`options.data must be a Uint8Array, got ${describe(data)}`);
     const flags = feature | (opts.get ? C.VFIO_DEVICE_FEATURE_GET : 0) | (opts.set ? C.VFIO_DEVICE_FEATURE_SET : 0) |
       (opts.probe || (!opts.get && !opts.set) ? C.VFIO_DEVICE_FEATURE_PROBE : 0);
-    native.deviceFeature(this._handle('ioctl', 'VFIO_DEVICE_FEATURE'), flags, data);
+    const h = this._handle('ioctl', 'VFIO_DEVICE_FEATURE');
+    const realSet = opts.set === true && !opts.probe;
+    const entry = realSet && (feature === C.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY ||
+      feature === C.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP);
+    // Low power makes every BAR access fault: the mappings are suspended before the kernel zaps them.
+    const suspended = entry && this._memoryOff('lowPower',
+      'the device is in low power (VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY); leave it with LOW_POWER_EXIT');
+    try {
+      native.deviceFeature(h, flags, data);
+    } catch (err) {
+      if (suspended) this._memoryOn('lowPower');
+      throw err;
+    }
+    if (realSet && feature === C.VFIO_DEVICE_FEATURE_LOW_POWER_EXIT) this._memoryOn('lowPower');
     return data;
   }
 
@@ -560,11 +687,14 @@ export class Region {
   #device: VfioDevice;
   #live: Live;
   #base: number;
+  /** PCI config space: writes that switch the device's memory off or on are watched. */
+  #watch: boolean;
 
   /** @internal Use `device.region(index)`. */
   constructor(device: VfioDevice, live: Live, info: RegionInfo) {
     this.#device = device;
     this.#live = live;
+    this.#watch = info.index === C.VFIO_PCI_CONFIG_REGION_INDEX;
     this.info = info;
     this.index = info.index;
     this.size = info.size;
@@ -599,26 +729,64 @@ export class Region {
     if (h !== null && fastOk(offset, 8, this.size)) return native.deviceRead64(h, this.#base + offset);
     return native.deviceRead64(...this.#check(offset, 8, 'pread'));
   }
+  /**
+   * Run a config-space write, suspending this device's BAR mappings first when it turns the
+   * device's memory off (COMMAND.MEMORY cleared, PMCSR to D3hot) and resuming them after it when
+   * it turns it back on. `bytes` are the bytes written from `offset`.
+   */
+  #guarded(offset: number, bytes: ArrayLike<number>, write: () => void): void {
+    if (!this.#watch) {
+      write();
+      return;
+    }
+    const dev = this.#device;
+    const byteAt = (at: number | null): number | undefined =>
+      at !== null && at >= offset && at < offset + bytes.length ? bytes[at - offset] : undefined;
+    const cmd = byteAt(C.PCI_COMMAND);
+    // Capabilities live at 0x40 and above: only such writes need the PM capability's offset.
+    const pm = offset + bytes.length > 0x40 ? byteAt(dev._pmcsrOffset()) : undefined;
+    const d3 = (b: number): boolean => (b & C.PCI_PM_CTRL_STATE_MASK) === 3;
+    const offCmd = cmd !== undefined && !(cmd & C.PCI_COMMAND_MEMORY) && dev._memoryOff('command',
+      'memory decode is off (COMMAND.MEMORY was cleared through the library); set it again to use the BARs');
+    const offPm = pm !== undefined && d3(pm) && dev._memoryOff('d3',
+      'the device is in D3hot (PMCSR was written through the library); write D0 to PMCSR to use the BARs');
+    try {
+      write();
+    } catch (err) {
+      if (offCmd) dev._memoryOn('command');
+      if (offPm) dev._memoryOn('d3');
+      throw err;
+    }
+    if (cmd !== undefined && cmd & C.PCI_COMMAND_MEMORY) dev._memoryOn('command');
+    if (pm !== undefined && !d3(pm)) dev._memoryOn('d3');
+  }
+
   write8(offset: number, value: number): void {
     const [h, at] = this.#check(offset, 1, 'pwrite');
-    native.deviceWrite8(h, at, toUint(value, 'value', 8));
+    const v = toUint(value, 'value', 8);
+    this.#guarded(at - this.#base, [v], () => native.deviceWrite8(h, at, v));
   }
   write16(offset: number, value: number): void {
     const [h, at] = this.#check(offset, 2, 'pwrite');
-    native.deviceWrite16(h, at, toUint(value, 'value', 16));
+    const v = toUint(value, 'value', 16);
+    this.#guarded(at - this.#base, [v & 0xff, v >>> 8], () => native.deviceWrite16(h, at, v));
   }
   write32(offset: number, value: number): void {
     const h = this.#live.handle;
-    if (h !== null && fastOk(offset, 4, this.size) && value >>> 0 === value) {
+    if (h !== null && !this.#watch && fastOk(offset, 4, this.size) && value >>> 0 === value) {
       native.deviceWrite32(h, this.#base + offset, value);
       return;
     }
     const [hh, at] = this.#check(offset, 4, 'pwrite');
-    native.deviceWrite32(hh, at, toUint(value, 'value', 32));
+    const v = toUint(value, 'value', 32);
+    this.#guarded(at - this.#base, [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24],
+      () => native.deviceWrite32(hh, at, v));
   }
   write64(offset: number, value: bigint): void {
     const [h, at] = this.#check(offset, 8, 'pwrite');
-    native.deviceWrite64(h, at, toU64Value(value, 'value'));
+    const v = toU64Value(value, 'value');
+    const bytes = Array.from({ length: 8 }, (_, i) => Number((v >> BigInt(8 * i)) & 0xffn));
+    this.#guarded(at - this.#base, bytes, () => native.deviceWrite64(h, at, v));
   }
 
   /** Read `length` bytes with one pread (the kernel splits it into aligned accesses). */
@@ -638,7 +806,12 @@ export class Region {
     if (off + bytes.length > this.size) {
       throw new RangeError(`offset ${off} + length ${bytes.length} is outside region ${this.index} (size ${this.size})`);
     }
-    return native.devicePwrite(this.#device._handle('pwrite'), this.#base + off, bytes);
+    const h = this.#device._handle('pwrite');
+    let n = 0;
+    this.#guarded(off, bytes, () => {
+      n = native.devicePwrite(h, this.#base + off, bytes);
+    });
+    return n;
   }
 
   /** mmap the region (or its sparse areas). Fails clearly for a region that cannot be mmapped. */
@@ -666,6 +839,8 @@ export class Region {
     }
     const region = new MappedRegion(this.index, this.size, mapped, this.#device);
     this.#device._adopt(region);
+    const off = this.#device.memoryOff;
+    if (off) region._suspend(off);
     return region;
   }
 }
@@ -711,15 +886,47 @@ export class MappedRegion {
   /** The single area covering the whole region from offset 0, when there is one. */
   #whole: MappedArea | null;
   #device: VfioDevice;
+  /** Why the device's memory is off (the accessors refuse), or null. */
+  #suspended: string | null = null;
 
   /** @internal */
   constructor(index: number, size: number, areas: MappedArea[], device: VfioDevice) {
     this.index = index;
     this.size = size;
     this.#areas = areas;
-    const first = areas[0];
-    this.#whole = areas.length === 1 && first && first.offset === 0 && first.size === size && first.u32 ? first : null;
+    this.#whole = MappedRegion.#wholeOf(areas, size);
     this.#device = device;
+  }
+
+  static #wholeOf(areas: MappedArea[], size: number): MappedArea | null {
+    const first = areas[0];
+    return areas.length === 1 && first && first.offset === 0 && first.size === size && first.u32 ? first : null;
+  }
+
+  /**
+   * @internal The device's memory goes off: detach the views and refuse every access (an access
+   * would raise SIGBUS). The mmap stays and works again after _resume().
+   */
+  _suspend(reason: string): void {
+    this.#suspended = reason;
+    if (!this.#areas) return;
+    this.#whole = null;
+    this.#areas = this.#areas.map((a) => {
+      native.mappingSetSuspended(a.handle, true);
+      return { ...a, u8: null, u16: null, u32: null, u64: null };
+    });
+  }
+
+  /** @internal The device's memory is on again. */
+  _resume(): void {
+    if (this.#suspended === null) return;
+    this.#suspended = null;
+    if (!this.#areas) return;
+    this.#areas = this.#areas.map((a) => {
+      native.mappingSetSuspended(a.handle, false);
+      return newArea(a.offset, a.size, a.handle);
+    });
+    this.#whole = MappedRegion.#wholeOf(this.#areas, this.size);
   }
 
   /** The mmapped parts, as offsets in the region. */
@@ -735,6 +942,10 @@ export class MappedRegion {
   #at(offset: unknown, width: Width): [MappedArea, number] {
     if (!this.#areas) {
       throw new VfioStateError('ERR_VFIO_CLOSED', EBADF, 'mmap', `the mapping of region ${this.index} is closed`);
+    }
+    if (this.#suspended !== null) {
+      throw new VfioStateError('ERR_VFIO_MEMORY_OFF', EIO, 'mmap',
+        `region ${this.index} cannot be accessed while the device's memory is off: ${this.#suspended}`);
     }
     const off = checkAccess(offset, width, this.size, `region ${this.index}`);
     for (const a of this.#areas) {

@@ -13,7 +13,9 @@ const HUGE_PAGE = 2 * 1024 * 1024;
 
 /**
  * Page-aligned anonymous memory owned by the library, for DMA. `.buffer` and `.bytes` view it
- * without copying; `free()` unmaps it and detaches every ArrayBuffer handed out.
+ * without copying; `free()` unmaps it and detaches every ArrayBuffer handed out. It is the only
+ * memory the library maps for DMA: its lifetime is the library's, so a device can never write
+ * into memory that the JS heap has freed or moved.
  */
 export class DmaBuffer {
   /** Size in bytes (the requested size rounded up to whole pages). */
@@ -22,8 +24,8 @@ export class DmaBuffer {
   #handle: NativeHandle | null;
   #buffer: ArrayBuffer | null = null;
   #bytes: Uint8Array | null = null;
-  /** @internal How many IOAS/container mappings hold this buffer: free() is refused while > 0. */
-  _mapCount = 0;
+  /** How many IOAS/container mappings pin (a part of) this buffer: free() is refused while > 0. */
+  #pins = 0;
 
   private constructor(handle: NativeHandle, size: number, hugePages: boolean) {
     this.#handle = handle;
@@ -44,6 +46,26 @@ export class DmaBuffer {
       throw new RangeError(`size ${size} is more than this machine's memory (${totalmem()} bytes)`);
     }
     return new DmaBuffer(native.dmaAlloc(rounded, huge), rounded, huge);
+  }
+
+  /** Whether `value` is a DmaBuffer made by this library (a Proxy or look-alike is not). */
+  static isDmaBuffer(value: unknown): value is DmaBuffer {
+    return typeof value === 'object' && value !== null && #handle in value;
+  }
+
+  /** How many DMA mappings (in any IOAS or container) currently pin a part of this buffer. */
+  get mappings(): number {
+    return this.#pins;
+  }
+
+  /** @internal A mapping now pins this buffer. */
+  _pin(): void {
+    this.#pins++;
+  }
+
+  /** @internal A mapping that pinned this buffer is gone. */
+  _unpin(): void {
+    if (this.#pins > 0) this.#pins--;
   }
 
   /** Whether free() was called. */
@@ -76,12 +98,13 @@ export class DmaBuffer {
   /** Unmap the memory. Refused while the buffer is mapped in an IOAS; idempotent. */
   free(): void {
     if (!this.#handle) return;
-    if (this._mapCount > 0) {
+    if (this.#pins > 0) {
       throw new VfioStateError(
         'ERR_VFIO_BUFFER_MAPPED',
         EBUSY,
         'munmap',
-        `the DmaBuffer is still mapped for DMA (${this._mapCount} mapping(s)); unmap it first`,
+        `the DmaBuffer is still mapped for DMA (${this.#pins} mapping(s)); unmap it first, or destroy the ` +
+          'IOAS or close the iommufd or container that maps it',
       );
     }
     native.dmaFree(this.#handle);

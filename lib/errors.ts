@@ -85,7 +85,9 @@ export type VfioStateCode =
   | 'ERR_VFIO_ALREADY_BOUND'
   | 'ERR_VFIO_CLOSED'
   | 'ERR_VFIO_BUFFER_MAPPED'
-  | 'ERR_VFIO_BUSY';
+  | 'ERR_VFIO_BUSY'
+  | 'ERR_VFIO_NOT_MAPPED'
+  | 'ERR_VFIO_MEMORY_OFF';
 
 /**
  * A call the kernel would refuse in the device's (or resource's) current state, caught before
@@ -110,3 +112,11 @@ export const EINVAL = -22;
 export const EBADF = -9;
 /** @see EINVAL */
 export const EBUSY = -16;
+/** @see EINVAL */
+export const ENOENT = -2;
+/** @see EINVAL */
+export const EIO = -5;
+/** @see EINVAL */
+export const EINTR = -4;
+/** @see EINVAL */
+export const ETIMEDOUT = -110;

@@ -1,8 +1,10 @@
-import { describe, optionsObject, toIndex, toU64 } from './args';
+import { MAX_U64, describe, optionsObject, toIndex, toPath, toU64 } from './args';
 import { constants as C } from './constants';
 import { VfioDevice } from './device';
-import { DmaBuffer } from './dma-buffer';
+import type { DmaBuffer } from './dma-buffer';
+import { DmaLedger } from './dma-ledger';
 import { EBADF, VfioStateError } from './errors';
+import { bufferSpan } from './iommufd';
 import { native, type NativeHandle } from './native';
 import { normalizeBdf } from './sysfs';
 
@@ -13,7 +15,8 @@ function closed(what: string): VfioStateError {
 /** A legacy VFIO container (`/dev/vfio/vfio`), type1 IOMMU. */
 export class VfioContainer {
   #h: NativeHandle | null;
-  readonly #mapped = new Map<bigint, { length: bigint; memory: unknown }>();
+  /** The pinned ranges: holds each mapped DmaBuffer (and keeps it from being freed). */
+  readonly #ledger = new DmaLedger();
 
   private constructor(h: NativeHandle) {
     this.#h = h;
@@ -21,8 +24,12 @@ export class VfioContainer {
 
   /** Open the container device. */
   static open(path = '/dev/vfio/vfio'): VfioContainer {
-    if (typeof path !== 'string') throw new TypeError(`path must be a string, got ${describe(path)}`);
-    return new VfioContainer(native.fdOpen(path));
+    return new VfioContainer(native.fdOpen(toPath(path, 'path')));
+  }
+
+  /** Whether `value` is a VfioContainer made by this library (a Proxy or look-alike is not). */
+  static isContainer(value: unknown): value is VfioContainer {
+    return typeof value === 'object' && value !== null && #ledger in value;
   }
 
   /** @internal */
@@ -45,18 +52,19 @@ export class VfioContainer {
     native.containerCall(this._native(), 'set', toIndex(type, 'type', 0xffffffff));
   }
 
-  /** VFIO_IOMMU_MAP_DMA at a fixed IOVA. */
-  map(memory: DmaBuffer | ArrayBuffer | ArrayBufferView, options: { iova: bigint | number; readable?: boolean; writable?: boolean }): bigint {
+  /**
+   * VFIO_IOMMU_MAP_DMA of a DmaBuffer (or its `offset`/`length` part) at a fixed IOVA. The buffer
+   * cannot be freed while any part of it is mapped.
+   */
+  map(buffer: DmaBuffer, options: { iova: bigint | number; offset?: number; length?: number; readable?: boolean;
+    writable?: boolean }): bigint {
+    const h = this._native();
     const opts = optionsObject(options, 'options');
+    const span = bufferSpan(buffer, opts.offset, opts.length, 1);
     const iova = toU64(opts.iova, 'options.iova');
     const flags = (opts.readable !== false ? C.VFIO_DMA_MAP_FLAG_READ : 0) | (opts.writable !== false ? C.VFIO_DMA_MAP_FLAG_WRITE : 0);
-    const bytes = memory instanceof DmaBuffer ? memory.buffer : memory;
-    if (!(bytes instanceof ArrayBuffer) && !ArrayBuffer.isView(bytes)) {
-      throw new TypeError(`memory must be a DmaBuffer, an ArrayBuffer or a TypedArray, got ${describe(memory)}`);
-    }
-    native.type1Map(this._native(), bytes, 0, bytes.byteLength, iova, flags);
-    this.#mapped.set(iova, { length: BigInt(bytes.byteLength), memory });
-    if (memory instanceof DmaBuffer) memory._mapCount++;
+    native.type1Map(h, span.buffer._native(), span.offset, span.length, iova, flags);
+    this.#ledger.add(iova, BigInt(span.length), span.buffer, span.offset);
     return iova;
   }
 
@@ -65,21 +73,19 @@ export class VfioContainer {
     const start = toU64(iova, 'iova');
     const len = toU64(length, 'length');
     const done = native.type1Unmap(this._native(), start, len);
-    for (const [at, m] of this.#mapped) {
-      if (at >= start && at + m.length <= start + len) {
-        this.#mapped.delete(at);
-        if (m.memory instanceof DmaBuffer) m.memory._mapCount--;
-      }
+    if (len > 0n) {
+      const last = start + len - 1n;
+      this.#ledger.take(start, last > MAX_U64 ? MAX_U64 : last);
     }
     return Number(done);
   }
 
+  /** Close the container: the kernel unmaps and unpins everything it mapped. Idempotent. */
   close(): void {
     if (!this.#h) return;
     native.fdClose(this.#h);
     this.#h = null;
-    for (const m of this.#mapped.values()) if (m.memory instanceof DmaBuffer) m.memory._mapCount--;
-    this.#mapped.clear();
+    this.#ledger.clear();
   }
 
   [Symbol.dispose](): void {
@@ -120,7 +126,7 @@ export class VfioGroup {
 
   /** VFIO_GROUP_SET_CONTAINER. */
   setContainer(container: VfioContainer): void {
-    if (!(container instanceof VfioContainer)) throw new TypeError(`container must be a VfioContainer, got ${describe(container)}`);
+    if (!VfioContainer.isContainer(container)) throw new TypeError(`container must be a VfioContainer, got ${describe(container)}`);
     native.groupSetContainer(this.#native(), container.fd);
   }
 

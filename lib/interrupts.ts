@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
-import { optionsObject, toIndex } from './args';
+import { describe, optionsObject, toIndex } from './args';
 import { constants as C } from './constants';
-import { EBADF, EBUSY, VfioError, VfioStateError } from './errors';
+import { EBADF, EBUSY, EINTR, ETIMEDOUT, VfioError, VfioStateError } from './errors';
 import { native, type NativeHandle } from './native';
 
 const NO_WAIT_OPTIONS: WaitOptions = Object.freeze({});
@@ -12,6 +12,33 @@ export interface IrqOwner {
   _handle(syscall: string, ioctl?: string): NativeHandle;
   /** @internal */
   _forget(child: object): void;
+  /** @internal Whether other Interrupts own vectors of the same index (disable() then leaves it on). */
+  _irqShared?(irqs: Interrupts): boolean;
+}
+
+/** setTimeout's longest delay (2^31-1 ms); longer timeouts are chained. */
+const MAX_TIMER_MS = 0x7fffffff;
+
+/** Run `fn` after `ms` milliseconds, any safe integer of them; returns a cancel function. */
+function longTimeout(ms: number, fn: () => void): () => void {
+  let timer: NodeJS.Timeout;
+  const deadline = Date.now() + ms;
+  const arm = (left: number): void => {
+    timer = setTimeout(() => {
+      const rest = deadline - Date.now();
+      if (rest > 0) arm(rest);
+      else fn();
+    }, Math.min(left, MAX_TIMER_MS));
+  };
+  arm(ms);
+  return () => clearTimeout(timer);
+}
+
+function timedOut(vector: number, index: number, ms: number): VfioError {
+  return new VfioError({
+    errno: ETIMEDOUT, syscall: 'poll', code: 'ETIMEDOUT',
+    message: `ETIMEDOUT: no interrupt on vector ${vector} of IRQ index ${index} within ${ms} ms`,
+  });
 }
 
 /** One delivery: `count` interrupts on `vector` since the previous one. */
@@ -50,6 +77,12 @@ export class Interrupts extends EventEmitter {
   readonly count: number;
   #owner: IrqOwner;
   #watchers: NativeHandle[] = [];
+  /**
+   * The delivery callbacks. Native code holds them weakly while not polling, so these strong
+   * references are what keeps them alive: once user code drops this object (and its device), the
+   * whole set can be collected and the finalizers close the fds.
+   */
+  #callbacks: Array<(count: number, errno: number) => void> = [];
   #polling = false;
   #stopQueued = false;
   #ref = true;
@@ -57,8 +90,11 @@ export class Interrupts extends EventEmitter {
   /** Pending wait() calls: resolved straight from delivery, no listener churn per interrupt. */
   #waiters: Waiter[] = [];
 
-  /** @internal Use `device.enableIrq()`. */
-  constructor(owner: IrqOwner, index: number, start: number, count: number) {
+  /**
+   * @internal Use `device.enableIrq()`. `arm` routes the new eventfds in the device (default: one
+   * SET_IRQS over exactly these vectors).
+   */
+  constructor(owner: IrqOwner, index: number, start: number, count: number, arm?: (fds: Int32Array) => void) {
     super();
     this.#owner = owner;
     this.index = index;
@@ -68,18 +104,18 @@ export class Interrupts extends EventEmitter {
     try {
       for (let i = 0; i < count; i++) {
         const vector = start + i;
-        const w = native.irqCreate((n, err) => this.#deliver(vector, n, err));
+        const cb = (n: number, err: number): void => this.#deliver(vector, n, err);
+        this.#callbacks.push(cb);
+        const w = native.irqCreate(cb);
         this.#watchers.push(w);
         fds[i] = native.irqFd(w);
       }
-      native.deviceSetIrqs(
-        owner._handle('ioctl', 'VFIO_DEVICE_SET_IRQS'),
-        C.VFIO_IRQ_SET_DATA_EVENTFD | C.VFIO_IRQ_SET_ACTION_TRIGGER,
-        index,
-        start,
-        count,
-        fds,
-      );
+      if (arm) {
+        arm(fds);
+      } else {
+        native.deviceSetIrqs(owner._handle('ioctl', 'VFIO_DEVICE_SET_IRQS'),
+          C.VFIO_IRQ_SET_DATA_EVENTFD | C.VFIO_IRQ_SET_ACTION_TRIGGER, index, start, count, fds);
+      }
     } catch (err) {
       this._dispose();
       throw err;
@@ -182,11 +218,14 @@ export class Interrupts extends EventEmitter {
     const opts = options === undefined ? NO_WAIT_OPTIONS : optionsObject(options, 'options');
     if (opts.timeoutMs !== undefined) toIndex(opts.timeoutMs, 'options.timeoutMs');
     const { signal, timeoutMs } = opts;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new TypeError(`options.signal must be an AbortSignal, got ${describe(signal)}`);
+    }
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<number>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      let cancelTimer: (() => void) | undefined;
       const settle = (): void => {
-        if (timer) clearTimeout(timer);
+        cancelTimer?.();
         signal?.removeEventListener('abort', onAbort);
       };
       const waiter: Waiter = {
@@ -207,12 +246,7 @@ export class Interrupts extends EventEmitter {
       };
       const onAbort = (): void => drop(signal?.reason);
       signal?.addEventListener('abort', onAbort);
-      if (timeoutMs !== undefined) {
-        timer = setTimeout(() => drop(new VfioError({
-          errno: -110, syscall: 'poll', code: 'ETIMEDOUT',
-          message: `ETIMEDOUT: no interrupt on vector ${v} of IRQ index ${this.index} within ${timeoutMs} ms`,
-        })), timeoutMs);
-      }
+      if (timeoutMs !== undefined) cancelTimer = longTimeout(timeoutMs, () => drop(timedOut(v, this.index, timeoutMs)));
       this.#waiters.push(waiter);
       this.#update(this.listenerCount('interrupt') + this.#waiters.length);
     });
@@ -221,26 +255,41 @@ export class Interrupts extends EventEmitter {
   /**
    * Block the thread in poll(2) until `vector` fires, and return its count: the tight loop of a
    * C driver, for worker threads and drivers that own their thread. Refused while 'interrupt'
-   * listeners exist (it would take their deliveries). Throws ETIMEDOUT after `timeoutMs`.
+   * listeners exist (it would take their deliveries). Throws ETIMEDOUT after `timeoutMs` (one
+   * deadline, however often signals interrupt the wait), and EINTR early when a signal that JS
+   * listens for arrives (so its handler runs) or the thread is told to stop (`worker.terminate()`,
+   * `process.exit()`).
    */
   waitSync(vector: number = this.start, options?: { timeoutMs?: number }): number {
     this.#live();
     const v = this.#checkVector(vector, 'vector');
     const opts = optionsObject(options, 'options');
-    const timeout = opts.timeoutMs === undefined ? -1 : toIndex(opts.timeoutMs, 'options.timeoutMs', 0x7fffffff);
+    const timeout = opts.timeoutMs === undefined ? -1 : toIndex(opts.timeoutMs, 'options.timeoutMs');
     if (this.#polling && this.listenerCount('interrupt') + this.#waiters.length === 0) this.#setPolling(false);
     if (this.#polling) {
       throw new VfioStateError('ERR_VFIO_BUSY', EBUSY, 'poll',
         "waitSync() cannot run while 'interrupt' listeners (or a pending wait()) take the deliveries");
     }
     const count = native.irqWaitSync(this.#watchers[v - this.start]!, timeout);
-    if (count === 0) {
-      throw new VfioError({
-        errno: -110, syscall: 'poll', code: 'ETIMEDOUT',
-        message: `ETIMEDOUT: no interrupt on vector ${v} of IRQ index ${this.index} within ${timeout} ms`,
-      });
-    }
-    return count;
+    if (count > 0) return count;
+    if (count === 0) throw timedOut(v, this.index, timeout);
+    throw new VfioError({
+      errno: EINTR, syscall: 'poll', code: 'EINTR',
+      message: count === -1
+        ? 'EINTR: a signal that JS listens for arrived while waitSync() waited; its handler runs once control returns ' +
+          'to the event loop (call waitSync() again to keep waiting)'
+        : 'EINTR: the thread is stopping (worker.terminate() or process.exit()) while waitSync() waited',
+    });
+  }
+
+  /**
+   * Read and clear the interrupts counted on `vector` since the last delivery, without blocking
+   * (0 when none).
+   */
+  drain(vector: number = this.start): number {
+    this.#live();
+    const v = this.#checkVector(vector, 'vector');
+    return native.irqRead(this.#watchers[v - this.start]!);
   }
 
   /** Deliveries as `{ vector, count }`, until disable()/close(). */
@@ -295,14 +344,29 @@ export class Interrupts extends EventEmitter {
     this.#setIrqs(C.VFIO_IRQ_SET_DATA_NONE | C.VFIO_IRQ_SET_ACTION_UNMASK, this.start, this.count);
   }
 
-  /** Disable the IRQ index in the device and stop delivery. Idempotent. */
+  /**
+   * Stop delivery and switch off exactly this set's vectors in the device: the whole index when
+   * no other set owns vectors of it, else only these vectors (their eventfds are set to -1), so
+   * other sets keep delivering. Idempotent.
+   */
   disable(): void {
     if (this.#closed) return;
     try {
-      this.#setIrqs(C.VFIO_IRQ_SET_DATA_NONE | C.VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0);
+      if (this.#owner._irqShared?.(this)) {
+        native.deviceSetIrqs(this.#owner._handle('ioctl', 'VFIO_DEVICE_SET_IRQS'),
+          C.VFIO_IRQ_SET_DATA_EVENTFD | C.VFIO_IRQ_SET_ACTION_TRIGGER, this.index, this.start, this.count,
+          new Int32Array(this.count).fill(-1));
+      } else {
+        this.#setIrqs(C.VFIO_IRQ_SET_DATA_NONE | C.VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0);
+      }
     } finally {
       this._dispose();
     }
+  }
+
+  /** @internal The eventfd of `vector` (for re-enabling a whole index with every owner's fds). */
+  _fdOf(vector: number): number {
+    return native.irqFd(this.#watchers[vector - this.start]!);
   }
 
   /** Same as disable(). */
@@ -325,6 +389,7 @@ export class Interrupts extends EventEmitter {
     }
     for (const w of this.#watchers) native.irqClose(w);
     this.#watchers = [];
+    this.#callbacks = [];
     this.#polling = false;
     this.#owner._forget(this);
     this.emit('_closed');

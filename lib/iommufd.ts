@@ -1,22 +1,31 @@
-import { MAX_SAFE_N, MAX_U64, describe, optionsObject, toIndex, toU64, u64Arg } from './args';
+import { MAX_U64, describe, optionsObject, toIndex, toPath, toU64, u64Arg } from './args';
 import { constants as C } from './constants';
 import { DmaBuffer } from './dma-buffer';
-import { EBADF, VfioStateError } from './errors';
+import { DmaLedger } from './dma-ledger';
+import { EBADF, EINVAL, ENOENT, VfioStateError } from './errors';
 import { native, PAGE_SIZE, type NativeHandle } from './native';
 
-/** Memory that can be mapped for DMA: a DmaBuffer, or caller-owned ArrayBuffer memory. */
-export type DmaMemory = DmaBuffer | ArrayBuffer | ArrayBufferView;
+/** Memory that can be mapped for DMA: only a DmaBuffer, whose lifetime the library controls. */
+export type DmaMemory = DmaBuffer;
 
 /** Options of {@link IoAddressSpace.map}. */
 export interface MapOptions {
   /** Fixed IOVA; without it the kernel chooses and the chosen IOVA is returned. */
   iova?: bigint | number;
+  /** First byte of the buffer to map (page-aligned, default 0). */
+  offset?: number;
+  /** Bytes to map (page-aligned, default the rest of the buffer). */
+  length?: number;
   readable?: boolean;
   writable?: boolean;
 }
 
 /** Options of {@link IoAddressSpace.mapFile}. */
-export interface MapFileOptions extends MapOptions {
+export interface MapFileOptions {
+  /** Fixed IOVA; without it the kernel chooses and the chosen IOVA is returned. */
+  iova?: bigint | number;
+  readable?: boolean;
+  writable?: boolean;
   start: bigint | number;
   length: bigint | number;
 }
@@ -60,6 +69,7 @@ export class Iommufd {
   #handle: NativeHandle | null;
   readonly path: string | null;
   readonly #ioases = new Set<IoAddressSpace>();
+  readonly #hwpts = new Set<Hwpt>();
 
   private constructor(handle: NativeHandle, path: string | null) {
     this.#handle = handle;
@@ -68,8 +78,12 @@ export class Iommufd {
 
   /** Open an iommufd, `/dev/iommu` by default. */
   static open(path = '/dev/iommu'): Iommufd {
-    if (typeof path !== 'string') throw new TypeError(`path must be a string, got ${describe(path)}`);
-    return new Iommufd(native.iommufdOpen(path), path);
+    return new Iommufd(native.iommufdOpen(toPath(path, 'path')), path);
+  }
+
+  /** Whether `value` is an Iommufd made by this library (a Proxy or look-alike is not). */
+  static isIommufd(value: unknown): value is Iommufd {
+    return typeof value === 'object' && value !== null && #handle in value;
   }
 
   /** Wrap an iommufd fd opened elsewhere; `own` (default false) closes it on close(). */
@@ -102,8 +116,9 @@ export class Iommufd {
   }
 
   /** @internal */
-  _forget(ioas: IoAddressSpace): void {
-    this.#ioases.delete(ioas);
+  _forget(object: IoAddressSpace | Hwpt): void {
+    if (Hwpt.isHwpt(object)) this.#hwpts.delete(object);
+    else this.#ioases.delete(object);
   }
 
   /** IOMMU_GET_HW_INFO for a bound device. */
@@ -120,7 +135,9 @@ export class Iommufd {
     const devId = boundDevId(device);
     const ptId = objectId(ioasOrId, 'ioasOrId');
     const flags = toIndex(optionsObject(options, 'options').flags ?? 0, 'options.flags', 0xffffffff);
-    return new Hwpt(this, native.iommufdHwptAlloc(this._native(), flags, devId, ptId));
+    const hwpt = new Hwpt(this, native.iommufdHwptAlloc(this._native(), flags, devId, ptId));
+    this.#hwpts.add(hwpt);
+    return hwpt;
   }
 
   /** IOMMU_OPTION get: `'rlimitMode'` (0 per-user, 1 per-process) or `'hugePages'` (per IOAS). */
@@ -141,11 +158,16 @@ export class Iommufd {
     native.iommufdDestroy(this._native(), toIndex(id, 'id', 0xffffffff));
   }
 
-  /** Close the fd. Objects live on in the kernel while bound devices hold the context. Idempotent. */
+  /**
+   * Close the fd. Its IOAS and HWPT objects become unusable here; the kernel releases them (and
+   * unpins their memory) once no bound device holds the context. Idempotent.
+   */
   close(): void {
     if (!this.#handle) return;
     for (const ioas of this.#ioases) ioas._drop();
     this.#ioases.clear();
+    for (const hwpt of this.#hwpts) hwpt._drop();
+    this.#hwpts.clear();
     native.iommufdClose(this.#handle);
     this.#handle = null;
   }
@@ -172,15 +194,15 @@ function boundDevId(device: DeviceLike): number {
 }
 
 function objectId(value: IoAddressSpace | Hwpt | number, name: string): number {
-  if (value instanceof IoAddressSpace || value instanceof Hwpt) return value.id;
+  if (IoAddressSpace.isIoas(value) || Hwpt.isHwpt(value)) return value.id;
   return toIndex(value, name, 0xffffffff);
 }
 
 /** A hardware page table (IOMMU_HWPT_ALLOC). Attach it with `device.attach(hwpt)`. */
 export class Hwpt {
   readonly id: number;
-  #ictx: Iommufd;
-  #destroyed = false;
+  /** The owning iommufd; null once destroyed or the iommufd is closed. */
+  #ictx: Iommufd | null;
 
   /** @internal */
   constructor(ictx: Iommufd, id: number) {
@@ -188,11 +210,32 @@ export class Hwpt {
     this.id = id;
   }
 
+  /** Whether `value` is a Hwpt made by this library (a Proxy or look-alike is not). */
+  static isHwpt(value: unknown): value is Hwpt {
+    return typeof value === 'object' && value !== null && #ictx in value;
+  }
+
+  /** The iommufd this HWPT lives in, or null once it was destroyed or the iommufd closed. */
+  get iommufd(): Iommufd | null {
+    return this.#ictx;
+  }
+
+  /** Whether destroy() ran or the iommufd was closed. */
+  get destroyed(): boolean {
+    return this.#ictx === null;
+  }
+
+  /** @internal The iommufd was closed. */
+  _drop(): void {
+    this.#ictx = null;
+  }
+
   /** IOMMU_DESTROY; fails with EBUSY while a device is attached. Idempotent. */
   destroy(): void {
-    if (this.#destroyed || this.#ictx.closed) return;
+    if (!this.#ictx) return;
     this.#ictx.destroy(this.id);
-    this.#destroyed = true;
+    this.#ictx._forget(this);
+    this.#ictx = null;
   }
 
   [Symbol.dispose](): void {
@@ -200,32 +243,66 @@ export class Hwpt {
   }
 }
 
-interface Mapping {
-  length: number | bigint;
-  memory: DmaMemory;
-}
-
-/** A bigint from the kernel as a map key: a number when it is safe. */
-function keyOf(v: bigint): number | bigint {
-  return v <= MAX_SAFE_N ? Number(v) : v;
-}
-
 function isAligned(v: number | bigint, align: number): boolean {
   return typeof v === 'number' ? v % align === 0 : v % BigInt(align) === 0n;
 }
 
-/** An I/O address space: DMA mappings from IOVA to process memory. */
+/** The TypeError for memory that is not a DmaBuffer. */
+export function notDmaBuffer(name: string, value: unknown): TypeError {
+  return new TypeError(
+    `${name} must be a DmaBuffer (allocate one with DmaBuffer.alloc): a device must never DMA into memory ` +
+      `the JS heap can free or move, such as an ArrayBuffer, Buffer or WebAssembly memory; got ${describe(value)}`,
+  );
+}
+
+/**
+ * The part of `buffer` that `offset`/`length` options select, checked: whole pages of a live
+ * DmaBuffer, and a multiple of `align`.
+ */
+export function bufferSpan(buffer: unknown, offsetOpt: unknown, lengthOpt: unknown, align: number):
+  { buffer: DmaBuffer; offset: number; length: number } {
+  if (!DmaBuffer.isDmaBuffer(buffer)) throw notDmaBuffer('buffer', buffer);
+  const offset = offsetOpt === undefined ? 0 : toIndex(offsetOpt, 'options.offset');
+  if (offset >= buffer.size) throw new RangeError(`options.offset ${offset} is outside the buffer (size ${buffer.size})`);
+  const length = lengthOpt === undefined ? buffer.size - offset : toIndex(lengthOpt, 'options.length');
+  if (length === 0) throw new RangeError('options.length must not be 0');
+  if (offset + length > buffer.size) {
+    throw new RangeError(`options.offset ${offset} + options.length ${length} is outside the buffer (size ${buffer.size})`);
+  }
+  if (offset % PAGE_SIZE !== 0) throw new RangeError(`options.offset ${offset} must be a multiple of the page size ${PAGE_SIZE}`);
+  if (length % align !== 0) {
+    throw new RangeError(`the mapped length ${length} must be a multiple of the IOVA alignment ${align}`);
+  }
+  return { buffer, offset, length };
+}
+
+/** An I/O address space: DMA mappings from IOVA to library-owned memory. */
 export class IoAddressSpace {
   readonly id: number;
   #ictx: Iommufd | null;
-  /** iova -> mapping: holds the memory alive while it is mapped. */
-  readonly #mappings = new Map<number | bigint, Mapping>();
+  /** The pinned ranges: holds each mapped DmaBuffer (and keeps it from being freed). */
+  readonly #ledger = new DmaLedger();
   #alignment: bigint | null = null;
 
   /** @internal */
   constructor(ictx: Iommufd, id: number) {
     this.#ictx = ictx;
     this.id = id;
+  }
+
+  /** Whether `value` is an IoAddressSpace made by this library (a Proxy or look-alike is not). */
+  static isIoas(value: unknown): value is IoAddressSpace {
+    return typeof value === 'object' && value !== null && #ledger in value;
+  }
+
+  /** The iommufd this IOAS lives in, or null once destroyed or the iommufd closed. */
+  get iommufd(): Iommufd | null {
+    return this.#ictx;
+  }
+
+  /** Whether destroy() ran or the iommufd was closed. */
+  get destroyed(): boolean {
+    return this.#ictx === null;
   }
 
   #native(): NativeHandle {
@@ -253,27 +330,16 @@ export class IoAddressSpace {
     return out;
   }
 
-  /** Map memory for DMA and return its IOVA. The IOAS keeps the memory alive until unmapped. */
-  map(memory: DmaMemory, options?: MapOptions): bigint {
+  /**
+   * Map a DmaBuffer (or the `offset`/`length` part of it) for DMA and return its IOVA. The buffer
+   * cannot be freed while any part of it is mapped.
+   */
+  map(buffer: DmaBuffer, options?: MapOptions): bigint {
     const h = this.#native();
     const opts = options === undefined ? NO_OPTIONS : optionsObject(options, 'options');
     let flags = mapFlags(opts);
     const align = this.#requiredAlignment();
-    let target: NativeHandle | ArrayBuffer | ArrayBufferView;
-    let length: number;
-    if (memory instanceof DmaBuffer) {
-      target = memory._native();
-      length = memory.size;
-    } else if (memory instanceof ArrayBuffer || ArrayBuffer.isView(memory)) {
-      target = memory;
-      length = memory.byteLength;
-      if (length === 0) throw new RangeError('memory must not be empty');
-    } else {
-      throw new TypeError(`memory must be a DmaBuffer, an ArrayBuffer or a TypedArray, got ${describe(memory)}`);
-    }
-    if (length % align !== 0) {
-      throw new RangeError(`memory length ${length} must be a multiple of the IOVA alignment ${align}`);
-    }
+    const span = bufferSpan(buffer, opts.offset, opts.length, align);
     let iova: number | bigint = 0;
     if (opts.iova !== undefined) {
       iova = u64Arg(opts.iova, 'options.iova');
@@ -282,10 +348,21 @@ export class IoAddressSpace {
       }
       flags |= C.IOMMU_IOAS_MAP_FIXED_IOVA;
     }
-    const got = native.ioasMap(h, this.id, flags, target, 0, length, iova);
-    this.#mappings.set(keyOf(got), { length, memory });
-    if (memory instanceof DmaBuffer) memory._mapCount++;
+    const got = native.ioasMap(h, this.id, flags, span.buffer._native(), span.offset, span.length, iova);
+    this.#ledger.add(got, BigInt(span.length), span.buffer, span.offset);
     return got;
+  }
+
+  /** The IOVA of byte `offset` of a DmaBuffer mapped here. */
+  iovaOf(buffer: DmaBuffer, offset = 0): bigint {
+    if (!DmaBuffer.isDmaBuffer(buffer)) throw notDmaBuffer('buffer', buffer);
+    toIndex(offset, 'offset');
+    const iova = this.#ledger.iovaOf(buffer, offset);
+    if (iova === undefined) {
+      throw new VfioStateError('ERR_VFIO_NOT_MAPPED', ENOENT, 'ioctl',
+        `byte ${offset} of the DmaBuffer is not mapped in IOAS ${this.id}`);
+    }
+    return iova;
   }
 
   /** Map a range of a file (memfd) for DMA (IOMMU_IOAS_MAP_FILE, Linux 6.13+). */
@@ -301,7 +378,7 @@ export class IoAddressSpace {
       flags |= C.IOMMU_IOAS_MAP_FIXED_IOVA;
     }
     const got = native.ioasMapFile(this.#native(), this.id, flags, fd, start, length, iova);
-    this.#mappings.set(keyOf(got), { length, memory: new Uint8Array(0) });
+    this.#ledger.add(got, length, null, 0);
     return got;
   }
 
@@ -315,11 +392,10 @@ export class IoAddressSpace {
       throw new RangeError(`iova and length must be multiples of the page size ${PAGE_SIZE}`);
     }
     const done = native.ioasUnmap(h, this.id, start, len);
-    const exact = this.#mappings.get(start);
-    if (exact !== undefined && exact.length === len) {
-      this.#forget(start, exact);
-    } else {
-      this.#release(BigInt(start), BigInt(start) + BigInt(len) - 1n);
+    if (!this.#ledger.takeExact(start, len)) {
+      const first = BigInt(start);
+      const last = first + BigInt(len) - 1n;
+      this.#ledger.take(first, last > MAX_U64 ? MAX_U64 : last);
     }
     return done;
   }
@@ -327,20 +403,8 @@ export class IoAddressSpace {
   /** Unmap everything; returns the bytes unmapped. */
   unmapAll(): number {
     const done = native.ioasUnmap(this.#native(), this.id, 0, MAX_U64);
-    this.#release(0n, MAX_U64);
+    this.#ledger.clear();
     return done;
-  }
-
-  #forget(key: number | bigint, m: Mapping): void {
-    this.#mappings.delete(key);
-    if (m.memory instanceof DmaBuffer) m.memory._mapCount--;
-  }
-
-  #release(first: bigint, last: bigint): void {
-    for (const [key, m] of this.#mappings) {
-      const at = BigInt(key);
-      if (at >= first && at + BigInt(m.length) - 1n <= last) this.#forget(key, m);
-    }
   }
 
   #requiredAlignment(): number {
@@ -362,7 +426,12 @@ export class IoAddressSpace {
   /** Share a mapping of another IOAS of the same iommufd here (IOMMU_IOAS_COPY). */
   copyFrom(src: IoAddressSpace, options: { srcIova: bigint | number; dstIova?: bigint | number; length: bigint | number;
     readable?: boolean; writable?: boolean }): bigint {
-    if (!(src instanceof IoAddressSpace)) throw new TypeError(`src must be an IoAddressSpace, got ${describe(src)}`);
+    if (!IoAddressSpace.isIoas(src)) throw new TypeError(`src must be an IoAddressSpace, got ${describe(src)}`);
+    const h = this.#native();
+    if (src.iommufd !== this.#ictx) {
+      throw new VfioStateError('ERR_VFIO_CLOSED', EINVAL, 'ioctl',
+        'src must be a live IOAS of the same iommufd (IOMMU_IOAS_COPY works inside one iommufd)', { ioctl: 'IOMMU_IOAS_COPY' });
+    }
     const opts = optionsObject(options, 'options');
     let flags = mapFlags(opts);
     const srcIova = toU64(opts.srcIova, 'options.srcIova');
@@ -372,32 +441,24 @@ export class IoAddressSpace {
       dst = toU64(opts.dstIova, 'options.dstIova');
       flags |= C.IOMMU_IOAS_MAP_FIXED_IOVA;
     }
-    const got = native.ioasCopy(this.#native(), flags, this.id, src.id, length, dst, srcIova);
-    const source = src._mappingAt(srcIova);
-    this.#mappings.set(keyOf(got), { length, memory: source ?? new Uint8Array(0) });
-    if (source instanceof DmaBuffer) source._mapCount++;
+    const got = native.ioasCopy(h, flags, this.id, src.id, length, dst, srcIova);
+    const source = src.#ledger.entryAt(srcIova);
+    const offset = source ? source.offset + Number(srcIova - source.iova) : 0;
+    this.#ledger.add(got, length, source?.buffer ?? null, offset);
     return got;
   }
 
-  /** @internal */
-  _mappingAt(iova: bigint): DmaMemory | undefined {
-    for (const [key, m] of this.#mappings) {
-      const start = BigInt(key);
-      if (iova >= start && iova < start + BigInt(m.length)) return m.memory;
-    }
-    return undefined;
-  }
-
-  /** @internal The iommufd was closed. */
+  /** @internal The iommufd was closed: the kernel releases this IOAS and its pins with it. */
   _drop(): void {
     this.#ictx = null;
+    this.#ledger.clear();
   }
 
   /** IOMMU_DESTROY of this IOAS (EBUSY while devices are attached). Idempotent. */
   destroy(): void {
     if (!this.#ictx) return;
-    if (!this.#ictx.closed) this.#ictx.destroy(this.id);
-    for (const [iova, m] of this.#mappings) this.#forget(iova, m);
+    this.#ictx.destroy(this.id);
+    this.#ledger.clear();
     this.#ictx._forget(this);
     this.#ictx = null;
   }

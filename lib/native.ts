@@ -54,6 +54,7 @@ export interface NativeBinding {
     out: Uint8Array | Uint16Array | Uint32Array | BigUint64Array): void;
   mappingClose(h: NativeHandle): void;
   mappingArrayBuffer(h: NativeHandle): ArrayBuffer;
+  mappingSetSuspended(h: NativeHandle, suspended: boolean): void;
 
   dmaAlloc(size: number, hugePages: boolean): NativeHandle;
   dmaArrayBuffer(h: NativeHandle): ArrayBuffer;
@@ -65,7 +66,7 @@ export interface NativeBinding {
   iommufdFd(h: NativeHandle): number;
   ioasAlloc(h: NativeHandle): number;
   iommufdDestroy(h: NativeHandle, id: number): void;
-  ioasMap(h: NativeHandle, ioasId: number, flags: number, memory: NativeHandle | ArrayBuffer | ArrayBufferView,
+  ioasMap(h: NativeHandle, ioasId: number, flags: number, buffer: NativeHandle,
     byteOffset: number, length: number, iova: number | bigint): bigint;
   ioasMapFile(h: NativeHandle, ioasId: number, flags: number, fd: number, start: bigint, length: bigint,
     iova: bigint): bigint;
@@ -85,6 +86,7 @@ export interface NativeBinding {
   irqStop(h: NativeHandle): void;
   irqRef(h: NativeHandle, ref: boolean): void;
   irqRead(h: NativeHandle): number;
+  /** count > 0; 0 timeout; -1 a signal JS handles arrived; -2 the thread is stopping. */
   irqWaitSync(h: NativeHandle, timeoutMs: number): number;
   irqSignal(h: NativeHandle): void;
   irqClose(h: NativeHandle): void;
@@ -96,7 +98,7 @@ export interface NativeBinding {
   groupSetContainer(h: NativeHandle, containerFd: number): void;
   groupGetDeviceFd(h: NativeHandle, name: string): number;
   containerCall(h: NativeHandle, request: 'version' | 'check' | 'set', arg: number): number;
-  type1Map(h: NativeHandle, memory: ArrayBuffer | ArrayBufferView, byteOffset: number, length: number,
+  type1Map(h: NativeHandle, buffer: NativeHandle, byteOffset: number, length: number,
     iova: bigint, flags: number): void;
   type1Unmap(h: NativeHandle, iova: bigint, length: bigint): bigint;
 }

@@ -22,17 +22,28 @@ const napi_type_tag kTags[] = {
     {0x71c2d3e4f5061728ULL, 0x394a5b6c7d8e9fa0ULL},  // Fd
 };
 
-void CleanupEnv(void* arg) {
+// The env is tearing down (main thread exit, worker end): release every resource JS left open.
+// Asynchronous, so that Node keeps running the loop (and keeps this addon loaded) until the
+// close callbacks of our uv handles have run; a worker that was the only thread to load the
+// addon unloads it right after its env is gone.
+void CleanupEnv(napi_async_cleanup_hook_handle hook, void* arg) {
   auto* addon = static_cast<AddonData*>(arg);
   addon->tearingDown = true;
-  // Release every resource JS left open; finalizers that run later must not touch addon.
+  addon->cleanupHook = hook;
+  // Finalizers that run later must not touch addon.
   std::set<Handle*> live;
   live.swap(addon->live);
   for (Handle* h : live) {
     h->Release();
     h->addon = nullptr;
   }
+  if (addon->pendingCloses == 0) {
+    addon->cleanupHook = nullptr;
+    napi_remove_async_cleanup_hook(hook);
+  }
 }
+
+void Noop(const Napi::CallbackInfo&) {}
 
 Napi::Value Initialize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -46,7 +57,10 @@ Napi::Value Initialize(const Napi::CallbackInfo& info) {
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   auto* addon = new AddonData();
   env.SetInstanceData<AddonData>(addon);
-  napi_add_env_cleanup_hook(env, CleanupEnv, addon);
+  addon->probe = Napi::Persistent(Napi::Function::New(env, Noop, "probe"));
+  if (napi_add_async_cleanup_hook(env, CleanupEnv, addon, nullptr) != napi_ok) {
+    throw Napi::Error::New(env, "vfio: could not register the env cleanup hook");
+  }
   exports.Set("initialize", Napi::Function::New(env, Initialize, "initialize"));
   InitDevice(env, exports);
   InitIommufd(env, exports);
@@ -58,6 +72,36 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
 }
 
 AddonData* GetAddon(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
+
+void AddonData::CloseDone() {
+  if (--pendingCloses == 0 && cleanupHook) {
+    napi_async_cleanup_hook_handle hook = cleanupHook;
+    cleanupHook = nullptr;
+    napi_remove_async_cleanup_hook(hook);
+  }
+}
+
+void ClosePoll(AddonData* addon, uv_poll_t* poll) {
+  poll->data = addon;
+  addon->pendingCloses++;
+  uv_close(reinterpret_cast<uv_handle_t*>(poll), [](uv_handle_t* h) {
+    auto* a = static_cast<AddonData*>(h->data);
+    delete reinterpret_cast<uv_poll_t*>(h);
+    a->CloseDone();
+  });
+}
+
+bool CanRunJs(Napi::Env env) {
+  AddonData* addon = GetAddon(env);
+  if (addon->tearingDown || addon->probe.IsEmpty()) return false;
+  napi_value result;
+  napi_status s = napi_call_function(env, env.Undefined(), addon->probe.Value(), 0, nullptr, &result);
+  if (s == napi_ok) return true;
+  // A failed call may leave an exception pending; the caller returns at once anyway.
+  napi_value ignored;
+  napi_get_and_clear_last_exception(env, &ignored);
+  return false;
+}
 
 const napi_type_tag* TagFor(Kind kind) { return &kTags[static_cast<int>(kind)]; }
 
@@ -144,7 +188,9 @@ uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i, const char* name) {
 
 std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (!info[i].IsString()) ThrowType(info.Env(), std::string(name) + " must be a string");
-  return info[i].As<Napi::String>().Utf8Value();
+  std::string s = info[i].As<Napi::String>().Utf8Value();
+  if (s.find('\0') != std::string::npos) ThrowType(info.Env(), std::string(name) + " must not contain a NUL byte");
+  return s;
 }
 
 size_t ElementSize(napi_typedarray_type type) {
@@ -269,22 +315,26 @@ MemoryHandle::~MemoryHandle() {
   block->Unref();
 }
 
-void MemoryHandle::Release() {
-  if (block->unmapped) return;
+void MemoryHandle::DetachViews() {
   // At env teardown Node detaches external ArrayBuffers itself and no JS runs any more.
-  bool canTouchJs = addon != nullptr && !addon->tearingDown;
+  if (addon == nullptr || addon->tearingDown) return;
   for (auto& ref : views) {
-    if (!canTouchJs) break;
     if (ref.IsEmpty()) continue;
     Napi::ArrayBuffer ab = ref.Value();
     if (!ab.IsEmpty() && !ab.IsDetached()) ab.Detach();
   }
-  if (canTouchJs) views.clear();
+  views.clear();
+}
+
+void MemoryHandle::Release() {
+  if (block->unmapped) return;
+  DetachViews();
   block->Unmap();
 }
 
 Napi::ArrayBuffer MemoryHandle::ArrayBuffer(Napi::Env env) {
   if (block->unmapped) ThrowClosed(env, "mmap");
+  if (block->suspended) ThrowErrno(env, EIO, "mmap");
   block->refs++;
   auto ab = Napi::ArrayBuffer::New(
       env, block->addr, block->length, [](Napi::Env, void*, MemoryBlock* b) { b->Unref(); }, block);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <napi.h>
+#include <uv.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -21,11 +22,27 @@ struct Handle;
 struct AddonData {
   // (errno, syscall, ioctl?, path?) => VfioError, supplied by lib/errors.ts at load time.
   Napi::FunctionReference makeError;
+  // A no-op JS function: calling it fails once the thread is told to stop (worker.terminate(),
+  // process.exit()), which is how a blocking wait notices that it must return.
+  Napi::FunctionReference probe;
   // Every live handle, released by the env cleanup hook if JS never closed it.
   std::set<Handle*> live;
   // Set while the env tears down: no JS handles may be touched then.
   bool tearingDown = false;
+  // uv handles closed but whose close callback has not run yet. The env's async cleanup hook
+  // finishes only when this is 0, so no close callback can run after the addon is unloaded.
+  int pendingCloses = 0;
+  napi_async_cleanup_hook_handle cleanupHook = nullptr;
+  void CloseDone();
 };
+
+// Close a uv_poll_t allocated with new; it is freed in the close callback, which is counted in
+// AddonData::pendingCloses so that env teardown waits for it.
+void ClosePoll(AddonData* addon, uv_poll_t* poll);
+
+// Whether JS can still run on this thread (false once a worker is terminated or the process
+// exits while native code blocks).
+bool CanRunJs(Napi::Env env);
 
 AddonData* GetAddon(Napi::Env env);
 
@@ -64,6 +81,7 @@ double ArgNumber(const Napi::CallbackInfo& info, size_t i, const char* name);
 uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* name);
 int32_t ArgI32(const Napi::CallbackInfo& info, size_t i, const char* name);
 uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i, const char* name);  // number or bigint
+// A string for a syscall: a NUL byte inside it is a TypeError (it would silently truncate).
 std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name);
 
 // Bytes of an ArrayBuffer or any ArrayBufferView (never detached).
@@ -82,6 +100,9 @@ struct MemoryBlock {
   size_t length = 0;
   int refs = 1;  // the owning handle + one per live ArrayBuffer
   bool unmapped = false;
+  // Device memory the library has made inaccessible (memory decode off, D3, low power): the
+  // ArrayBuffers over it are detached and native accessors refuse, so no access can SIGBUS.
+  bool suspended = false;
   void Unmap();
   void Unref();
 };
@@ -90,6 +111,8 @@ struct MemoryHandle : Handle {
   MemoryHandle(AddonData* a, void* addr, size_t length);
   ~MemoryHandle() override;
   void Release() override;
+  // Detach every ArrayBuffer handed out (they are rebuilt after Resume by asking again).
+  void DetachViews();
   Napi::ArrayBuffer ArrayBuffer(Napi::Env env);
   bool released() const { return block->unmapped; }
   MemoryBlock* block;

@@ -44,14 +44,13 @@ Napi::Value PageSize(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-// The address and length of a DmaBuffer, for IOMMU_IOAS_MAP (used by iommufd.cc).
-bool DmaBufferSpan(const Napi::Value& v, void** addr, size_t* length) {
-  if (!HasKind(v.Env(), v, Kind::DmaBuffer)) return false;
-  auto* m = static_cast<MemoryHandle*>(v.As<Napi::External<void>>().Data());
-  if (m->released()) ThrowErrno(v.Env(), EBADF, "mmap");
+// The address and length of the DmaBuffer in info[i], for the DMA map calls (iommufd.cc,
+// group.cc). Anything else is a TypeError: only library-owned memory is mapped for DMA.
+void DmaBufferSpan(const Napi::CallbackInfo& info, size_t i, void** addr, size_t* length) {
+  auto* m = Unwrap<MemoryHandle>(info[i], Kind::DmaBuffer, "DmaBuffer");
+  if (m->released()) ThrowErrno(info.Env(), EBADF, "mmap");
   *addr = m->block->addr;
   *length = m->block->length;
-  return true;
 }
 
 void InitDmaBuffer(Napi::Env env, Napi::Object exports) {

@@ -9,6 +9,8 @@
 
 namespace vfio {
 
+void DmaBufferSpan(const Napi::CallbackInfo& info, size_t i, void** addr, size_t* length);
+
 namespace {
 
 using Fd = FdHandle;
@@ -66,14 +68,16 @@ Napi::Value ContainerCall(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r);
 }
 
-// (container, vaddrSource, byteOffset, length, iova, flags) type1 MAP_DMA
+// (container, buffer: DmaBuffer handle, byteOffset, length, iova, flags) type1 MAP_DMA
 Napi::Value Type1Map(const Napi::CallbackInfo& info) {
   Fd* f = Get(info);
-  Bytes b = ArgBytes(info, 1, "memory");
+  void* base = nullptr;
+  size_t total = 0;
+  DmaBufferSpan(info, 1, &base, &total);
   uint64_t off = ArgU64(info, 2, "byteOffset");
   uint64_t len = ArgU64(info, 3, "length");
-  if (off > b.length || len > b.length - off) ThrowRange(info.Env(), "byteOffset + length is outside the memory");
-  Type1DmaMap m{sizeof(Type1DmaMap), ArgU32(info, 5, "flags"), reinterpret_cast<uintptr_t>(b.data) + off,
+  if (off > total || len > total - off) ThrowRange(info.Env(), "byteOffset + length is outside the memory");
+  Type1DmaMap m{sizeof(Type1DmaMap), ArgU32(info, 5, "flags"), reinterpret_cast<uintptr_t>(base) + off,
                 ArgU64(info, 4, "iova"), len};
   if (ioctl(f->fd, VFIO_IOMMU_MAP_DMA, &m) < 0) {
     int err = errno;

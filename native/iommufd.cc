@@ -12,7 +12,7 @@
 
 namespace vfio {
 
-bool DmaBufferSpan(const Napi::Value& v, void** addr, size_t* length);
+void DmaBufferSpan(const Napi::CallbackInfo& info, size_t i, void** addr, size_t* length);
 
 namespace {
 
@@ -43,8 +43,9 @@ Napi::Value Destroy(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
-// (h, ioasId, flags, memory, byteOffset, length, iova) => iova (bigint)
-// memory: a DmaBuffer handle, an ArrayBuffer or an ArrayBufferView.
+// (h, ioasId, flags, buffer, byteOffset, length, iova) => iova (bigint)
+// buffer: a DmaBuffer handle only. The device may DMA into mapped memory for as long as the
+// mapping lives, so only memory whose lifetime the library controls is ever mapped.
 Napi::Value Map(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Iommufd* h = Ictx(info);
@@ -53,20 +54,12 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   m.flags = ArgU32(info, 2, "flags");
   void* base = nullptr;
   size_t total = 0;
-  if (!DmaBufferSpan(info[3], &base, &total)) {
-    Bytes b = ArgBytes(info, 3, "memory");
-    base = b.data;
-    total = b.length;
-  }
+  DmaBufferSpan(info, 3, &base, &total);
   uint64_t offset = ArgU64(info, 4, "byteOffset");
   uint64_t length = ArgU64(info, 5, "length");
   if (offset > total || length > total - offset) ThrowRange(env, "byteOffset + length is outside the memory");
   m.user_va = reinterpret_cast<uintptr_t>(base) + offset;
-  // The IOMMU maps whole pages: memory that does not start on one cannot be mapped (the kernel
-  // would answer a bare EINVAL). V8's own ArrayBuffers rarely do; DmaBuffer always does.
-  if (m.user_va % static_cast<uintptr_t>(sysconf(_SC_PAGESIZE))) {
-    ThrowRange(env, "memory must start on a page boundary (a DmaBuffer always does; most ArrayBuffers do not)");
-  }
+  if (m.user_va % static_cast<uintptr_t>(sysconf(_SC_PAGESIZE))) ThrowRange(env, "byteOffset must be page-aligned");
   m.length = length;
   m.iova = ArgU64(info, 6, "iova");
   Call(info, h, IOMMU_IOAS_MAP, "IOMMU_IOAS_MAP", &m);

@@ -1,10 +1,17 @@
 // An eventfd watched by a uv_poll handle on the env's own loop (not uv_default_loop, so it
 // works in workers). Each wakeup reads (and so resets) the counter and calls JS with the count.
 // The handle is ref'd only while lib/interrupts.ts has listeners.
+//
+// Lifetimes: the JS callback is held weakly while the watcher is stopped and strongly only while
+// it polls, so an Interrupts object (and the device behind it) that user code dropped can be
+// collected. The uv handle is closed through ClosePoll, which env teardown waits for.
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include <cmath>
 
 #include "common.h"
 
@@ -18,7 +25,7 @@ struct IrqWatcher : Handle {
   void Release() override {
     if (poll) {
       uv_poll_stop(poll);
-      uv_close(reinterpret_cast<uv_handle_t*>(poll), [](uv_handle_t* p) { delete reinterpret_cast<uv_poll_t*>(p); });
+      ClosePoll(addon, poll);
       poll = nullptr;
     }
     if (fd >= 0) close(fd);
@@ -32,6 +39,7 @@ struct IrqWatcher : Handle {
   int fd;
   uv_poll_t* poll = nullptr;
   bool started = false;
+  // Weak while stopped, strong while polling.
   Napi::FunctionReference callback;
   std::unique_ptr<Napi::AsyncContext> context;
 };
@@ -55,7 +63,7 @@ uint64_t Drain(int fd, int* err) {
 
 void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
   auto* w = static_cast<IrqWatcher*>(handle->data);
-  if (!w || w->fd < 0 || w->callback.IsEmpty()) return;
+  if (!w || w->fd < 0 || w->callback.IsEmpty() || !w->addon || w->addon->tearingDown) return;
   int err = 0;
   uint64_t count = 0;
   if (status == 0) {
@@ -71,10 +79,12 @@ void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
   for (int round = 0;; round++) {
     {
       Napi::HandleScope scope(env);
+      Napi::Value fn = w->callback.Value();
+      if (fn.IsEmpty() || !fn.IsFunction()) return;
       try {
-        w->callback.MakeCallback(env.Global(),
-                                 {Napi::Number::New(env, static_cast<double>(count)), Napi::Number::New(env, err)},
-                                 *w->context);
+        fn.As<Napi::Function>().MakeCallback(
+            env.Global(), {Napi::Number::New(env, static_cast<double>(count)), Napi::Number::New(env, err)},
+            *w->context);
       } catch (const Napi::Error& e) {
         // An exception from a listener is an uncaught exception, as for any event emitter.
         napi_fatal_exception(env, e.Value());
@@ -99,7 +109,7 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   }
   auto* w = new IrqWatcher(GetAddon(env), env, fd);
   auto handle = WrapHandle(env, w, Kind::IrqWatcher);
-  w->callback = Napi::Persistent(info[0].As<Napi::Function>());
+  w->callback = Napi::Weak(info[0].As<Napi::Function>());
   w->context = std::make_unique<Napi::AsyncContext>(env, "vfio:interrupt");
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) ThrowType(env, "no event loop");
@@ -123,13 +133,17 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
     int r = uv_poll_start(w->poll, UV_READABLE, OnPoll);
     if (r < 0) ThrowErrno(info.Env(), -r, "uv_poll_start");
     w->started = true;
+    w->callback.Ref();
   }
   return Napi::Value();
 }
 
 Napi::Value Stop(const Napi::CallbackInfo& info) {
   IrqWatcher* w = Watcher(info);
-  if (w->started) uv_poll_stop(w->poll);
+  if (w->started) {
+    uv_poll_stop(w->poll);
+    w->callback.Unref();
+  }
   w->started = false;
   return Napi::Value();
 }
@@ -153,23 +167,61 @@ Napi::Value ReadCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(n));
 }
 
-// (watcher, timeoutMs) => count, 0 on timeout. Blocks the thread in poll(2) like a C driver.
+double NowMs() {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) / 1e6;
+}
+
+// Whether the event loop has work ready, after a signal interrupted poll(2): libuv's signal
+// handler writes to a pipe that the loop watches, so a signal that JS listens for makes the
+// loop's epoll fd readable. Other signals (profiler ticks, signals nobody handles) do not.
+bool LoopHasWork(Napi::Env env) {
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) return false;
+  struct pollfd p = {uv_backend_fd(loop), POLLIN, 0};
+  return p.fd >= 0 && poll(&p, 1, 0) > 0;
+}
+
+// How long one poll(2) lasts at most: between slices the wait checks that the thread may go on.
+constexpr double kSliceMs = 50;
+
+// (watcher, timeoutMs: number, -1 for none) => count > 0; 0 on timeout; -1 when a signal that
+// JS handles arrived (EINTR: return to the loop so the handler runs); -2 when the thread is
+// stopping (worker.terminate(), process.exit()). Blocks the thread in poll(2) like a C driver,
+// against one deadline however often signals interrupt it.
 Napi::Value WaitSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   IrqWatcher* w = Watcher(info);
-  int32_t timeout = ArgI32(info, 1, "timeoutMs");
+  double timeout = ArgNumber(info, 1, "timeoutMs");
+  if (!(timeout == -1 || (timeout >= 0 && timeout <= 9007199254740991.0 && std::floor(timeout) == timeout))) {
+    ThrowRange(env, "timeoutMs must be -1 or an integer from 0 to 2^53-1");
+  }
+  const bool forever = timeout < 0;
+  const double deadline = NowMs() + (forever ? 0 : timeout);
   struct pollfd p = {w->fd, POLLIN, 0};
   for (;;) {
-    int r = poll(&p, 1, timeout);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ThrowErrno(info.Env(), err, "poll");
+    double slice = kSliceMs;
+    if (!forever) {
+      double left = std::ceil(deadline - NowMs());
+      if (left < slice) slice = left < 0 ? 0 : left;
     }
-    if (r == 0) return Napi::Number::New(info.Env(), 0);
-    int err = 0;
-    uint64_t n = Drain(w->fd, &err);
-    if (err) ThrowErrno(info.Env(), err, "read");
-    if (n) return Napi::Number::New(info.Env(), static_cast<double>(n));
+    int r = poll(&p, 1, static_cast<int>(slice));
+    if (r < 0) {
+      int err = errno;
+      if (err != EINTR) ThrowErrno(env, err, "poll");
+      if (!CanRunJs(env)) return Napi::Number::New(env, -2);
+      if (LoopHasWork(env)) return Napi::Number::New(env, -1);
+      continue;
+    }
+    if (r > 0) {
+      int err = 0;
+      uint64_t n = Drain(w->fd, &err);
+      if (err) ThrowErrno(env, err, "read");
+      if (n) return Napi::Number::New(env, static_cast<double>(n));
+    }
+    if (!CanRunJs(env)) return Napi::Number::New(env, -2);
+    if (!forever && NowMs() >= deadline) return Napi::Number::New(env, 0);
   }
 }
 

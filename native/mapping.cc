@@ -19,6 +19,8 @@ namespace {
 MemoryHandle* Map(const Napi::CallbackInfo& info) {
   auto* m = Unwrap<MemoryHandle>(info[0], Kind::Mapping, "mapping");
   if (m->released()) ThrowErrno(info.Env(), EBADF, "mmap");
+  // The device's memory is off (lib/ says why): an access would raise SIGBUS.
+  if (m->block->suspended) ThrowErrno(info.Env(), EIO, "mmap");
   return m;
 }
 
@@ -106,6 +108,17 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
 
 Napi::Value Buffer(const Napi::CallbackInfo& info) { return Map(info)->ArrayBuffer(info.Env()); }
 
+// (mapping, suspended: boolean). Suspending detaches every ArrayBuffer over the mapping and makes
+// the accessors refuse; the mmap itself stays, and works again once the device's memory is on.
+Napi::Value SetSuspended(const Napi::CallbackInfo& info) {
+  auto* m = Unwrap<MemoryHandle>(info[0], Kind::Mapping, "mapping");
+  if (m->released()) ThrowErrno(info.Env(), EBADF, "mmap");
+  bool on = info[1].ToBoolean();
+  if (on) m->DetachViews();
+  m->block->suspended = on;
+  return Napi::Value();
+}
+
 }  // namespace
 
 void InitMapping(Napi::Env env, Napi::Object exports) {
@@ -120,6 +133,7 @@ void InitMapping(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "mappingReadBlock", ReadBlock);
   Export(env, exports, "mappingClose", Close);
   Export(env, exports, "mappingArrayBuffer", Buffer);
+  Export(env, exports, "mappingSetSuspended", SetSuspended);
 }
 
 }  // namespace vfio

@@ -103,7 +103,10 @@ test('wrong argument types throw TypeError naming the argument', () => {
     assert.throws(() => dev.region(0).read32(null), { name: 'TypeError', message: /offset/ });
     assert.throws(() => dev.attach('ioas'), { name: 'TypeError', message: /target/ });
     assert.throws(() => ioas.map('memory'), { name: 'TypeError', message: /memory/ });
-    assert.throws(() => ioas.map(new Uint8Array(4096), { iova: 'x' }), { name: 'TypeError', message: /iova/ });
+    assert.throws(() => ioas.map(new Uint8Array(4096)), { name: 'TypeError', message: /DmaBuffer\.alloc/ });
+    const buf = DmaBuffer.alloc(4096);
+    assert.throws(() => ioas.map(buf, { iova: 'x' }), { name: 'TypeError', message: /iova/ });
+    buf.free();
     assert.throws(() => ioas.unmap({}, 4096), { name: 'TypeError', message: /iova/ });
     assert.throws(() => DmaBuffer.alloc({}), { name: 'TypeError', message: /size/ });
     assert.throws(() => Iommufd.open(3), { name: 'TypeError', message: /path/ });

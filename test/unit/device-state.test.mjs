@@ -90,13 +90,18 @@ test('wrong argument types throw TypeError naming the argument', () => {
   }
 });
 
-test('mapping memory that does not start on a page boundary is refused before the ioctl', () => {
+test('the native map calls take only DmaBuffer handles, never JS memory', () => {
   const fd = fs.openSync('/dev/null', 'r+');
   const ictx = native.iommufdFromFd(fd, true);
   try {
     const dma = native.dmaAlloc(8192, false);
-    const misaligned = new Uint8Array(native.dmaArrayBuffer(dma)).subarray(1);
-    assert.throws(() => native.ioasMap(ictx, 1, 6, misaligned, 0, 4096, 0), { name: 'RangeError', message: /page boundary/ });
+    const bytes = new Uint8Array(native.dmaArrayBuffer(dma));
+    assert.throws(() => native.ioasMap(ictx, 1, 6, bytes, 0, 4096, 0), { name: 'TypeError', message: /DmaBuffer/ });
+    assert.throws(() => native.ioasMap(ictx, 1, 6, new ArrayBuffer(4096), 0, 4096, 0), { name: 'TypeError' });
+    assert.throws(() => native.ioasMap(ictx, 1, 6, dma, 1, 4096, 0), { name: 'RangeError', message: /page-aligned/ });
+    const container = native.fdOpen('/dev/null');
+    assert.throws(() => native.type1Map(container, bytes, 0, 4096, 0n, 3), { name: 'TypeError', message: /DmaBuffer/ });
+    native.fdClose(container);
     native.dmaFree(dma);
   } finally {
     native.iommufdClose(ictx);

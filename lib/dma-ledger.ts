@@ -1,0 +1,79 @@
+// The record of which parts of which DmaBuffers are pinned for DMA, one ledger per address space
+// (an IOAS or a legacy container). Each entry pins its buffer: DmaBuffer.free() is refused while
+// any ledger anywhere holds a part of it, and a ledger that is cleared (unmap, destroy, close)
+// releases its pins.
+import { MAX_SAFE_N } from './args';
+import type { DmaBuffer } from './dma-buffer';
+
+/** One mapping: `length` bytes at `iova`, backed by `buffer` from `offset` (null: a file). */
+export interface LedgerEntry {
+  readonly iova: bigint;
+  readonly length: bigint;
+  readonly buffer: DmaBuffer | null;
+  readonly offset: number;
+}
+
+/** A bigint from the kernel as a map key: a number when it is safe (cheaper to hash). */
+function keyOf(v: bigint): number | bigint {
+  return v <= MAX_SAFE_N ? Number(v) : v;
+}
+
+/** The pinned ranges of one address space. */
+export class DmaLedger {
+  readonly #entries = new Map<number | bigint, LedgerEntry>();
+
+  /** Number of live mappings. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Record a mapping the kernel just made, and pin its buffer. */
+  add(iova: bigint, length: bigint, buffer: DmaBuffer | null, offset: number): void {
+    this.#entries.set(keyOf(iova), { iova, length, buffer, offset });
+    buffer?._pin();
+  }
+
+  /** Forget the mapping at exactly `iova` of exactly `length` bytes; false if there is none. */
+  takeExact(iova: number | bigint, length: number | bigint): boolean {
+    const key = typeof iova === 'bigint' ? keyOf(iova) : iova;
+    const e = this.#entries.get(key);
+    if (e === undefined || e.length !== BigInt(length)) return false;
+    this.#entries.delete(key);
+    e.buffer?._unpin();
+    return true;
+  }
+
+  /** Forget every mapping that lies wholly inside [first, last] (what the kernel unmaps). */
+  take(first: bigint, last: bigint): void {
+    for (const [key, e] of this.#entries) {
+      if (e.iova >= first && e.iova + e.length - 1n <= last) {
+        this.#entries.delete(key);
+        e.buffer?._unpin();
+      }
+    }
+  }
+
+  /** Forget everything: the address space is gone, and the kernel unpinned it all. */
+  clear(): void {
+    for (const e of this.#entries.values()) e.buffer?._unpin();
+    this.#entries.clear();
+  }
+
+  /** The mapping that contains `iova`. */
+  entryAt(iova: bigint): LedgerEntry | undefined {
+    for (const e of this.#entries.values()) {
+      if (iova >= e.iova && iova < e.iova + e.length) return e;
+    }
+    return undefined;
+  }
+
+  /** The IOVA of byte `offset` of `buffer`, if a mapping here covers it. */
+  iovaOf(buffer: DmaBuffer, offset: number): bigint | undefined {
+    for (const e of this.#entries.values()) {
+      if (e.buffer === buffer && offset >= e.offset && offset < e.offset + Number(e.length)) {
+        return e.iova + BigInt(offset - e.offset);
+      }
+    }
+    return undefined;
+  }
+}
