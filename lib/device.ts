@@ -178,7 +178,13 @@ export class VfioDevice {
   #ioas: IoAddressSpace | null = null;
   #info: DeviceInfo | null = null;
   #config: PciConfig | null = null;
+  /** Interrupt sets: held strongly, since each owns vectors in the kernel until disabled. */
   #children = new Set<Child>();
+  /**
+   * BAR mappings, held weakly: one that user code drops is collected and unmapped by its
+   * finalizer; close() unmaps the live ones (an mmap would keep the device open).
+   */
+  #maps = new Set<WeakRef<MappedRegion>>();
   /** The live interrupt sets of each IRQ index: every vector has at most one owner. */
   #irqSets = new Map<number, Interrupts[]>();
   /** How many vectors the kernel has enabled on each IRQ index that is on. */
@@ -262,6 +268,7 @@ export class VfioDevice {
   /** @internal */
   _forget(child: object): void {
     this.#children.delete(child as Child);
+    for (const ref of this.#maps) if (ref.deref() === child || ref.deref() === undefined) this.#maps.delete(ref);
     if (child instanceof Interrupts) {
       const owners = this.#irqSets.get(child.index);
       if (!owners) return;
@@ -294,7 +301,7 @@ export class VfioDevice {
   _memoryOff(key: string, reason: string): boolean {
     if (this.#memoryOff.has(key)) return false;
     this.#memoryOff.set(key, reason);
-    for (const child of this.#children) if (child instanceof MappedRegion) child._suspend(this.memoryOff!);
+    for (const map of this.#liveMaps()) map._suspend(this.memoryOff!);
     return true;
   }
 
@@ -302,12 +309,21 @@ export class VfioDevice {
   _memoryOn(key: string): void {
     if (!this.#memoryOff.delete(key)) return;
     const still = this.memoryOff;
-    for (const child of this.#children) {
-      if (child instanceof MappedRegion) {
-        if (still) child._suspend(still);
-        else child._resume();
-      }
+    for (const map of this.#liveMaps()) {
+      if (still) map._suspend(still);
+      else map._resume();
     }
+  }
+
+  /** The BAR mappings not yet collected (dropping the collected ones' entries). */
+  #liveMaps(): MappedRegion[] {
+    const out: MappedRegion[] = [];
+    for (const ref of this.#maps) {
+      const m = ref.deref();
+      if (m) out.push(m);
+      else this.#maps.delete(ref);
+    }
+    return out;
   }
 
   /** @internal PMCSR's offset in config space, or null (read once from the capability list). */
@@ -641,8 +657,9 @@ export class VfioDevice {
    */
   close(): void {
     if (!this.#live.handle) return;
-    for (const child of [...this.#children]) child._dispose();
+    for (const child of [...this.#children, ...this.#liveMaps()]) child._dispose();
     this.#children.clear();
+    this.#maps.clear();
     native.deviceClose(this.#live.handle);
     this.#live.handle = null;
     this.#state = 'closed';
@@ -656,8 +673,9 @@ export class VfioDevice {
   }
 
   /** @internal */
-  _adopt(child: Child): void {
-    this.#children.add(child);
+  _adopt(map: MappedRegion): void {
+    this.#liveMaps();
+    this.#maps.add(new WeakRef(map));
   }
 }
 

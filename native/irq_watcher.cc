@@ -173,21 +173,22 @@ double NowMs() {
   return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) / 1e6;
 }
 
-// Whether the event loop has work ready, after a signal interrupted poll(2): libuv's signal
-// handler writes to a pipe that the loop watches, so a signal that JS listens for makes the
-// loop's epoll fd readable. Other signals (profiler ticks, signals nobody handles) do not.
-bool LoopHasWork(Napi::Env env) {
+// Whether a signal that the event loop watches (process.on('SIGTERM'), a child's SIGCHLD, ...)
+// arrived and waits to be handled: libuv's signal handler writes a message for it to the loop's
+// signal pipe (uv_loop_t's signal_pipefd, -1 while the loop watches no signal). Signals nobody
+// on the loop watches (profiler ticks, for example) leave it empty.
+bool SignalPending(Napi::Env env) {
   uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) return false;
-  struct pollfd p = {uv_backend_fd(loop), POLLIN, 0};
-  return p.fd >= 0 && poll(&p, 1, 0) > 0;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop || loop->signal_pipefd[0] < 0) return false;
+  struct pollfd p = {loop->signal_pipefd[0], POLLIN, 0};
+  return poll(&p, 1, 0) > 0;
 }
 
 // How long one poll(2) lasts at most: between slices the wait checks that the thread may go on.
 constexpr double kSliceMs = 50;
 
 // (watcher, timeoutMs: number, -1 for none) => count > 0; 0 on timeout; -1 when a signal that
-// JS handles arrived (EINTR: return to the loop so the handler runs); -2 when the thread is
+// the event loop watches arrived (EINTR: return to the loop so the handler runs); -2 when the thread is
 // stopping (worker.terminate(), process.exit()). Blocks the thread in poll(2) like a C driver,
 // against one deadline however often signals interrupt it.
 Napi::Value WaitSync(const Napi::CallbackInfo& info) {
@@ -211,7 +212,7 @@ Napi::Value WaitSync(const Napi::CallbackInfo& info) {
       int err = errno;
       if (err != EINTR) ThrowErrno(env, err, "poll");
       if (!CanRunJs(env)) return Napi::Number::New(env, -2);
-      if (LoopHasWork(env)) return Napi::Number::New(env, -1);
+      if (SignalPending(env)) return Napi::Number::New(env, -1);
       continue;
     }
     if (r > 0) {

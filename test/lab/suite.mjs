@@ -8,8 +8,8 @@ import { spec } from 'node:test/reporters';
 import { fileURLToPath } from 'node:url';
 
 const testDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-// The kernel suite, plus the tests compiled by tsc from test/types/ (npm run build:tests).
-const dirs = [path.join(testDir, 'kernel'), path.join(testDir, 'types', 'build')];
+// The kernel suite, the torture suite, and the tests compiled by tsc from test/types/.
+const dirs = [path.join(testDir, 'kernel'), path.join(testDir, 'torture'), path.join(testDir, 'types', 'build')];
 const only = process.argv.slice(2);
 const files = only.length
   ? only.map((f) => path.resolve(f))

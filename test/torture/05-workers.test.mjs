@@ -1,0 +1,70 @@
+// A worker may load the addon alone (the main thread never loads it), create any kind of resource,
+// and end normally, by terminate(), or by process.exit() in the main thread: no crash, no hang,
+// no leaked fd. Teardown never runs code of the unloaded addon.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { deviceOf } from '../kernel/lab.mjs';
+import { assertSurvived, runCase } from './child.mjs';
+
+const edu = deviceOf('edu');
+
+/** What the worker creates and leaves open, per resource kind. */
+const KINDS = {
+  iommufd: `keep.push(vfio.Iommufd.open());`,
+  dmaBuffer: `const b = vfio.DmaBuffer.alloc(1 << 20); b.bytes.fill(1); keep.push(b, b.bytes);`,
+  ioasMapping: `const i = vfio.Iommufd.open(); const s = i.allocIoas(); const b = vfio.DmaBuffer.alloc(8192);
+    s.map(b); keep.push(i, s, b);`,
+  device: `const i = vfio.Iommufd.open(); const d = vfio.VfioDevice.open(workerData.cdevPath); d.bind(i);
+    d.attach(i.allocIoas()); keep.push(i, d);`,
+  barMapping: `const i = vfio.Iommufd.open(); const d = vfio.VfioDevice.open(workerData.cdevPath); d.bind(i);
+    const bar = d.region(0).map(); bar.read32(0); keep.push(i, d, bar);`,
+  interrupts: `const i = vfio.Iommufd.open(); const d = vfio.VfioDevice.open(workerData.cdevPath); d.bind(i);
+    const irqs = d.enableIrq('msi'); irqs.on('interrupt', () => {}); irqs.unref(); irqs.trigger(0); keep.push(i, d, irqs);`,
+};
+
+function workerSource(kind) {
+  return `
+    const vfio = require('vfio');
+    const { parentPort, workerData } = require('node:worker_threads');
+    const keep = [];
+    ${KINDS[kind]}
+    globalThis.keep = keep;
+    parentPort.postMessage('ready');`;
+}
+
+function caseBody(kind, ending) {
+  return `
+    import { Worker } from 'node:worker_threads';
+    const before = fdCount();
+    const w = new Worker(${JSON.stringify(workerSource(kind))}, { eval: true, execArgv: [], workerData: { cdevPath: edu.cdevPath } });
+    const exited = new Promise((r) => w.once('exit', r));
+    w.on('error', (e) => { console.error('worker error', e); process.exit(3); });
+    await new Promise((r) => w.once('message', r));
+    ${ending === 'exit' ? "console.log('survived'); process.exit(0);" : ''}
+    ${ending === 'terminate' ? 'await w.terminate();' : ''}
+    await exited;
+    await sleep(50);
+    assert.equal(fdCount(), before, 'the worker left no fd open');
+    assert.equal(Object.keys(globalThis).includes('vfio'), false);`;
+}
+
+for (const kind of Object.keys(KINDS)) {
+  for (const ending of ['normal', 'terminate', 'exit']) {
+    test(`a worker that alone loaded the addon and holds ${kind} ends (${ending}) cleanly`, async () => {
+      const r = await runCase(caseBody(kind, ending), { timeoutMs: 60_000 });
+      assertSurvived(r);
+    });
+  }
+}
+
+test('in these cases only the worker loads the addon', async () => {
+  const r = await runCase(`
+    import { Worker } from 'node:worker_threads';
+    const loaded = () => fs.readFileSync('/proc/self/maps', 'utf8').includes('vfio.node');
+    assert.equal(loaded(), false, 'the main thread has not loaded the addon');
+    const w = new Worker(${JSON.stringify(workerSource('interrupts'))}, { eval: true, execArgv: [], workerData: { cdevPath: edu.cdevPath } });
+    await new Promise((r) => w.once('message', r));
+    assert.equal(loaded(), true, 'the worker loaded it');
+    await w.terminate();`);
+  assertSurvived(r);
+});

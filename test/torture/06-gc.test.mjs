@@ -1,0 +1,63 @@
+// Every resource that user code drops is collected and its OS resource released by the finalizer
+// (a backstop: close() is the way). Each case runs with --expose-gc in a child process.
+import { test } from 'node:test';
+import { assertSurvived, runCase } from './child.mjs';
+
+const links = `const links = () => fs.readdirSync('/proc/self/fd').map((f) => { try { return fs.readlinkSync('/proc/self/fd/' + f); } catch { return ''; } });`;
+
+const CASES = {
+  Iommufd: `
+    const before = fdCount();
+    (() => { vfio.Iommufd.open().allocIoas(); })();
+    await settle();
+    assert.equal(fdCount(), before);`,
+  DmaBuffer: `
+    const maps = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.includes('/dev/zero')).length;
+    const before = maps();
+    (() => { const b = vfio.DmaBuffer.alloc(3 << 20); b.bytes.fill(7); })();
+    await settle();
+    assert.equal(maps(), before, 'the anonymous mapping was unmapped');`,
+  'IoAddressSpace with a mapping': `
+    const before = fdCount();
+    (() => { const i = vfio.Iommufd.open(); const s = i.allocIoas(); s.map(vfio.DmaBuffer.alloc(8192)); })();
+    await settle();
+    assert.equal(fdCount(), before);
+    assert.equal(status('VmPin'), 0, 'the kernel unpinned the memory');`,
+  VfioDevice: `
+    const before = fdCount();
+    (() => { const i = vfio.Iommufd.open(); const d = vfio.VfioDevice.open(edu.cdevPath); d.bind(i); d.attach(i.allocIoas()); })();
+    await settle();
+    assert.equal(fdCount(), before);
+    const i = vfio.Iommufd.open(); const d = vfio.VfioDevice.open(edu.cdevPath);
+    assert.ok(d.bind(i) > 0); d.close(); i.close();`,
+  MappedRegion: `
+    const bars = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.includes('/dev/vfio/devices/')).length;
+    const i = vfio.Iommufd.open(); const d = vfio.VfioDevice.open(edu.cdevPath); d.bind(i);
+    (() => { const bar = d.region(0).map(); bar.read32(0); })();
+    await settle();
+    assert.equal(bars(), 0, 'the BAR was unmapped while the device stays open');
+    d.close(); i.close();`,
+  Interrupts: `${links}
+    const eventfds = () => links().filter((l) => l.includes('eventfd')).length;
+    const before = eventfds();
+    const i = vfio.Iommufd.open();
+    (() => {
+      const d = vfio.VfioDevice.open(edu.cdevPath); d.bind(i);
+      d.enableIrq('msi').disable();
+      const again = d.enableIrq('msi', {}); again.trigger(0);
+    })();
+    await settle();
+    assert.equal(eventfds(), before, 'the eventfds were closed');
+    i.close();`,
+  'VfioContainer and VfioGroup': `
+    const before = fdCount();
+    (() => { vfio.VfioContainer.open(); vfio.VfioGroup.open(edu.iommuGroup); })();
+    await settle();
+    assert.equal(fdCount(), before);`,
+};
+
+for (const [kind, body] of Object.entries(CASES)) {
+  test(`a dropped ${kind} is collected and its resource released`, async () => {
+    assertSurvived(await runCase(body));
+  });
+}
