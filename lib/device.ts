@@ -692,7 +692,8 @@ function checkAccess(offset: unknown, width: Width, size: number, what: string):
 
 /** True when `offset` is a valid, aligned access of `width` inside `size` (the hot path). */
 function fastOk(offset: unknown, width: number, size: number): offset is number {
-  return (offset as number) >>> 0 === offset && ((offset as number) & (width - 1)) === 0 && (offset as number) + width <= size;
+  // typeof first: `>>>` on an object would run its valueOf (user code) before any check.
+  return typeof offset === 'number' && offset >>> 0 === offset && (offset & (width - 1)) === 0 && offset + width <= size;
 }
 
 /** One region of a device, accessed with pread/pwrite of exactly the requested width. */
@@ -791,7 +792,7 @@ export class Region {
   }
   write32(offset: number, value: number): void {
     const h = this.#live.handle;
-    if (h !== null && !this.#watch && fastOk(offset, 4, this.size) && value >>> 0 === value) {
+    if (h !== null && !this.#watch && fastOk(offset, 4, this.size) && typeof value === 'number' && value >>> 0 === value) {
       native.deviceWrite32(h, this.#base + offset, value);
       return;
     }
@@ -1025,7 +1026,7 @@ export class MappedRegion {
   }
   write32(offset: number, value: number): void {
     const w = this.#whole;
-    if (w !== null && fastOk(offset, 4, this.size) && value >>> 0 === value) {
+    if (w !== null && fastOk(offset, 4, this.size) && typeof value === 'number' && value >>> 0 === value) {
       native.mappingWrite32(w.handle, offset, value);
       return;
     }

@@ -100,8 +100,28 @@ function setupDevices() {
   return devices;
 }
 
+/**
+ * Let every user of the guest reach `dir`: the checkout may live under a directory only its
+ * owner can enter (a 0700 mktemp dir, /root), and some tests run commands as an unprivileged
+ * user. Only the search bit of each ancestor changes, and only in the guest's overlay: nothing
+ * reaches the host.
+ */
+function openPathTo(dir) {
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    try {
+      const mode = fs.statSync(d).mode & 0o7777;
+      if ((mode & 0o001) === 0) fs.chmodSync(d, mode | 0o001);
+    } catch (err) {
+      log(`cannot open ${d} to other users: ${err.message}`);
+    }
+    if (d === path.dirname(d)) break;
+  }
+}
+
 function main() {
   const job = JSON.parse(fs.readFileSync(path.join(IO, 'job.json'), 'utf8'));
+  openPathTo(job.cwd);
+  openPathTo(path.dirname(new URL(import.meta.url).pathname));
   let status = 1;
   try {
     const manifest = {

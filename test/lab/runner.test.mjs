@@ -54,3 +54,25 @@ test('a guest kernel panic is reported', () => {
   assert.equal(r.status, 125);
   assert.match(r.stderr, /panicked/);
 });
+
+test('a checkout in a directory only its owner can enter passes the tests that run as an unprivileged user', () => {
+  const repo = path.resolve(path.dirname(runner), '..', '..');
+  const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-private-'));
+  fs.chmodSync(parent, 0o700);
+  const clone = path.join(parent, 'vfio');
+  try {
+    const git = spawnSync('git', ['clone', '-q', '--no-hardlinks', repo, clone], { encoding: 'utf8' });
+    assert.equal(git.status, 0, git.stderr);
+    // The clone gets this checkout's build outputs (the tests need no other package).
+    fs.cpSync(path.join(repo, 'dist'), path.join(clone, 'dist'), { recursive: true });
+    fs.mkdirSync(path.join(clone, 'build', 'Release'), { recursive: true });
+    fs.copyFileSync(path.join(repo, 'build', 'Release', 'vfio.node'), path.join(clone, 'build', 'Release', 'vfio.node'));
+    const r = spawnSync(process.execPath, ['test/lab/run.mjs', '--suite', 'test/kernel/10-cli.test.mjs'],
+      { cwd: clone, encoding: 'utf8', timeout: 400_000 });
+    assert.equal(r.status, 0, `${r.stdout.slice(-3000)}\n${r.stderr}`);
+    assert.match(r.stdout, /permission denied as an unprivileged user names root or a udev rule/);
+    assert.match(r.stdout, /lab: \d+ passed, 0 failed/);
+  } finally {
+    fs.rmSync(parent, { recursive: true, force: true });
+  }
+});

@@ -1,3 +1,4 @@
+/* global WebAssembly */
 // DMA goes only into memory whose lifetime the library controls, and a DmaBuffer cannot be freed
 // while any part of it is pinned by any IOAS or container.
 import assert from 'node:assert/strict';

@@ -7,9 +7,9 @@ import { deviceOf } from '../kernel/lab.mjs';
 
 const edu = deviceOf('edu');
 
-function bound() {
+function bound(info = edu) {
   const iommufd = Iommufd.open();
-  const dev = VfioDevice.open(edu.cdevPath);
+  const dev = VfioDevice.open(info.cdevPath);
   dev.bind(iommufd);
   return { iommufd, dev, close: () => { dev.close(); iommufd.close(); } };
 }
@@ -86,7 +86,7 @@ test('attach by number uses the bound iommufd and detach/close keep working', ()
 
 test('a HWPT of another iommufd or a destroyed one is refused', () => {
   const b = bound();
-  const other = bound2();
+  const other = bound(deviceOf('nvme'));
   try {
     const ioas = b.iommufd.allocIoas();
     const hwpt = b.iommufd.allocHwpt(b.dev, ioas);
@@ -99,13 +99,6 @@ test('a HWPT of another iommufd or a destroyed one is refused', () => {
     b.close();
   }
 });
-
-function bound2() {
-  const iommufd = Iommufd.open();
-  const dev = VfioDevice.open(deviceOf('nvme').cdevPath);
-  dev.bind(iommufd);
-  return { iommufd, dev, close: () => { dev.close(); iommufd.close(); } };
-}
 
 test('a NUL byte in a path or name is a TypeError naming the argument', () => {
   assert.throws(() => Iommufd.open('/dev/null\0/../x'), { name: 'TypeError', message: /path.*NUL/ });

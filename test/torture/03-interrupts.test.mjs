@@ -10,6 +10,19 @@ import { assertSurvived, runCase } from './child.mjs';
 const edu = deviceOf('edu');
 const nvme = deviceOf('nvme');
 
+/** A worker that opens the edu, enables MSI, says 'waiting' and blocks in waitSync(0, options). */
+function blockedWorker(options) {
+  return `
+    const vfio = require('vfio');
+    const { parentPort, workerData } = require('node:worker_threads');
+    const iommufd = vfio.Iommufd.open();
+    const dev = vfio.VfioDevice.open(workerData);
+    dev.bind(iommufd);
+    const irqs = dev.enableIrq('msi');
+    parentPort.postMessage('waiting');
+    irqs.waitSync(0${options ? `, ${options}` : ''});`;
+}
+
 function open(info) {
   const iommufd = Iommufd.open();
   const dev = VfioDevice.open(info.cdevPath);
@@ -144,15 +157,7 @@ test('waitSync() returns EINTR promptly so a JS signal handler runs', async () =
 test('worker.terminate() ends a worker blocked in waitSync() at once', async () => {
   const r = await runCase(`
     import { Worker } from 'node:worker_threads';
-    const w = new Worker(\`
-      const vfio = require('vfio');
-      const { parentPort, workerData } = require('node:worker_threads');
-      const iommufd = vfio.Iommufd.open();
-      const dev = vfio.VfioDevice.open(workerData);
-      dev.bind(iommufd);
-      const irqs = dev.enableIrq('msi');
-      parentPort.postMessage('waiting');
-      irqs.waitSync(0, { timeoutMs: 120000 });\`, { eval: true, execArgv: [], workerData: edu.cdevPath });
+    const w = new Worker(${JSON.stringify(blockedWorker('{ timeoutMs: 120000 }'))}, { eval: true, execArgv: [], workerData: edu.cdevPath });
     await new Promise((r) => w.once('message', r));
     await sleep(200);
     const t0 = Date.now();
@@ -166,15 +171,7 @@ test('worker.terminate() ends a worker blocked in waitSync() at once', async () 
 test('process.exit() in the main thread ends a worker blocked in waitSync() without a timeout', async () => {
   const r = await runCase(`
     import { Worker } from 'node:worker_threads';
-    const w = new Worker(\`
-      const vfio = require('vfio');
-      const { parentPort, workerData } = require('node:worker_threads');
-      const iommufd = vfio.Iommufd.open();
-      const dev = vfio.VfioDevice.open(workerData);
-      dev.bind(iommufd);
-      const irqs = dev.enableIrq('msi');
-      parentPort.postMessage('waiting');
-      irqs.waitSync(0);\`, { eval: true, execArgv: [], workerData: edu.cdevPath });
+    const w = new Worker(${JSON.stringify(blockedWorker(''))}, { eval: true, execArgv: [], workerData: edu.cdevPath });
     await new Promise((r) => w.once('message', r));
     await sleep(200);
     console.log('survived');

@@ -1,12 +1,9 @@
 // A worker may load the addon alone (the main thread never loads it), create any kind of resource,
 // and end normally, by terminate(), or by process.exit() in the main thread: no crash, no hang,
 // no leaked fd. Teardown never runs code of the unloaded addon.
-import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { deviceOf } from '../kernel/lab.mjs';
 import { assertSurvived, runCase } from './child.mjs';
 
-const edu = deviceOf('edu');
 
 /** What the worker creates and leaves open, per resource kind. */
 const KINDS = {
@@ -51,7 +48,7 @@ function caseBody(kind, ending) {
 for (const kind of Object.keys(KINDS)) {
   for (const ending of ['normal', 'terminate', 'exit']) {
     test(`a worker that alone loaded the addon and holds ${kind} ends (${ending}) cleanly`, async () => {
-      const r = await runCase(caseBody(kind, ending), { timeoutMs: 60_000 });
+      const r = await runCase(caseBody(kind, ending), { timeoutMs: 60_000, loadVfio: false });
       assertSurvived(r);
     });
   }
@@ -65,6 +62,6 @@ test('in these cases only the worker loads the addon', async () => {
     const w = new Worker(${JSON.stringify(workerSource('interrupts'))}, { eval: true, execArgv: [], workerData: { cdevPath: edu.cdevPath } });
     await new Promise((r) => w.once('message', r));
     assert.equal(loaded(), true, 'the worker loaded it');
-    await w.terminate();`);
+    await w.terminate();`, { loadVfio: false });
   assertSurvived(r);
 });

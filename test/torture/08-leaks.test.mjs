@@ -1,5 +1,4 @@
 // 2,000 open/bind/attach/map/unmap/close cycles leave no fd open and no memory pinned.
-import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { assertSurvived, runCase } from './child.mjs';
 

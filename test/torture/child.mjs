@@ -5,13 +5,13 @@ import { spawn } from 'node:child_process';
 import { manifest } from '../kernel/lab.mjs';
 
 /**
- * Run `body` (an ES module body; `vfio`, `assert`, `manifest`, `edu`, `nvme` and `sleep` are in
- * scope) with --expose-gc. Resolves to { status, signal, stdout, stderr, ms, timedOut }.
+ * Run `body` (an ES module body; `vfio` unless `loadVfio` is false, `assert`, `manifest`, `edu`,
+ * `nvme` and `sleep` are in scope) with --expose-gc. Resolves to { status, signal, stdout, stderr, ms, timedOut }.
  */
-export function runCase(body, { timeoutMs = 60_000, args = [], prelude = true } = {}) {
+export function runCase(body, { timeoutMs = 60_000, args = [], prelude = true, loadVfio = true } = {}) {
   const head = prelude
     ? `import assert from 'node:assert/strict';
-       import * as vfio from 'vfio';
+       ${loadVfio ? "import * as vfio from 'vfio';" : ''}
        import fs from 'node:fs';
        const manifest = ${JSON.stringify(manifest)};
        const edu = manifest.devices.find((d) => d.kind === 'edu');
