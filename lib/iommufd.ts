@@ -355,6 +355,7 @@ export class IoAddressSpace {
 
   /** The IOVA of byte `offset` of a DmaBuffer mapped here. */
   iovaOf(buffer: DmaBuffer, offset = 0): bigint {
+    this.#native();
     if (!DmaBuffer.isDmaBuffer(buffer)) throw notDmaBuffer('buffer', buffer);
     toIndex(offset, 'offset');
     const iova = this.#ledger.iovaOf(buffer, offset);

@@ -138,7 +138,9 @@ function resolveFromInitCwd(args) {
 /** Environment passed to the guest command: the host's, minus what only makes sense here. */
 function guestEnv() {
   const env = { ...process.env };
-  for (const k of ['DISPLAY', 'SSH_AUTH_SOCK', 'XDG_RUNTIME_DIR', 'INIT_CWD']) delete env[k];
+  // NODE_TEST_CONTEXT: a lab started from inside a node:test file must not make the guest's own
+  // test runner believe it is nested (it would then skip every file).
+  for (const k of ['DISPLAY', 'SSH_AUTH_SOCK', 'XDG_RUNTIME_DIR', 'INIT_CWD', 'NODE_TEST_CONTEXT']) delete env[k];
   // The guest's stdout is a serial tty; colour only if the host's own stdout is a terminal.
   if (!process.stdout.isTTY && env.FORCE_COLOR === undefined) {
     env.NO_COLOR = '1';

@@ -65,13 +65,15 @@ test('free() is refused while any part of the buffer is mapped in any IOAS', () 
   }
 });
 
-test('destroying the IOAS releases its pins', () => {
+test('destroying the IOAS releases its pins, and its calls then throw ERR_VFIO_CLOSED', () => {
   const iommufd = Iommufd.open();
   const ioas = iommufd.allocIoas();
   const buf = DmaBuffer.alloc(8192);
   ioas.map(buf);
   assert.throws(() => buf.free(), { code: 'ERR_VFIO_BUFFER_MAPPED' });
   ioas.destroy();
+  assert.throws(() => ioas.iovaOf(buf), { code: 'ERR_VFIO_CLOSED' });
+  assert.throws(() => ioas.map(buf), { code: 'ERR_VFIO_CLOSED' });
   buf.free();
   iommufd.close();
 });
