@@ -4,12 +4,18 @@
       "target_name": "vfio",
       "sources": [
         "native/addon.cc",
+        "native/args.cc",
+        "native/errors.cc",
+        "native/handles.cc",
+        "native/memory.cc",
+        "native/ioctl.cc",
         "native/device.cc",
         "native/iommufd.cc",
         "native/dma_buffer.cc",
         "native/mapping.cc",
         "native/irq_watcher.cc",
-        "native/group.cc"
+        "native/group.cc",
+        "native/container.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

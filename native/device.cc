@@ -7,11 +7,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 #include <vector>
 
 #include "common.h"
-#include "uapi.h"
 
 namespace vfio {
 
@@ -19,19 +19,21 @@ namespace {
 
 using Device = FdHandle;
 
-Device* Dev(const Napi::CallbackInfo& info) { return OpenFdArg(info, Kind::Device, "device"); }
+Device* Dev(const Napi::CallbackInfo& info) { return OpenFdArg(info, 0, Kind::Device, "device"); }
 
-[[noreturn]] void Fail(const Napi::CallbackInfo& info, Device* d, const char* syscall, const char* ioctl) {
+// A failed pread/pwrite/mmap: errno captured right here.
+[[noreturn]] void Fail(const Napi::CallbackInfo& info, Device* d, const char* syscall) {
   int err = errno;
-  ThrowErrno(info.Env(), err, syscall, ioctl, d->path);
+  ThrowErrno(info.Env(), err, syscall, nullptr, d->path);
 }
 
-// (dev, iommufd, token?: Uint8Array(16)) => devid
+// (dev, iommufd handle, token?: Uint8Array(16)) => devid
 Napi::Value Bind(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
-  BindIommufd b{};
+  FdHandle* ictx = OpenFdArg(info, 1, Kind::Iommufd, "iommufd");
+  vfio_device_bind_iommufd b{};
   b.argsz = kBindMinsz;
-  b.iommufd = ArgI32(info, 1, "iommufd");
+  b.iommufd = ictx->fd;
   uint8_t token[16];
   if (!info[2].IsUndefined() && !info[2].IsNull()) {
     Bytes t = ArgBytes(info, 2, "token");
@@ -41,14 +43,14 @@ Napi::Value Bind(const Napi::CallbackInfo& info) {
     b.flags = 1;  // VFIO_DEVICE_BIND_FLAG_TOKEN
     b.token_uuid_ptr = reinterpret_cast<uintptr_t>(token);
   }
-  if (ioctl(d->fd, VFIO_DEVICE_BIND_IOMMUFD, &b) < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_BIND_IOMMUFD");
+  Call<Ioctl::VFIO_DEVICE_BIND_IOMMUFD>(info.Env(), d, &b);
   return Napi::Number::New(info.Env(), b.out_devid);
 }
 
 // (dev, ptId, pasid: number, -1 for none) => ptId reported by the kernel
 Napi::Value Attach(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
-  AttachIommufdPt a{};
+  vfio_device_attach_iommufd_pt a{};
   a.argsz = kAttachMinsz;
   a.pt_id = ArgU32(info, 1, "ptId");
   int32_t pasid = ArgI32(info, 2, "pasid");
@@ -57,15 +59,13 @@ Napi::Value Attach(const Napi::CallbackInfo& info) {
     a.flags = 1;  // VFIO_DEVICE_ATTACH_PASID
     a.pasid = static_cast<uint32_t>(pasid);
   }
-  if (ioctl(d->fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a) < 0) {
-    Fail(info, d, "ioctl", "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
-  }
+  Call<Ioctl::VFIO_DEVICE_ATTACH_IOMMUFD_PT>(info.Env(), d, &a);
   return Napi::Number::New(info.Env(), a.pt_id);
 }
 
 Napi::Value Detach(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
-  DetachIommufdPt a{};
+  vfio_device_detach_iommufd_pt a{};
   a.argsz = kDetachMinsz;
   int32_t pasid = ArgI32(info, 1, "pasid");
   if (pasid >= 0) {
@@ -73,34 +73,37 @@ Napi::Value Detach(const Napi::CallbackInfo& info) {
     a.flags = 1;  // VFIO_DEVICE_DETACH_PASID
     a.pasid = static_cast<uint32_t>(pasid);
   }
-  if (ioctl(d->fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &a) < 0) {
-    Fail(info, d, "ioctl", "VFIO_DEVICE_DETACH_IOMMUFD_PT");
-  }
+  Call<Ioctl::VFIO_DEVICE_DETACH_IOMMUFD_PT>(info.Env(), d, &a);
   return Napi::Value();
 }
 
-// Issue an info ioctl whose struct starts with argsz and may grow with a capability chain:
-// when the kernel reports a larger argsz, call again with that size. Returns the raw bytes.
-Napi::Value InfoWithCaps(const Napi::CallbackInfo& info, Device* d, unsigned long req, const char* name, size_t minsz,
-                         uint32_t index, bool hasIndex) {
-  std::vector<uint8_t> buf(minsz, 0);
-  for (int attempt = 0; attempt < 4; attempt++) {
-    uint32_t argsz = static_cast<uint32_t>(buf.size());
-    memcpy(buf.data(), &argsz, 4);
-    if (hasIndex) memcpy(buf.data() + 8, &index, 4);
-    if (ioctl(d->fd, req, buf.data()) < 0) Fail(info, d, "ioctl", name);
-    uint32_t need;
-    memcpy(&need, buf.data(), 4);
-    if (need <= buf.size()) break;
-    buf.assign(need, 0);
-  }
-  auto out = Napi::Uint8Array::New(info.Env(), buf.size());
+// The info ioctls start with argsz and grow with a capability chain: the kernel reports the size
+// it needs in argsz. The region one takes its index at offset 8.
+void PrepareInfo(std::vector<uint8_t>& buf, uint32_t) {
+  uint32_t argsz = static_cast<uint32_t>(buf.size());
+  memcpy(buf.data(), &argsz, 4);
+}
+
+void PrepareRegionInfo(std::vector<uint8_t>& buf, uint32_t index) {
+  PrepareInfo(buf, 0);
+  memcpy(buf.data() + offsetof(vfio_region_info, index), &index, 4);
+}
+
+size_t InfoNeed(const std::vector<uint8_t>& buf) {
+  uint32_t need;
+  memcpy(&need, buf.data(), 4);
+  return need;
+}
+
+Napi::Value ToUint8Array(Napi::Env env, const std::vector<uint8_t>& buf) {
+  auto out = Napi::Uint8Array::New(env, buf.size());
   memcpy(out.Data(), buf.data(), buf.size());
   return out;
 }
 
 Napi::Value GetInfo(const Napi::CallbackInfo& info) {
-  return InfoWithCaps(info, Dev(info), VFIO_DEVICE_GET_INFO, "VFIO_DEVICE_GET_INFO", sizeof(DeviceInfo), 0, false);
+  return ToUint8Array(info.Env(), GrowAndRetry(info.Env(), Dev(info), Ioctl::VFIO_DEVICE_GET_INFO,
+                                               sizeof(vfio_device_info), 0, PrepareInfo, 0, InfoNeed));
 }
 
 // (dev, out: Uint32Array(6)) => argsz the kernel asks for. The fast path of info(): no
@@ -108,10 +111,10 @@ Napi::Value GetInfo(const Napi::CallbackInfo& info) {
 Napi::Value GetInfoInto(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
   Bytes out = ArgBytes(info, 1, "out");
-  if (out.length < sizeof(DeviceInfo)) ThrowRange(info.Env(), "out must hold 24 bytes");
-  DeviceInfo i{};
+  if (out.length < sizeof(vfio_device_info)) ThrowRange(info.Env(), "out must hold 24 bytes");
+  vfio_device_info i{};
   i.argsz = sizeof(i);
-  if (ioctl(d->fd, VFIO_DEVICE_GET_INFO, &i) < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_GET_INFO");
+  Call<Ioctl::VFIO_DEVICE_GET_INFO>(info.Env(), d, &i);
   memcpy(out.data, &i, sizeof(i));
   return Napi::Number::New(info.Env(), i.argsz);
 }
@@ -119,17 +122,17 @@ Napi::Value GetInfoInto(const Napi::CallbackInfo& info) {
 Napi::Value GetRegionInfo(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
   uint32_t index = ArgU32(info, 1, "index");
-  return InfoWithCaps(info, d, VFIO_DEVICE_GET_REGION_INFO, "VFIO_DEVICE_GET_REGION_INFO", sizeof(RegionInfo), index,
-                      true);
+  return ToUint8Array(info.Env(), GrowAndRetry(info.Env(), d, Ioctl::VFIO_DEVICE_GET_REGION_INFO,
+                                               sizeof(vfio_region_info), 0, PrepareRegionInfo, index, InfoNeed));
 }
 
 // (dev, index) => [flags, count]
 Napi::Value GetIrqInfo(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
-  IrqInfo i{};
+  vfio_irq_info i{};
   i.argsz = sizeof(i);
   i.index = ArgU32(info, 1, "index");
-  if (ioctl(d->fd, VFIO_DEVICE_GET_IRQ_INFO, &i) < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_GET_IRQ_INFO");
+  Call<Ioctl::VFIO_DEVICE_GET_IRQ_INFO>(info.Env(), d, &i);
   auto out = Napi::Array::New(info.Env(), 2);
   out.Set(0u, Napi::Number::New(info.Env(), i.flags));
   out.Set(1u, Napi::Number::New(info.Env(), i.count));
@@ -146,17 +149,17 @@ Napi::Value SetIrqs(const Napi::CallbackInfo& info) {
   Bytes data{nullptr, 0};
   if (!info[5].IsUndefined() && !info[5].IsNull()) data = ArgBytes(info, 5, "data");
   if (data.length > 65536) ThrowRange(info.Env(), "data is too large");
-  std::vector<uint8_t> buf(sizeof(IrqSet) + data.length, 0);
-  IrqSet s{static_cast<uint32_t>(buf.size()), flags, index, start, count};
+  std::vector<uint8_t> buf(sizeof(vfio_irq_set) + data.length, 0);
+  vfio_irq_set s{static_cast<uint32_t>(buf.size()), flags, index, start, count};
   memcpy(buf.data(), &s, sizeof(s));
   if (data.length) memcpy(buf.data() + sizeof(s), data.data, data.length);
-  if (ioctl(d->fd, VFIO_DEVICE_SET_IRQS, buf.data()) < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_SET_IRQS");
+  Call<Ioctl::VFIO_DEVICE_SET_IRQS>(info.Env(), d, reinterpret_cast<vfio_irq_set*>(buf.data()));
   return Napi::Value();
 }
 
 Napi::Value Reset(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
-  if (ioctl(d->fd, VFIO_DEVICE_RESET) < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_RESET");
+  Call<Ioctl::VFIO_DEVICE_RESET>(info.Env(), d, nullptr);
   return Napi::Value();
 }
 
@@ -166,42 +169,43 @@ Napi::Value Feature(const Napi::CallbackInfo& info) {
   uint32_t flags = ArgU32(info, 1, "flags");
   Bytes data = ArgBytes(info, 2, "data");
   if (data.length > 65536) ThrowRange(info.Env(), "data is too large");
-  std::vector<uint8_t> buf(sizeof(DeviceFeature) + data.length, 0);
-  DeviceFeature f{static_cast<uint32_t>(buf.size()), flags};
+  std::vector<uint8_t> buf(sizeof(vfio_device_feature) + data.length, 0);
+  vfio_device_feature f{static_cast<uint32_t>(buf.size()), flags};
   memcpy(buf.data(), &f, sizeof(f));
   memcpy(buf.data() + sizeof(f), data.data, data.length);
-  int r = ioctl(d->fd, VFIO_DEVICE_FEATURE, buf.data());
-  if (r < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_FEATURE");
+  int r = Call<Ioctl::VFIO_DEVICE_FEATURE>(info.Env(), d, reinterpret_cast<vfio_device_feature*>(buf.data()));
   memcpy(data.data, buf.data() + sizeof(f), data.length);
   return Napi::Number::New(info.Env(), r);
 }
 
+void PrepareHotResetInfo(std::vector<uint8_t>& buf, uint32_t) {
+  vfio_pci_hot_reset_info h{static_cast<uint32_t>(buf.size()), 0, 0};
+  memcpy(buf.data(), &h, sizeof(h));
+}
+
+// On ENOSPC the kernel reports how many devices there are in count.
+size_t HotResetInfoNeed(const std::vector<uint8_t>& buf) {
+  vfio_pci_hot_reset_info h;
+  memcpy(&h, buf.data(), sizeof(h));
+  return sizeof(vfio_pci_hot_reset_info) + h.count * sizeof(vfio_pci_dependent_device);
+}
+
 // (dev) => raw vfio_pci_hot_reset_info bytes (header + devices), grown until it fits.
 Napi::Value HotResetInfoRaw(const Napi::CallbackInfo& info) {
-  Device* d = Dev(info);
-  std::vector<uint8_t> buf(sizeof(HotResetInfo), 0);
-  for (int attempt = 0; attempt < 4; attempt++) {
-    HotResetInfo h{static_cast<uint32_t>(buf.size()), 0, 0};
-    memcpy(buf.data(), &h, sizeof(h));
-    if (ioctl(d->fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, buf.data()) == 0) break;
-    if (errno != ENOSPC) Fail(info, d, "ioctl", "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO");
-    memcpy(&h, buf.data(), sizeof(h));
-    buf.assign(sizeof(HotResetInfo) + h.count * sizeof(PciDependentDevice), 0);
-  }
-  auto out = Napi::Uint8Array::New(info.Env(), buf.size());
-  memcpy(out.Data(), buf.data(), buf.size());
-  return out;
+  return ToUint8Array(info.Env(), GrowAndRetry(info.Env(), Dev(info), Ioctl::VFIO_DEVICE_GET_PCI_HOT_RESET_INFO,
+                                               sizeof(vfio_pci_hot_reset_info), ENOSPC, PrepareHotResetInfo, 0,
+                                               HotResetInfoNeed));
 }
 
 // (dev, groupFds: Int32Array) — an empty array is the cdev form.
 Napi::Value HotResetCall(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
   Bytes fds = ArgBytes(info, 1, "groupFds");
-  std::vector<uint8_t> buf(sizeof(HotReset) + fds.length, 0);
-  HotReset h{static_cast<uint32_t>(buf.size()), 0, static_cast<uint32_t>(fds.length / 4)};
+  std::vector<uint8_t> buf(sizeof(vfio_pci_hot_reset) + fds.length, 0);
+  vfio_pci_hot_reset h{static_cast<uint32_t>(buf.size()), 0, static_cast<uint32_t>(fds.length / 4)};
   memcpy(buf.data(), &h, sizeof(h));
   if (fds.length) memcpy(buf.data() + sizeof(h), fds.data, fds.length);
-  if (ioctl(d->fd, VFIO_DEVICE_PCI_HOT_RESET, buf.data()) < 0) Fail(info, d, "ioctl", "VFIO_DEVICE_PCI_HOT_RESET");
+  Call<Ioctl::VFIO_DEVICE_PCI_HOT_RESET>(info.Env(), d, reinterpret_cast<vfio_pci_hot_reset*>(buf.data()));
   return Napi::Value();
 }
 
@@ -218,7 +222,7 @@ T ReadWidth(const Napi::CallbackInfo& info) {
   off_t off = ArgOffset(info, 1);
   T v;
   ssize_t n = pread(d->fd, &v, sizeof(T), off);
-  if (n < 0) Fail(info, d, "pread", nullptr);
+  if (n < 0) Fail(info, d, "pread");
   if (n != static_cast<ssize_t>(sizeof(T))) ThrowErrno(info.Env(), EIO, "pread", nullptr, d->path);
   return v;
 }
@@ -228,7 +232,7 @@ void WriteWidth(const Napi::CallbackInfo& info, T v) {
   Device* d = Dev(info);
   off_t off = ArgOffset(info, 1);
   ssize_t n = pwrite(d->fd, &v, sizeof(T), off);
-  if (n < 0) Fail(info, d, "pwrite", nullptr);
+  if (n < 0) Fail(info, d, "pwrite");
   if (n != static_cast<ssize_t>(sizeof(T))) ThrowErrno(info.Env(), EIO, "pwrite", nullptr, d->path);
 }
 
@@ -260,7 +264,7 @@ Napi::Value PreadInto(const Napi::CallbackInfo& info) {
   off_t off = ArgOffset(info, 1);
   Bytes b = ArgBytes(info, 2, "buffer");
   ssize_t n = pread(d->fd, b.data, b.length, off);
-  if (n < 0) Fail(info, d, "pread", nullptr);
+  if (n < 0) Fail(info, d, "pread");
   return Napi::Number::New(info.Env(), static_cast<double>(n));
 }
 
@@ -269,7 +273,7 @@ Napi::Value Pwrite(const Napi::CallbackInfo& info) {
   off_t off = ArgOffset(info, 1);
   Bytes b = ArgBytes(info, 2, "buffer");
   ssize_t n = pwrite(d->fd, b.data, b.length, off);
-  if (n < 0) Fail(info, d, "pwrite", nullptr);
+  if (n < 0) Fail(info, d, "pwrite");
   return Napi::Number::New(info.Env(), static_cast<double>(n));
 }
 
@@ -288,7 +292,7 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   if (length == 0 || length > (1ULL << 40)) ThrowRange(info.Env(), "length must be from 1 to 2^40");
   int prot = PROT_READ | (info[3].ToBoolean() ? PROT_WRITE : 0);
   void* p = mmap(nullptr, length, prot, MAP_SHARED, d->fd, off);
-  if (p == MAP_FAILED) Fail(info, d, "mmap", nullptr);
+  if (p == MAP_FAILED) Fail(info, d, "mmap");
   return NewMapping(info.Env(), p, length);
 }
 

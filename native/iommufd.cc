@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "common.h"
-#include "uapi.h"
 
 namespace vfio {
 
@@ -18,28 +17,26 @@ namespace {
 
 using Iommufd = FdHandle;
 
-Iommufd* Ictx(const Napi::CallbackInfo& info) { return OpenFdArg(info, Kind::Iommufd, "iommufd"); }
+Iommufd* Ictx(const Napi::CallbackInfo& info) { return OpenFdArg(info, 0, Kind::Iommufd, "iommufd"); }
 
-template <typename T>
-void Call(const Napi::CallbackInfo& info, Iommufd* h, unsigned long req, const char* name, T* arg) {
-  arg->size = sizeof(T);
-  if (ioctl(h->fd, req, arg) < 0) {
-    int err = errno;
-    ThrowErrno(info.Env(), err, "ioctl", name, h->path);
-  }
+// Every iommufd ioctl's struct starts with its own size.
+template <Ioctl I>
+void Run(const Napi::CallbackInfo& info, Iommufd* h, typename IoctlArg<I>::type* arg) {
+  arg->size = sizeof(*arg);
+  Call<I>(info.Env(), h, arg);
 }
 
 Napi::Value IoasAllocCall(const Napi::CallbackInfo& info) {
-  IoasAlloc a{};
-  Call(info, Ictx(info), IOMMU_IOAS_ALLOC, "IOMMU_IOAS_ALLOC", &a);
+  iommu_ioas_alloc a{};
+  Run<Ioctl::IOMMU_IOAS_ALLOC>(info, Ictx(info), &a);
   return Napi::Number::New(info.Env(), a.out_ioas_id);
 }
 
 Napi::Value Destroy(const Napi::CallbackInfo& info) {
   Iommufd* h = Ictx(info);
-  IommuDestroy d{};
+  iommu_destroy d{};
   d.id = ArgU32(info, 1, "id");
-  Call(info, h, IOMMU_DESTROY, "IOMMU_DESTROY", &d);
+  Run<Ioctl::IOMMU_DESTROY>(info, h, &d);
   return Napi::Value();
 }
 
@@ -49,7 +46,7 @@ Napi::Value Destroy(const Napi::CallbackInfo& info) {
 Napi::Value Map(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Iommufd* h = Ictx(info);
-  IoasMap m{};
+  iommu_ioas_map m{};
   m.ioas_id = ArgU32(info, 1, "ioasId");
   m.flags = ArgU32(info, 2, "flags");
   void* base = nullptr;
@@ -62,33 +59,50 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   if (m.user_va % static_cast<uintptr_t>(sysconf(_SC_PAGESIZE))) ThrowRange(env, "byteOffset must be page-aligned");
   m.length = length;
   m.iova = ArgU64(info, 6, "iova");
-  Call(info, h, IOMMU_IOAS_MAP, "IOMMU_IOAS_MAP", &m);
+  Run<Ioctl::IOMMU_IOAS_MAP>(info, h, &m);
   return ToBigInt(env, m.iova);
 }
 
 // (h, ioasId, flags, fd, start, length, iova) => iova
 Napi::Value MapFile(const Napi::CallbackInfo& info) {
   Iommufd* h = Ictx(info);
-  IoasMapFile m{};
+  iommu_ioas_map_file m{};
   m.ioas_id = ArgU32(info, 1, "ioasId");
   m.flags = ArgU32(info, 2, "flags");
   m.fd = ArgI32(info, 3, "fd");
   m.start = ArgU64(info, 4, "start");
   m.length = ArgU64(info, 5, "length");
   m.iova = ArgU64(info, 6, "iova");
-  Call(info, h, IOMMU_IOAS_MAP_FILE, "IOMMU_IOAS_MAP_FILE", &m);
+  Run<Ioctl::IOMMU_IOAS_MAP_FILE>(info, h, &m);
   return ToBigInt(info.Env(), m.iova);
 }
 
 // (h, ioasId, iova, length) => bytes unmapped (a number: no mapping total reaches 2^53)
 Napi::Value Unmap(const Napi::CallbackInfo& info) {
   Iommufd* h = Ictx(info);
-  IoasUnmap u{};
+  iommu_ioas_unmap u{};
   u.ioas_id = ArgU32(info, 1, "ioasId");
   u.iova = ArgU64(info, 2, "iova");
   u.length = ArgU64(info, 3, "length");
-  Call(info, h, IOMMU_IOAS_UNMAP, "IOMMU_IOAS_UNMAP", &u);
+  Run<Ioctl::IOMMU_IOAS_UNMAP>(info, h, &u);
   return Napi::Number::New(info.Env(), static_cast<double>(u.length));
+}
+
+// IOMMU_IOAS_IOVA_RANGES with the ranges array right after the struct in one buffer; on
+// EMSGSIZE the kernel reports how many ranges there are in num_iovas.
+void PrepareRanges(std::vector<uint8_t>& buf, uint32_t ioas) {
+  iommu_ioas_iova_ranges r{};
+  r.size = sizeof(r);
+  r.ioas_id = ioas;
+  r.num_iovas = static_cast<uint32_t>((buf.size() - sizeof(r)) / sizeof(iommu_iova_range));
+  r.allowed_iovas = reinterpret_cast<uintptr_t>(buf.data() + sizeof(r));
+  memcpy(buf.data(), &r, sizeof(r));
+}
+
+size_t RangesNeed(const std::vector<uint8_t>& buf) {
+  iommu_ioas_iova_ranges r;
+  memcpy(&r, buf.data(), sizeof(r));
+  return sizeof(r) + r.num_iovas * sizeof(iommu_iova_range);
 }
 
 // (h, ioasId) => { ranges: BigUint64Array [start, last, ...], alignment: bigint }
@@ -96,24 +110,18 @@ Napi::Value IovaRanges(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Iommufd* h = Ictx(info);
   uint32_t ioas = ArgU32(info, 1, "ioasId");
-  std::vector<IovaRange> ranges(8);
-  IoasIovaRanges r{};
-  for (int attempt = 0; attempt < 4; attempt++) {
-    r = IoasIovaRanges{};
-    r.size = sizeof(r);
-    r.ioas_id = ioas;
-    r.num_iovas = static_cast<uint32_t>(ranges.size());
-    r.allowed_iovas = reinterpret_cast<uintptr_t>(ranges.data());
-    if (ioctl(h->fd, IOMMU_IOAS_IOVA_RANGES, &r) == 0) break;
-    int err = errno;
-    if (err != EMSGSIZE) ThrowErrno(env, err, "ioctl", "IOMMU_IOAS_IOVA_RANGES", h->path);
-    ranges.resize(r.num_iovas);
-  }
+  std::vector<uint8_t> buf = GrowAndRetry(env, h, Ioctl::IOMMU_IOAS_IOVA_RANGES,
+                                          sizeof(iommu_ioas_iova_ranges) + 8 * sizeof(iommu_iova_range), EMSGSIZE,
+                                          PrepareRanges, ioas, RangesNeed);
+  iommu_ioas_iova_ranges r;
+  memcpy(&r, buf.data(), sizeof(r));
   auto out = Napi::Object::New(env);
   auto arr = Napi::BigUint64Array::New(env, r.num_iovas * 2);
   for (uint32_t i = 0; i < r.num_iovas; i++) {
-    arr[2 * i] = ranges[i].start;
-    arr[2 * i + 1] = ranges[i].last;
+    iommu_iova_range range;
+    memcpy(&range, buf.data() + sizeof(r) + i * sizeof(range), sizeof(range));
+    arr[2 * i] = range.start;
+    arr[2 * i + 1] = range.last;
   }
   out.Set("ranges", arr);
   out.Set("alignment", ToBigInt(env, r.out_iova_alignment));
@@ -123,41 +131,41 @@ Napi::Value IovaRanges(const Napi::CallbackInfo& info) {
 // (h, ioasId, ranges: BigUint64Array [start, last, ...])
 Napi::Value AllowIovas(const Napi::CallbackInfo& info) {
   Iommufd* h = Ictx(info);
-  IoasAllowIovas a{};
+  iommu_ioas_allow_iovas a{};
   a.ioas_id = ArgU32(info, 1, "ioasId");
   Bytes b = ArgBytes(info, 2, "ranges");
-  if (b.length % sizeof(IovaRange)) ThrowRange(info.Env(), "ranges must hold start/last pairs");
-  std::vector<IovaRange> ranges(b.length / sizeof(IovaRange));
+  if (b.length % sizeof(iommu_iova_range)) ThrowRange(info.Env(), "ranges must hold start/last pairs");
+  std::vector<iommu_iova_range> ranges(b.length / sizeof(iommu_iova_range));
   if (b.length) memcpy(ranges.data(), b.data, b.length);
   a.num_iovas = static_cast<uint32_t>(ranges.size());
   a.allowed_iovas = reinterpret_cast<uintptr_t>(ranges.data());
-  Call(info, h, IOMMU_IOAS_ALLOW_IOVAS, "IOMMU_IOAS_ALLOW_IOVAS", &a);
+  Run<Ioctl::IOMMU_IOAS_ALLOW_IOVAS>(info, h, &a);
   return Napi::Value();
 }
 
 // (h, flags, dstIoas, srcIoas, length, dstIova, srcIova) => dstIova
 Napi::Value Copy(const Napi::CallbackInfo& info) {
   Iommufd* h = Ictx(info);
-  IoasCopy c{};
+  iommu_ioas_copy c{};
   c.flags = ArgU32(info, 1, "flags");
   c.dst_ioas_id = ArgU32(info, 2, "dstIoasId");
   c.src_ioas_id = ArgU32(info, 3, "srcIoasId");
   c.length = ArgU64(info, 4, "length");
   c.dst_iova = ArgU64(info, 5, "dstIova");
   c.src_iova = ArgU64(info, 6, "srcIova");
-  Call(info, h, IOMMU_IOAS_COPY, "IOMMU_IOAS_COPY", &c);
+  Run<Ioctl::IOMMU_IOAS_COPY>(info, h, &c);
   return ToBigInt(info.Env(), c.dst_iova);
 }
 
 // (h, op, optionId, objectId, value) => value (bigint)
 Napi::Value Option(const Napi::CallbackInfo& info) {
   Iommufd* h = Ictx(info);
-  IommuOption o{};
+  iommu_option o{};
   o.op = static_cast<uint16_t>(ArgU32(info, 1, "op"));
   o.option_id = ArgU32(info, 2, "optionId");
   o.object_id = ArgU32(info, 3, "objectId");
   o.val64 = ArgU64(info, 4, "value");
-  Call(info, h, IOMMU_OPTION, "IOMMU_OPTION", &o);
+  Run<Ioctl::IOMMU_OPTION>(info, h, &o);
   return ToBigInt(info.Env(), o.val64);
 }
 
@@ -166,11 +174,11 @@ Napi::Value HwInfoCall(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Iommufd* h = Ictx(info);
   std::vector<uint8_t> data(256, 0);
-  HwInfo w{};
+  iommu_hw_info w{};
   w.dev_id = ArgU32(info, 1, "devId");
   w.data_len = static_cast<uint32_t>(data.size());
   w.data_uptr = reinterpret_cast<uintptr_t>(data.data());
-  Call(info, h, IOMMU_GET_HW_INFO, "IOMMU_GET_HW_INFO", &w);
+  Run<Ioctl::IOMMU_GET_HW_INFO>(info, h, &w);
   auto out = Napi::Object::New(env);
   out.Set("type", Napi::Number::New(env, w.out_data_type));
   out.Set("capabilities", ToBigInt(env, w.out_capabilities));
@@ -185,11 +193,11 @@ Napi::Value HwInfoCall(const Napi::CallbackInfo& info) {
 // (h, flags, devId, ptId) => hwpt id
 Napi::Value HwptAllocCall(const Napi::CallbackInfo& info) {
   Iommufd* h = Ictx(info);
-  HwptAlloc a{};
+  iommu_hwpt_alloc a{};
   a.flags = ArgU32(info, 1, "flags");
   a.dev_id = ArgU32(info, 2, "devId");
   a.pt_id = ArgU32(info, 3, "ptId");
-  Call(info, h, IOMMU_HWPT_ALLOC, "IOMMU_HWPT_ALLOC", &a);
+  Run<Ioctl::IOMMU_HWPT_ALLOC>(info, h, &a);
   return Napi::Number::New(info.Env(), a.out_hwpt_id);
 }
 

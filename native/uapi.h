@@ -10,212 +10,234 @@
 
 namespace vfio {
 
-// All VFIO and iommufd requests are _IO(';', nr): no size or direction bits.
-constexpr unsigned long Io(unsigned nr) { return (0x3bUL << 8) | nr; }
+// Every ioctl the addon issues, once: its name, its number (all VFIO and iommufd requests are
+// _IO(';', nr), with no size or direction bits) and its argument struct as the kernel names it.
+// The addon exports the names and numbers to JS (native.ioctls); lib/ never restates them.
+#define VFIO_IOCTLS(X)                                                  \
+  X(VFIO_GET_API_VERSION, 100, void)                                    \
+  X(VFIO_CHECK_EXTENSION, 101, void)                                    \
+  X(VFIO_SET_IOMMU, 102, void)                                          \
+  X(VFIO_GROUP_GET_STATUS, 103, vfio_group_status)                      \
+  X(VFIO_GROUP_SET_CONTAINER, 104, int32_t)                             \
+  X(VFIO_GROUP_UNSET_CONTAINER, 105, void)                              \
+  X(VFIO_GROUP_GET_DEVICE_FD, 106, char)                                \
+  X(VFIO_DEVICE_GET_INFO, 107, vfio_device_info)                        \
+  X(VFIO_DEVICE_GET_REGION_INFO, 108, vfio_region_info)                 \
+  X(VFIO_DEVICE_GET_IRQ_INFO, 109, vfio_irq_info)                       \
+  X(VFIO_DEVICE_SET_IRQS, 110, vfio_irq_set)                            \
+  X(VFIO_DEVICE_RESET, 111, void)                                       \
+  X(VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, 112, vfio_pci_hot_reset_info)   \
+  X(VFIO_DEVICE_PCI_HOT_RESET, 113, vfio_pci_hot_reset)                 \
+  X(VFIO_DEVICE_IOEVENTFD, 116, vfio_device_ioeventfd)                  \
+  X(VFIO_DEVICE_FEATURE, 117, vfio_device_feature)                      \
+  X(VFIO_DEVICE_BIND_IOMMUFD, 118, vfio_device_bind_iommufd)            \
+  X(VFIO_DEVICE_ATTACH_IOMMUFD_PT, 119, vfio_device_attach_iommufd_pt)  \
+  X(VFIO_DEVICE_DETACH_IOMMUFD_PT, 120, vfio_device_detach_iommufd_pt)  \
+  X(VFIO_IOMMU_GET_INFO, 112, void)                                     \
+  X(VFIO_IOMMU_MAP_DMA, 113, vfio_iommu_type1_dma_map)                  \
+  X(VFIO_IOMMU_UNMAP_DMA, 114, vfio_iommu_type1_dma_unmap)              \
+  X(IOMMU_DESTROY, 0x80, iommu_destroy)                                 \
+  X(IOMMU_IOAS_ALLOC, 0x81, iommu_ioas_alloc)                           \
+  X(IOMMU_IOAS_ALLOW_IOVAS, 0x82, iommu_ioas_allow_iovas)               \
+  X(IOMMU_IOAS_COPY, 0x83, iommu_ioas_copy)                             \
+  X(IOMMU_IOAS_IOVA_RANGES, 0x84, iommu_ioas_iova_ranges)               \
+  X(IOMMU_IOAS_MAP, 0x85, iommu_ioas_map)                               \
+  X(IOMMU_IOAS_UNMAP, 0x86, iommu_ioas_unmap)                           \
+  X(IOMMU_OPTION, 0x87, iommu_option)                                   \
+  X(IOMMU_VFIO_IOAS, 0x88, void)                                        \
+  X(IOMMU_HWPT_ALLOC, 0x89, iommu_hwpt_alloc)                           \
+  X(IOMMU_GET_HW_INFO, 0x8a, iommu_hw_info)                             \
+  X(IOMMU_IOAS_MAP_FILE, 0x8f, iommu_ioas_map_file)
 
-// VFIO (nr = 100 + k)
-constexpr unsigned long VFIO_GET_API_VERSION = Io(100);
-constexpr unsigned long VFIO_CHECK_EXTENSION = Io(101);
-constexpr unsigned long VFIO_SET_IOMMU = Io(102);
-constexpr unsigned long VFIO_GROUP_GET_STATUS = Io(103);
-constexpr unsigned long VFIO_GROUP_SET_CONTAINER = Io(104);
-constexpr unsigned long VFIO_GROUP_UNSET_CONTAINER = Io(105);
-constexpr unsigned long VFIO_GROUP_GET_DEVICE_FD = Io(106);
-constexpr unsigned long VFIO_DEVICE_GET_INFO = Io(107);
-constexpr unsigned long VFIO_DEVICE_GET_REGION_INFO = Io(108);
-constexpr unsigned long VFIO_DEVICE_GET_IRQ_INFO = Io(109);
-constexpr unsigned long VFIO_DEVICE_SET_IRQS = Io(110);
-constexpr unsigned long VFIO_DEVICE_RESET = Io(111);
-constexpr unsigned long VFIO_DEVICE_GET_PCI_HOT_RESET_INFO = Io(112);
-constexpr unsigned long VFIO_DEVICE_PCI_HOT_RESET = Io(113);
-constexpr unsigned long VFIO_DEVICE_FEATURE = Io(117);
-constexpr unsigned long VFIO_DEVICE_BIND_IOMMUFD = Io(118);
-constexpr unsigned long VFIO_DEVICE_ATTACH_IOMMUFD_PT = Io(119);
-constexpr unsigned long VFIO_DEVICE_DETACH_IOMMUFD_PT = Io(120);
-// Container fd (same numbers as some device requests; the fd decides).
-constexpr unsigned long VFIO_IOMMU_GET_INFO = Io(112);
-constexpr unsigned long VFIO_IOMMU_MAP_DMA = Io(113);
-constexpr unsigned long VFIO_IOMMU_UNMAP_DMA = Io(114);
+// One enumerator per table row, in table order.
+enum class Ioctl {
+#define VFIO_IOCTL_ENUM(name, nr, arg) name,
+  VFIO_IOCTLS(VFIO_IOCTL_ENUM)
+#undef VFIO_IOCTL_ENUM
+};
 
-// iommufd (nr = 0x80 + k)
-constexpr unsigned long IOMMU_DESTROY = Io(0x80);
-constexpr unsigned long IOMMU_IOAS_ALLOC = Io(0x81);
-constexpr unsigned long IOMMU_IOAS_ALLOW_IOVAS = Io(0x82);
-constexpr unsigned long IOMMU_IOAS_COPY = Io(0x83);
-constexpr unsigned long IOMMU_IOAS_IOVA_RANGES = Io(0x84);
-constexpr unsigned long IOMMU_IOAS_MAP = Io(0x85);
-constexpr unsigned long IOMMU_IOAS_UNMAP = Io(0x86);
-constexpr unsigned long IOMMU_OPTION = Io(0x87);
-constexpr unsigned long IOMMU_HWPT_ALLOC = Io(0x89);
-constexpr unsigned long IOMMU_GET_HW_INFO = Io(0x8a);
-constexpr unsigned long IOMMU_IOAS_MAP_FILE = Io(0x8f);
+struct IoctlInfo {
+  const char* name;
+  unsigned long number;
+};
 
-static_assert(VFIO_DEVICE_GET_INFO == 0x3b6b, "VFIO_DEVICE_GET_INFO");
-static_assert(VFIO_DEVICE_BIND_IOMMUFD == 0x3b76, "VFIO_DEVICE_BIND_IOMMUFD");
-static_assert(VFIO_DEVICE_ATTACH_IOMMUFD_PT == 0x3b77, "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
-static_assert(IOMMU_IOAS_ALLOC == 0x3b81, "IOMMU_IOAS_ALLOC");
-static_assert(IOMMU_IOAS_MAP == 0x3b85, "IOMMU_IOAS_MAP");
+constexpr unsigned long IoctlNumber(unsigned nr) { return (0x3bUL << 8) | nr; }
 
-struct DeviceInfo {
+// The table's rows, indexed by Ioctl.
+constexpr IoctlInfo kIoctls[] = {
+#define VFIO_IOCTL_ROW(name, nr, arg) {#name, IoctlNumber(nr)},
+    VFIO_IOCTLS(VFIO_IOCTL_ROW)
+#undef VFIO_IOCTL_ROW
+};
+
+constexpr const IoctlInfo& Info(Ioctl i) { return kIoctls[static_cast<int>(i)]; }
+
+static_assert(Info(Ioctl::VFIO_DEVICE_GET_INFO).number == 0x3b6b, "VFIO_DEVICE_GET_INFO");
+static_assert(Info(Ioctl::VFIO_DEVICE_BIND_IOMMUFD).number == 0x3b76, "VFIO_DEVICE_BIND_IOMMUFD");
+static_assert(Info(Ioctl::VFIO_DEVICE_ATTACH_IOMMUFD_PT).number == 0x3b77, "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+static_assert(Info(Ioctl::IOMMU_IOAS_ALLOC).number == 0x3b81, "IOMMU_IOAS_ALLOC");
+static_assert(Info(Ioctl::IOMMU_IOAS_MAP).number == 0x3b85, "IOMMU_IOAS_MAP");
+
+struct vfio_device_info {
   uint32_t argsz, flags, num_regions, num_irqs, cap_offset, pad;
 };
-static_assert(sizeof(DeviceInfo) == 24, "vfio_device_info");
-static_assert(offsetof(DeviceInfo, cap_offset) == 16, "vfio_device_info.cap_offset");
+static_assert(sizeof(vfio_device_info) == 24, "vfio_device_info");
+static_assert(offsetof(vfio_device_info, cap_offset) == 16, "vfio_device_info.cap_offset");
 
-struct RegionInfo {
+struct vfio_region_info {
   uint32_t argsz, flags, index, cap_offset;
   uint64_t size, offset;
 };
-static_assert(sizeof(RegionInfo) == 32, "vfio_region_info");
-static_assert(offsetof(RegionInfo, size) == 16, "vfio_region_info.size");
-static_assert(offsetof(RegionInfo, offset) == 24, "vfio_region_info.offset");
+static_assert(sizeof(vfio_region_info) == 32, "vfio_region_info");
+static_assert(offsetof(vfio_region_info, size) == 16, "vfio_region_info.size");
+static_assert(offsetof(vfio_region_info, offset) == 24, "vfio_region_info.offset");
 
-struct IrqInfo {
+struct vfio_irq_info {
   uint32_t argsz, flags, index, count;
 };
-static_assert(sizeof(IrqInfo) == 16, "vfio_irq_info");
+static_assert(sizeof(vfio_irq_info) == 16, "vfio_irq_info");
 
-struct IrqSet {
+struct vfio_irq_set {
   uint32_t argsz, flags, index, start, count;
   // uint8_t data[] follows
 };
-static_assert(sizeof(IrqSet) == 20, "vfio_irq_set");
+static_assert(sizeof(vfio_irq_set) == 20, "vfio_irq_set");
 
-struct BindIommufd {
+struct vfio_device_bind_iommufd {
   uint32_t argsz, flags;
   int32_t iommufd;
   uint32_t out_devid;
   uint64_t token_uuid_ptr;  // 6.17+, read only with VFIO_DEVICE_BIND_FLAG_TOKEN
 };
 constexpr uint32_t kBindMinsz = 16;
-static_assert(sizeof(BindIommufd) == 24, "vfio_device_bind_iommufd");
-static_assert(offsetof(BindIommufd, out_devid) == 12, "vfio_device_bind_iommufd.out_devid");
+static_assert(sizeof(vfio_device_bind_iommufd) == 24, "vfio_device_bind_iommufd");
+static_assert(offsetof(vfio_device_bind_iommufd, out_devid) == 12, "vfio_device_bind_iommufd.out_devid");
 
-struct AttachIommufdPt {
+struct vfio_device_attach_iommufd_pt {
   uint32_t argsz, flags, pt_id, pasid;  // pasid: 6.15+
 };
 constexpr uint32_t kAttachMinsz = 12;
-static_assert(sizeof(AttachIommufdPt) == 16, "vfio_device_attach_iommufd_pt");
+static_assert(sizeof(vfio_device_attach_iommufd_pt) == 16, "vfio_device_attach_iommufd_pt");
 
-struct DetachIommufdPt {
+struct vfio_device_detach_iommufd_pt {
   uint32_t argsz, flags, pasid;  // pasid: 6.15+
 };
 constexpr uint32_t kDetachMinsz = 8;
-static_assert(sizeof(DetachIommufdPt) == 12, "vfio_device_detach_iommufd_pt");
+static_assert(sizeof(vfio_device_detach_iommufd_pt) == 12, "vfio_device_detach_iommufd_pt");
 
-struct GroupStatus {
+struct vfio_group_status {
   uint32_t argsz, flags;
 };
-static_assert(sizeof(GroupStatus) == 8, "vfio_group_status");
+static_assert(sizeof(vfio_group_status) == 8, "vfio_group_status");
 
-struct DeviceFeature {
+struct vfio_device_feature {
   uint32_t argsz, flags;
   // uint8_t data[] follows
 };
-static_assert(sizeof(DeviceFeature) == 8, "vfio_device_feature");
+static_assert(sizeof(vfio_device_feature) == 8, "vfio_device_feature");
 
-struct HotResetInfo {
+struct vfio_pci_hot_reset_info {
   uint32_t argsz, flags, count;
-  // PciDependentDevice devices[] follow
+  // vfio_pci_dependent_device devices[] follow
 };
-struct PciDependentDevice {
+struct vfio_pci_dependent_device {
   int32_t group_id_or_devid;
   uint16_t segment;
   uint8_t bus, devfn;
 };
-static_assert(sizeof(HotResetInfo) == 12, "vfio_pci_hot_reset_info");
-static_assert(sizeof(PciDependentDevice) == 8, "vfio_pci_dependent_device");
+static_assert(sizeof(vfio_pci_hot_reset_info) == 12, "vfio_pci_hot_reset_info");
+static_assert(sizeof(vfio_pci_dependent_device) == 8, "vfio_pci_dependent_device");
 
-struct HotReset {
+struct vfio_pci_hot_reset {
   uint32_t argsz, flags, count;
   // int32_t group_fds[] follow
 };
-static_assert(sizeof(HotReset) == 12, "vfio_pci_hot_reset");
+static_assert(sizeof(vfio_pci_hot_reset) == 12, "vfio_pci_hot_reset");
 
-struct Type1DmaMap {
+struct vfio_iommu_type1_dma_map {
   uint32_t argsz, flags;
   uint64_t vaddr, iova, size;
 };
-static_assert(sizeof(Type1DmaMap) == 32, "vfio_iommu_type1_dma_map");
+static_assert(sizeof(vfio_iommu_type1_dma_map) == 32, "vfio_iommu_type1_dma_map");
 
-struct Type1DmaUnmap {
+struct vfio_iommu_type1_dma_unmap {
   uint32_t argsz, flags;
   uint64_t iova, size;
 };
-static_assert(sizeof(Type1DmaUnmap) == 24, "vfio_iommu_type1_dma_unmap");
+static_assert(sizeof(vfio_iommu_type1_dma_unmap) == 24, "vfio_iommu_type1_dma_unmap");
 
 // iommufd
-struct IommuDestroy {
+struct iommu_destroy {
   uint32_t size, id;
 };
-static_assert(sizeof(IommuDestroy) == 8, "iommu_destroy");
+static_assert(sizeof(iommu_destroy) == 8, "iommu_destroy");
 
-struct IoasAlloc {
+struct iommu_ioas_alloc {
   uint32_t size, flags, out_ioas_id;
 };
-static_assert(sizeof(IoasAlloc) == 12, "iommu_ioas_alloc");
+static_assert(sizeof(iommu_ioas_alloc) == 12, "iommu_ioas_alloc");
 
-struct IovaRange {
+struct iommu_iova_range {
   uint64_t start, last;
 };
-static_assert(sizeof(IovaRange) == 16, "iommu_iova_range");
+static_assert(sizeof(iommu_iova_range) == 16, "iommu_iova_range");
 
-struct IoasAllowIovas {
+struct iommu_ioas_allow_iovas {
   uint32_t size, ioas_id, num_iovas, reserved;
   uint64_t allowed_iovas;
 };
-static_assert(sizeof(IoasAllowIovas) == 24, "iommu_ioas_allow_iovas");
+static_assert(sizeof(iommu_ioas_allow_iovas) == 24, "iommu_ioas_allow_iovas");
 
-struct IoasCopy {
+struct iommu_ioas_copy {
   uint32_t size, flags, dst_ioas_id, src_ioas_id;
   uint64_t length, dst_iova, src_iova;
 };
-static_assert(sizeof(IoasCopy) == 40, "iommu_ioas_copy");
+static_assert(sizeof(iommu_ioas_copy) == 40, "iommu_ioas_copy");
 
-struct IoasIovaRanges {
+struct iommu_ioas_iova_ranges {
   uint32_t size, ioas_id, num_iovas, reserved;
   uint64_t allowed_iovas, out_iova_alignment;
 };
-static_assert(sizeof(IoasIovaRanges) == 32, "iommu_ioas_iova_ranges");
+static_assert(sizeof(iommu_ioas_iova_ranges) == 32, "iommu_ioas_iova_ranges");
 
-struct IoasMap {
+struct iommu_ioas_map {
   uint32_t size, flags, ioas_id, reserved;
   uint64_t user_va, length, iova;
 };
-static_assert(sizeof(IoasMap) == 40, "iommu_ioas_map");
-static_assert(offsetof(IoasMap, iova) == 32, "iommu_ioas_map.iova");
+static_assert(sizeof(iommu_ioas_map) == 40, "iommu_ioas_map");
+static_assert(offsetof(iommu_ioas_map, iova) == 32, "iommu_ioas_map.iova");
 
-struct IoasMapFile {
+struct iommu_ioas_map_file {
   uint32_t size, flags, ioas_id;
   int32_t fd;
   uint64_t start, length, iova;
 };
-static_assert(sizeof(IoasMapFile) == 40, "iommu_ioas_map_file");
+static_assert(sizeof(iommu_ioas_map_file) == 40, "iommu_ioas_map_file");
 
-struct IoasUnmap {
+struct iommu_ioas_unmap {
   uint32_t size, ioas_id;
   uint64_t iova, length;
 };
-static_assert(sizeof(IoasUnmap) == 24, "iommu_ioas_unmap");
+static_assert(sizeof(iommu_ioas_unmap) == 24, "iommu_ioas_unmap");
 
-struct IommuOption {
+struct iommu_option {
   uint32_t size, option_id;
   uint16_t op, reserved;
   uint32_t object_id;
   uint64_t val64;
 };
-static_assert(sizeof(IommuOption) == 24, "iommu_option");
-static_assert(offsetof(IommuOption, val64) == 16, "iommu_option.val64");
+static_assert(sizeof(iommu_option) == 24, "iommu_option");
+static_assert(offsetof(iommu_option, val64) == 16, "iommu_option.val64");
 
-struct HwptAlloc {
+struct iommu_hwpt_alloc {
   uint32_t size, flags, dev_id, pt_id, out_hwpt_id, reserved, data_type, data_len;
   uint64_t data_uptr;
   uint32_t fault_id, reserved2;
 };
-static_assert(sizeof(HwptAlloc) == 48, "iommu_hwpt_alloc");
-static_assert(offsetof(HwptAlloc, data_uptr) == 32, "iommu_hwpt_alloc.data_uptr");
+static_assert(sizeof(iommu_hwpt_alloc) == 48, "iommu_hwpt_alloc");
+static_assert(offsetof(iommu_hwpt_alloc, data_uptr) == 32, "iommu_hwpt_alloc.data_uptr");
 
-struct HwInfo {
+struct iommu_hw_info {
   uint32_t size, flags, dev_id, data_len;
   uint64_t data_uptr;
   uint32_t out_data_type;
@@ -223,7 +245,14 @@ struct HwInfo {
   uint8_t reserved[3];
   uint64_t out_capabilities;
 };
-static_assert(sizeof(HwInfo) == 40, "iommu_hw_info");
-static_assert(offsetof(HwInfo, out_capabilities) == 32, "iommu_hw_info.out_capabilities");
+static_assert(sizeof(iommu_hw_info) == 40, "iommu_hw_info");
+static_assert(offsetof(iommu_hw_info, out_capabilities) == 32, "iommu_hw_info.out_capabilities");
+
+struct vfio_device_ioeventfd {
+  uint32_t argsz, flags;
+  uint64_t offset, data;
+  int32_t fd, reserved;
+};
+static_assert(sizeof(vfio_device_ioeventfd) == 32, "vfio_device_ioeventfd");
 
 }  // namespace vfio

@@ -1,0 +1,54 @@
+// Per-env state of the addon and the module's entry points. No static mutable state: everything
+// hangs off AddonData, which is per env (main thread or worker).
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <set>
+
+namespace vfio {
+
+struct Handle;
+
+struct AddonData {
+  // (errno, syscall, ioctl?, path?) => VfioError, supplied by lib/errors.ts at load time.
+  Napi::FunctionReference makeError;
+  // A no-op JS function: calling it fails once the thread is told to stop (worker.terminate(),
+  // process.exit()), which is how a blocking wait notices that it must return.
+  Napi::FunctionReference probe;
+  // Every live handle, released by the env cleanup hook if JS never closed it.
+  std::set<Handle*> live;
+  // Set while the env tears down: no JS handles may be touched then.
+  bool tearingDown = false;
+  // uv handles closed but whose close callback has not run yet. The env's async cleanup hook
+  // finishes only when this is 0, so no close callback can run after the addon is unloaded.
+  int pendingCloses = 0;
+  napi_async_cleanup_hook_handle cleanupHook = nullptr;
+  void CloseDone();
+};
+
+AddonData* GetAddon(Napi::Env env);
+
+// Close a uv_poll_t allocated with new; it is freed in the close callback, which is counted in
+// AddonData::pendingCloses so that env teardown waits for it.
+void ClosePoll(AddonData* addon, uv_poll_t* poll);
+
+// Whether JS can still run on this thread (false once a worker is terminated or the process
+// exits while native code blocks).
+bool CanRunJs(Napi::Env env);
+
+// exports[name] = a JS function calling cb.
+void Export(Napi::Env env, Napi::Object exports, const char* name, Napi::Function::Callback cb);
+
+// One per kernel object (and per file).
+void InitDevice(Napi::Env env, Napi::Object exports);
+void InitIommufd(Napi::Env env, Napi::Object exports);
+void InitDmaBuffer(Napi::Env env, Napi::Object exports);
+void InitMapping(Napi::Env env, Napi::Object exports);
+void InitIrqWatcher(Napi::Env env, Napi::Object exports);
+void InitGroup(Napi::Env env, Napi::Object exports);
+void InitContainer(Napi::Env env, Napi::Object exports);
+void InitIoctlTable(Napi::Env env, Napi::Object exports);
+
+}  // namespace vfio
