@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DmaBuffer, Iommufd, VfioDevice } from 'vfio';
+import { EDU } from '../examples/build/edu.js';
 
 const RUNS = Number(process.env.BENCH_RUNS || 5);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -13,7 +14,6 @@ const manifest = JSON.parse(fs.readFileSync(process.env.VFIO_LAB_MANIFEST, 'utf8
 const edus = manifest.devices.filter((d) => d.kind === 'edu');
 if (edus.length < 2) throw new Error('the bench needs two edu devices');
 
-const EDU = { IRQ_STATUS: 0x24, IRQ_RAISE: 0x60, IRQ_ACK: 0x64, SRC: 0x80, DST: 0x88, COUNT: 0x90, CMD: 0x98 };
 
 const BENCHES = [
   { key: 'getinfo', label: 'ioctl VFIO_DEVICE_GET_INFO (info())', unit: 'calls/s' },
@@ -121,17 +121,17 @@ async function jsRun(ctx, key) {
       for (let i = 0; i < 1024; i++) buf.bytes[i] = (i * 7 + 3) & 0xff;
       const dma = async (src, dst, toRam) => {
         const w = irqs.wait(0);
-        bar.write64(EDU.SRC, src);
-        bar.write64(EDU.DST, dst);
-        bar.write64(EDU.COUNT, 1024n);
-        bar.write64(EDU.CMD, toRam ? 7n : 5n);
+        bar.write64(EDU.DMA_SRC, src);
+        bar.write64(EDU.DMA_DST, dst);
+        bar.write64(EDU.DMA_COUNT, 1024n);
+        bar.write64(EDU.DMA_CMD, BigInt(EDU.CMD_START | EDU.CMD_IRQ | (toRam ? EDU.CMD_TO_RAM : 0)));
         await w;
         bar.write32(EDU.IRQ_ACK, bar.read32(EDU.IRQ_STATUS));
       };
       t0 = now();
       for (let i = 0; i < n; i++) {
-        await dma(0x100000n, 0x40000n, false);
-        await dma(0x40000n, 0x101000n, true);
+        await dma(0x100000n, BigInt(EDU.BUFFER), false);
+        await dma(BigInt(EDU.BUFFER), 0x101000n, true);
       }
       const t = perOp(t0, n);
       if (Buffer.compare(buf.bytes.subarray(0, 1024), buf.bytes.subarray(4096, 5120)) !== 0) throw new Error('DMA copy differs');

@@ -5,14 +5,18 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { EDU } from '../examples/build/edu.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const out = path.join(here, 'out');
 fs.mkdirSync(out, { recursive: true });
-const cc = process.env.CC || 'cc';
-const build = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-o', path.join(out, 'vfio-bench'), path.join(here, 'vfio-bench.c')], { stdio: 'inherit' });
+const cxx = process.env.CXX || 'c++';
+// The edu register map comes from examples/edu.ts, the ioctls and structs from native/uapi.h.
+const eduFlags = Object.entries(EDU).map(([k, v]) => `-DEDU_${k}=${v}`);
+const build = spawnSync(cxx, ['-std=c++17', '-O2', '-Wall', '-Wextra', '-Wno-missing-field-initializers', ...eduFlags,
+  '-o', path.join(out, 'vfio-bench'), path.join(here, 'vfio-bench.cc')], { stdio: 'inherit' });
 if (build.status !== 0) {
-  console.error(`bench: building bench/vfio-bench.c with ${cc} failed`);
+  console.error(`bench: building bench/vfio-bench.cc with ${cxx} failed`);
   process.exit(1);
 }
 const results = fs.mkdtempSync(path.join(out, 'run-'));

@@ -4,18 +4,9 @@
 //   npm run example                                        # in the lab
 //   node examples/build/edu-dma.js [0000:00:05.0]          # on a host with an edu bound to vfio-pci
 import { DmaBuffer, Iommufd, VfioDevice, listPciDevices } from 'vfio';
+import { EDU } from './edu';
 
-const EDU_LIVENESS = 0x04;
-const EDU_IRQ_STATUS = 0x24;
-const EDU_IRQ_ACK = 0x64;
-const EDU_DMA_SRC = 0x80;
-const EDU_DMA_DST = 0x88;
-const EDU_DMA_COUNT = 0x90;
-const EDU_DMA_CMD = 0x98;
-const EDU_BUFFER = 0x40000n; // the device's own 4 KiB buffer
-const DMA_START = 1n;
-const DMA_TO_RAM = 2n;
-const DMA_IRQ = 4n;
+const EDU_BUFFER = BigInt(EDU.BUFFER);
 
 function step(text: string): void {
   console.log(`- ${text}`);
@@ -24,7 +15,7 @@ function step(text: string): void {
 async function main(): Promise<void> {
   const bdf =
     process.argv[2] ??
-    listPciDevices().find((d) => d.vendorId === 0x1234 && d.deviceId === 0x11e8 && d.cdevPath)?.bdf;
+    listPciDevices().find((d) => d.vendorId === EDU.VENDOR_ID && d.deviceId === EDU.DEVICE_ID && d.cdevPath)?.bdf;
   if (!bdf) throw new Error('no edu device with a VFIO cdev found; pass its PCI address');
 
   using iommufd = Iommufd.open();
@@ -47,8 +38,8 @@ async function main(): Promise<void> {
   step(`mapped a ${buf.size}-byte DmaBuffer at IOVA 0x${iova.toString(16)}`);
 
   using bar = dev.region(0).map();
-  bar.write32(EDU_LIVENESS, 0x12345678);
-  step(`BAR0 mmapped (${bar.size} bytes); liveness check: wrote 0x12345678, read 0x${bar.read32(EDU_LIVENESS).toString(16)}`);
+  bar.write32(EDU.LIVENESS, 0x12345678);
+  step(`BAR0 mmapped (${bar.size} bytes); liveness check: wrote 0x12345678, read 0x${bar.read32(EDU.LIVENESS).toString(16)}`);
 
   dev.config.enableBusMaster();
   using irqs = dev.enableIrq('msi');
@@ -60,12 +51,12 @@ async function main(): Promise<void> {
 
   const dma = async (src: bigint, dst: bigint, toRam: boolean): Promise<number> => {
     const done = irqs.wait(0, { timeoutMs: 5000 });
-    bar.write64(EDU_DMA_SRC, src);
-    bar.write64(EDU_DMA_DST, dst);
-    bar.write64(EDU_DMA_COUNT, BigInt(len));
-    bar.write64(EDU_DMA_CMD, DMA_START | DMA_IRQ | (toRam ? DMA_TO_RAM : 0n));
+    bar.write64(EDU.DMA_SRC, src);
+    bar.write64(EDU.DMA_DST, dst);
+    bar.write64(EDU.DMA_COUNT, BigInt(len));
+    bar.write64(EDU.DMA_CMD, BigInt(EDU.CMD_START | EDU.CMD_IRQ | (toRam ? EDU.CMD_TO_RAM : 0)));
     const count = await done;
-    bar.write32(EDU_IRQ_ACK, bar.read32(EDU_IRQ_STATUS));
+    bar.write32(EDU.IRQ_ACK, bar.read32(EDU.IRQ_STATUS));
     return count;
   };
 

@@ -70,7 +70,25 @@ export function optionsObject<T extends object>(value: T | undefined, name: stri
 export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'object') {
+    try {
+      // A Proxy or a getter can throw here: the description must not.
+      const ctor: unknown = (value as { constructor?: { name?: unknown } }).constructor?.name;
+      return `an instance of ${typeof ctor === 'string' && ctor ? ctor : 'Object'}`;
+    } catch {
+      return 'an object';
+    }
+  }
   if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)}`;
-  return `${typeof value} ${String(value)}`;
+  switch (typeof value) {
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+      return `${typeof value} ${String(value)}`;
+    case 'symbol':
+      return `symbol ${value.toString()}`;
+    default:
+      return 'undefined';
+  }
 }

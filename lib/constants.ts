@@ -1,9 +1,9 @@
-// VFIO and iommufd constants from include/uapi/linux/{vfio,iommufd}.h.
+// VFIO and iommufd flags and indexes from include/uapi/linux/{vfio,iommufd}.h. The ioctl request
+// numbers are not here: they live once, in the addon's ioctl table (native/uapi.h).
+import { native } from './native';
 
-const io = (nr: number): number => (0x3b << 8) | nr;
-
-/** VFIO and iommufd constants: region/IRQ indexes, flags, and the raw ioctl request numbers. */
-export const constants = Object.freeze({
+/** Region and IRQ indexes and flag values (the library's own code reads these). */
+export const flags = Object.freeze({
   VFIO_PCI_BAR0_REGION_INDEX: 0,
   VFIO_PCI_BAR1_REGION_INDEX: 1,
   VFIO_PCI_BAR2_REGION_INDEX: 2,
@@ -85,39 +85,10 @@ export const constants = Object.freeze({
   IOMMU_HW_INFO_TYPE_NONE: 0,
   IOMMU_HW_INFO_TYPE_INTEL_VTD: 1,
   IOMMU_HW_INFO_TYPE_ARM_SMMUV3: 2,
-
-  VFIO_GET_API_VERSION: io(100),
-  VFIO_CHECK_EXTENSION: io(101),
-  VFIO_SET_IOMMU: io(102),
-  VFIO_GROUP_GET_STATUS: io(103),
-  VFIO_GROUP_SET_CONTAINER: io(104),
-  VFIO_GROUP_UNSET_CONTAINER: io(105),
-  VFIO_GROUP_GET_DEVICE_FD: io(106),
-  VFIO_DEVICE_GET_INFO: io(107),
-  VFIO_DEVICE_GET_REGION_INFO: io(108),
-  VFIO_DEVICE_GET_IRQ_INFO: io(109),
-  VFIO_DEVICE_SET_IRQS: io(110),
-  VFIO_DEVICE_RESET: io(111),
-  VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: io(112),
-  VFIO_DEVICE_PCI_HOT_RESET: io(113),
-  VFIO_DEVICE_IOEVENTFD: io(116),
-  VFIO_DEVICE_FEATURE: io(117),
-  VFIO_DEVICE_BIND_IOMMUFD: io(118),
-  VFIO_DEVICE_ATTACH_IOMMUFD_PT: io(119),
-  VFIO_DEVICE_DETACH_IOMMUFD_PT: io(120),
-  VFIO_IOMMU_GET_INFO: io(112),
-  VFIO_IOMMU_MAP_DMA: io(113),
-  VFIO_IOMMU_UNMAP_DMA: io(114),
-  IOMMU_DESTROY: io(0x80),
-  IOMMU_IOAS_ALLOC: io(0x81),
-  IOMMU_IOAS_ALLOW_IOVAS: io(0x82),
-  IOMMU_IOAS_COPY: io(0x83),
-  IOMMU_IOAS_IOVA_RANGES: io(0x84),
-  IOMMU_IOAS_MAP: io(0x85),
-  IOMMU_IOAS_UNMAP: io(0x86),
-  IOMMU_OPTION: io(0x87),
-  IOMMU_VFIO_IOAS: io(0x88),
-  IOMMU_HWPT_ALLOC: io(0x89),
-  IOMMU_GET_HW_INFO: io(0x8a),
-  IOMMU_IOAS_MAP_FILE: io(0x8f),
 });
+
+/**
+ * VFIO and iommufd constants: region/IRQ indexes, flags, and the raw ioctl request numbers
+ * (from the addon's ioctl table).
+ */
+export const constants: typeof flags & Readonly<Record<string, number>> = Object.freeze({ ...flags, ...native.ioctls });

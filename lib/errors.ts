@@ -1,3 +1,4 @@
+import { constants as os } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 
 /** Fields of a {@link VfioError}. `errno` is negative, as in Node's fs errors. */
@@ -10,7 +11,37 @@ export interface VfioErrorFields {
   message?: string;
 }
 
-const HINTS: Array<[(e: VfioErrorFields & { code: string }) => boolean, string]> = [
+const MEMLOCK = 'pinning the memory exceeded RLIMIT_MEMLOCK: raise it (ulimit -l unlimited, or memlock in ' +
+  '/etc/security/limits.conf), grant CAP_IPC_LOCK, or run as root';
+
+/**
+ * Likely causes of well-known ioctl failures, by ioctl (a row of the addon's ioctl table,
+ * native/uapi.h; a unit test checks every name against it) and errno name.
+ */
+export const IOCTL_HINTS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  VFIO_DEVICE_BIND_IOMMUFD: {
+    EBUSY: "the device's IOMMU group is open through the legacy group path (/dev/vfio/<group>) elsewhere; close it first",
+    EPERM: 'the kernel refused DMA ownership: the IOMMU group is owned by another iommufd, container or driver, ' +
+      'or the platform has no interrupt remapping (iommufd.allow_unsafe_interrupts=1 overrides, unsafely)',
+    EINVAL: 'the fd is already bound, the device is open through another fd or the group path, or the iommufd is invalid',
+  },
+  IOMMU_IOAS_MAP: {
+    ENOMEM: MEMLOCK,
+    EEXIST: 'the IOVA range overlaps an existing mapping',
+    ENOSPC: 'no free IOVA range of that size is left',
+  },
+  VFIO_DEVICE_ATTACH_IOMMUFD_PT: {
+    ENOMEM: MEMLOCK,
+    EADDRINUSE: "a mapping in the IOAS lies in the device's reserved IOVA ranges or outside its aperture",
+  },
+  VFIO_IOMMU_MAP_DMA: { ENOMEM: MEMLOCK },
+  IOMMU_IOAS_UNMAP: { ENOENT: 'nothing is mapped there, or the range does not cover whole mappings' },
+  IOMMU_IOAS_MAP_FILE: { ENOTTY: 'IOMMU_IOAS_MAP_FILE needs Linux 6.13 or newer' },
+  VFIO_DEVICE_RESET: { EINVAL: 'the device does not support reset (info().canReset is false)' },
+};
+
+/** Likely causes of well-known failures of the other syscalls (open, write to sysfs). */
+const SYSCALL_HINTS: Array<[(e: VfioErrorFields & { code: string }) => boolean, string]> = [
   [(e) => e.syscall === 'open' && (e.code === 'EACCES' || e.code === 'EPERM'),
     'no permission: run as root, or let your group use VFIO with a udev rule, e.g. SUBSYSTEM=="vfio", ' +
       'GROUP="vfio", MODE="0660" in /etc/udev/rules.d/90-vfio.rules, and MODE="0660" for /dev/iommu'],
@@ -20,26 +51,12 @@ const HINTS: Array<[(e: VfioErrorFields & { code: string }) => boolean, string]>
     'binding drivers needs root'],
   [(e) => e.syscall === 'open' && e.code === 'ENOENT' && !!e.path && e.path.startsWith('/dev/vfio/devices/'),
     'no such VFIO device cdev: bind the device to vfio-pci (vfio bind <bdf>) on a kernel with CONFIG_VFIO_DEVICE_CDEV'],
-  [(e) => e.ioctl === 'VFIO_DEVICE_BIND_IOMMUFD' && e.code === 'EBUSY',
-    "the device's IOMMU group is open through the legacy group path (/dev/vfio/<group>) elsewhere; close it first"],
-  [(e) => e.ioctl === 'VFIO_DEVICE_BIND_IOMMUFD' && e.code === 'EPERM',
-    'the kernel refused DMA ownership: the IOMMU group is owned by another iommufd, container or driver, ' +
-      'or the platform has no interrupt remapping (iommufd.allow_unsafe_interrupts=1 overrides, unsafely)'],
-  [(e) => e.ioctl === 'VFIO_DEVICE_BIND_IOMMUFD' && e.code === 'EINVAL',
-    'the fd is already bound, the device is open through another fd or the group path, or the iommufd is invalid'],
-  [(e) => (e.ioctl === 'IOMMU_IOAS_MAP' || e.ioctl === 'VFIO_DEVICE_ATTACH_IOMMUFD_PT' ||
-      e.ioctl === 'VFIO_IOMMU_MAP_DMA') && e.code === 'ENOMEM',
-    'pinning the memory exceeded RLIMIT_MEMLOCK: raise it (ulimit -l unlimited, or memlock in ' +
-      '/etc/security/limits.conf), grant CAP_IPC_LOCK, or run as root'],
-  [(e) => e.ioctl === 'IOMMU_IOAS_MAP' && e.code === 'EEXIST', 'the IOVA range overlaps an existing mapping'],
-  [(e) => e.ioctl === 'IOMMU_IOAS_MAP' && e.code === 'ENOSPC', 'no free IOVA range of that size is left'],
-  [(e) => e.ioctl === 'IOMMU_IOAS_UNMAP' && e.code === 'ENOENT',
-    'nothing is mapped there, or the range does not cover whole mappings'],
-  [(e) => e.ioctl === 'VFIO_DEVICE_ATTACH_IOMMUFD_PT' && e.code === 'EADDRINUSE',
-    "a mapping in the IOAS lies in the device's reserved IOVA ranges or outside its aperture"],
-  [(e) => e.ioctl === 'IOMMU_IOAS_MAP_FILE' && e.code === 'ENOTTY', 'IOMMU_IOAS_MAP_FILE needs Linux 6.13 or newer'],
-  [(e) => e.ioctl === 'VFIO_DEVICE_RESET' && e.code === 'EINVAL', 'the device does not support reset (info().canReset is false)'],
 ];
+
+function hintFor(e: VfioErrorFields & { code: string }): string | undefined {
+  if (e.ioctl !== undefined) return IOCTL_HINTS[e.ioctl]?.[e.code];
+  return SYSCALL_HINTS.find(([match]) => match(e))?.[1];
+}
 
 function errnoName(errno: number): [string, string] {
   const entry = getSystemErrorMap().get(errno);
@@ -66,8 +83,8 @@ export class VfioError extends Error {
     if (message === undefined) {
       message = `${code}: ${text}, ${fields.ioctl ?? fields.syscall}`;
       if (fields.path) message += ` '${fields.path}'`;
-      const hint = HINTS.find(([match]) => match({ ...fields, code }));
-      if (hint) message += ` (${hint[1]})`;
+      const hint = hintFor({ ...fields, code });
+      if (hint) message += ` (${hint})`;
     }
     super(message);
     this.code = code;
@@ -101,22 +118,29 @@ export class VfioStateError extends VfioError {
 }
 Object.defineProperty(VfioStateError.prototype, 'name', { value: 'VfioStateError', configurable: true, writable: true });
 
+/** The one ERR_VFIO_CLOSED factory: a resource used after close() (or destroy()). */
+export function closedError(message: string, syscall = 'ioctl', extra: { ioctl?: string; path?: string } = {}): VfioStateError {
+  return new VfioStateError('ERR_VFIO_CLOSED', EBADF, syscall, message, extra);
+}
+
 /** Error factory handed to the native addon: it throws these for failed syscalls. */
 export function makeNativeError(errno: number, syscall: string, ioctl?: string, path?: string): VfioError {
   return new VfioError({ errno: -errno, syscall, ...(ioctl ? { ioctl } : {}), ...(path ? { path } : {}) });
 }
 
-/** Negative errnos the state checks report (what the kernel would return). */
-export const EINVAL = -22;
+/** Negative errnos the state checks report (what the kernel would return), from the OS's own table. */
+export const EINVAL = -os.errno.EINVAL;
 /** @see EINVAL */
-export const EBADF = -9;
+export const EBADF = -os.errno.EBADF;
 /** @see EINVAL */
-export const EBUSY = -16;
+export const EBUSY = -os.errno.EBUSY;
 /** @see EINVAL */
-export const ENOENT = -2;
+export const ENOENT = -os.errno.ENOENT;
 /** @see EINVAL */
-export const EIO = -5;
+export const EIO = -os.errno.EIO;
 /** @see EINVAL */
-export const EINTR = -4;
+export const EINTR = -os.errno.EINTR;
 /** @see EINVAL */
-export const ETIMEDOUT = -110;
+export const ETIMEDOUT = -os.errno.ETIMEDOUT;
+/** @see EINVAL */
+export const ENODEV = -os.errno.ENODEV;

@@ -1,15 +1,15 @@
 import { MAX_U64, describe, optionsObject, toIndex, toPath, toU64 } from './args';
-import { constants as C } from './constants';
+import { flags as C } from './constants';
 import { VfioDevice } from './device';
 import type { DmaBuffer } from './dma-buffer';
 import { DmaLedger } from './dma-ledger';
-import { EBADF, VfioStateError } from './errors';
-import { bufferSpan } from './iommufd';
+import { type VfioStateError, closedError } from './errors';
+import { bufferSpan } from './ioas';
 import { native, type NativeHandle } from './native';
 import { normalizeBdf } from './sysfs';
 
 function closed(what: string): VfioStateError {
-  return new VfioStateError('ERR_VFIO_CLOSED', EBADF, 'ioctl', `the ${what} is closed`);
+  return closedError(`the ${what} is closed`);
 }
 
 /** A legacy VFIO container (`/dev/vfio/vfio`), type1 IOMMU. */
@@ -24,7 +24,7 @@ export class VfioContainer {
 
   /** Open the container device. */
   static open(path = '/dev/vfio/vfio'): VfioContainer {
-    return new VfioContainer(native.fdOpen(toPath(path, 'path')));
+    return new VfioContainer(native.containerOpen(toPath(path, 'path')));
   }
 
   /** Whether `value` is a VfioContainer made by this library (a Proxy or look-alike is not). */
@@ -39,17 +39,22 @@ export class VfioContainer {
   }
 
   get fd(): number {
-    return native.fdNumber(this._native());
+    return native.containerFd(this._native());
+  }
+
+  /** VFIO_GET_API_VERSION (0 for the current API). */
+  apiVersion(): number {
+    return native.containerApiVersion(this._native());
   }
 
   /** VFIO_CHECK_EXTENSION. */
   checkExtension(extension: number): boolean {
-    return native.containerCall(this._native(), 'check', toIndex(extension, 'extension', 0xffffffff)) > 0;
+    return native.containerCheckExtension(this._native(), toIndex(extension, 'extension', 0xffffffff)) > 0;
   }
 
   /** VFIO_SET_IOMMU (after a group joined): `VFIO_TYPE1v2_IOMMU` by default. */
   setIommu(type: number = C.VFIO_TYPE1v2_IOMMU): void {
-    native.containerCall(this._native(), 'set', toIndex(type, 'type', 0xffffffff));
+    native.containerSetIommu(this._native(), toIndex(type, 'type', 0xffffffff));
   }
 
   /**
@@ -83,7 +88,7 @@ export class VfioContainer {
   /** Close the container: the kernel unmaps and unpins everything it mapped. Idempotent. */
   close(): void {
     if (!this.#h) return;
-    native.fdClose(this.#h);
+    native.containerClose(this.#h);
     this.#h = null;
     this.#ledger.clear();
   }
@@ -106,7 +111,7 @@ export class VfioGroup {
   /** Open `/dev/vfio/<groupId>`. */
   static open(groupId: number): VfioGroup {
     toIndex(groupId, 'groupId', 0x7fffffff);
-    return new VfioGroup(groupId, native.fdOpen(`/dev/vfio/${groupId}`));
+    return new VfioGroup(groupId, native.groupOpen(`/dev/vfio/${groupId}`));
   }
 
   #native(): NativeHandle {
@@ -115,7 +120,7 @@ export class VfioGroup {
   }
 
   get fd(): number {
-    return native.fdNumber(this.#native());
+    return native.groupFd(this.#native());
   }
 
   /** VFIO_GROUP_GET_STATUS. */
@@ -127,18 +132,23 @@ export class VfioGroup {
   /** VFIO_GROUP_SET_CONTAINER. */
   setContainer(container: VfioContainer): void {
     if (!VfioContainer.isContainer(container)) throw new TypeError(`container must be a VfioContainer, got ${describe(container)}`);
-    native.groupSetContainer(this.#native(), container.fd);
+    native.groupSetContainer(this.#native(), container._native());
+  }
+
+  /** VFIO_GROUP_UNSET_CONTAINER. */
+  unsetContainer(): void {
+    native.groupUnsetContainer(this.#native());
   }
 
   /** VFIO_GROUP_GET_DEVICE_FD: the device starts in state `'bound'`. */
   getDevice(bdf: string): VfioDevice {
     const name = normalizeBdf(bdf);
-    return VfioDevice._fromGroupFd(native.groupGetDeviceFd(this.#native(), name), name);
+    return VfioDevice._fromGroupHandle(native.groupGetDevice(this.#native(), name));
   }
 
   close(): void {
     if (!this.#h) return;
-    native.fdClose(this.#h);
+    native.groupClose(this.#h);
     this.#h = null;
   }
 

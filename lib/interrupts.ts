@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { describe, optionsObject, toIndex } from './args';
-import { constants as C } from './constants';
+import { flags as C } from './constants';
 import { EBADF, EBUSY, EINTR, ETIMEDOUT, VfioError, VfioStateError } from './errors';
 import { native, type NativeHandle } from './native';
 
@@ -221,6 +221,8 @@ export class Interrupts extends EventEmitter {
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new TypeError(`options.signal must be an AbortSignal, got ${describe(signal)}`);
     }
+    // An abort rejects with the signal's reason, whatever the caller chose it to be (as Node's APIs do).
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<number>((resolve, reject) => {
       let cancelTimer: (() => void) | undefined;
@@ -236,6 +238,7 @@ export class Interrupts extends EventEmitter {
         },
         reject: (err) => {
           settle();
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- an abort's reason, or a VfioError
           reject(err);
         },
       };
@@ -270,7 +273,7 @@ export class Interrupts extends EventEmitter {
       throw new VfioStateError('ERR_VFIO_BUSY', EBUSY, 'poll',
         "waitSync() cannot run while 'interrupt' listeners (or a pending wait()) take the deliveries");
     }
-    const count = native.irqWaitSync(this.#watchers[v - this.start]!, timeout);
+    const count = native.irqWaitSync(this.#watchers[v - this.start], timeout);
     if (count > 0) return count;
     if (count === 0) throw timedOut(v, this.index, timeout);
     throw new VfioError({
@@ -289,7 +292,7 @@ export class Interrupts extends EventEmitter {
   drain(vector: number = this.start): number {
     this.#live();
     const v = this.#checkVector(vector, 'vector');
-    return native.irqRead(this.#watchers[v - this.start]!);
+    return native.irqRead(this.#watchers[v - this.start]);
   }
 
   /** Deliveries as `{ vector, count }`, until disable()/close(). */
@@ -366,7 +369,7 @@ export class Interrupts extends EventEmitter {
 
   /** @internal The eventfd of `vector` (for re-enabling a whole index with every owner's fds). */
   _fdOf(vector: number): number {
-    return native.irqFd(this.#watchers[vector - this.start]!);
+    return native.irqFd(this.#watchers[vector - this.start]);
   }
 
   /** Same as disable(). */

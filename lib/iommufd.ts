@@ -1,40 +1,11 @@
-import { MAX_U64, describe, optionsObject, toIndex, toPath, toU64, u64Arg } from './args';
-import { constants as C } from './constants';
-import { DmaBuffer } from './dma-buffer';
-import { DmaLedger } from './dma-ledger';
-import { EBADF, EINVAL, ENOENT, VfioStateError } from './errors';
-import { native, PAGE_SIZE, type NativeHandle } from './native';
+import { describe, optionsObject, toIndex, toPath, toU64 } from './args';
+import { flags as C } from './constants';
+import { EINVAL, VfioStateError, closedError } from './errors';
+import { IoAddressSpace } from './ioas';
+import { native, type NativeHandle } from './native';
 
-/** Memory that can be mapped for DMA: only a DmaBuffer, whose lifetime the library controls. */
-export type DmaMemory = DmaBuffer;
-
-/** Options of {@link IoAddressSpace.map}. */
-export interface MapOptions {
-  /** Fixed IOVA; without it the kernel chooses and the chosen IOVA is returned. */
-  iova?: bigint | number;
-  /** First byte of the buffer to map (page-aligned, default 0). */
-  offset?: number;
-  /** Bytes to map (page-aligned, default the rest of the buffer). */
-  length?: number;
-  readable?: boolean;
-  writable?: boolean;
-}
-
-/** Options of {@link IoAddressSpace.mapFile}. */
-export interface MapFileOptions {
-  /** Fixed IOVA; without it the kernel chooses and the chosen IOVA is returned. */
-  iova?: bigint | number;
-  readable?: boolean;
-  writable?: boolean;
-  start: bigint | number;
-  length: bigint | number;
-}
-
-/** An inclusive IOVA range. */
-export interface IovaRange {
-  start: bigint;
-  last: bigint;
-}
+export { IoAddressSpace, bufferSpan, notDmaBuffer } from './ioas';
+export type { DmaMemory, IovaRange, MapFileOptions, MapOptions } from './ioas';
 
 /** IOMMU_GET_HW_INFO result. */
 export interface HwInfo {
@@ -59,10 +30,6 @@ const OPTION_IDS: Record<IommufdOptionName, number> = {
   rlimitMode: C.IOMMU_OPTION_RLIMIT_MODE,
   hugePages: C.IOMMU_OPTION_HUGE_PAGES,
 };
-
-function closedError(what: string): VfioStateError {
-  return new VfioStateError('ERR_VFIO_CLOSED', EBADF, 'ioctl', `the ${what} is closed`);
-}
 
 /** An iommufd context (`/dev/iommu`): owns IOAS and HWPT objects. */
 export class Iommufd {
@@ -103,7 +70,7 @@ export class Iommufd {
 
   /** @internal */
   _native(): NativeHandle {
-    if (!this.#handle) throw closedError('iommufd');
+    if (!this.#handle) throw closedError('the iommufd is closed');
     return this.#handle;
   }
 
@@ -188,9 +155,37 @@ function boundDevId(device: DeviceLike): number {
     throw new TypeError(`device must be a VfioDevice, got ${describe(device)}`);
   }
   if (device.devId === null) {
-    throw new VfioStateError('ERR_VFIO_NOT_BOUND', -22, 'ioctl', 'the device is not bound to an iommufd');
+    throw new VfioStateError('ERR_VFIO_NOT_BOUND', EINVAL, 'ioctl', 'the device is not bound to an iommufd');
   }
   return device.devId;
+}
+
+/**
+ * What `device.attach(target)` attaches to, validated before the syscall: an IOAS or HWPT of the
+ * device's own bound iommufd (`bound`), live, or an object id (a number) in that iommufd.
+ */
+export function attachTarget(target: unknown, bound: Iommufd | null, where: { ioctl: string; path?: string }):
+  { id: number; ioas: IoAddressSpace | null } {
+  const isIoas = IoAddressSpace.isIoas(target);
+  if (!isIoas && !Hwpt.isHwpt(target)) {
+    if (typeof target !== 'number') {
+      throw new TypeError(`target must be an IoAddressSpace, a Hwpt or an object id, got ${describe(target)}`);
+    }
+    return { id: toIndex(target, 'target', 0xffffffff), ioas: null };
+  }
+  const what = isIoas ? 'IOAS' : 'HWPT';
+  if (target.destroyed) {
+    throw new VfioStateError('ERR_VFIO_CLOSED', EINVAL, 'ioctl',
+      `the ${what} ${target.id} was destroyed (or its iommufd closed); its id may already name another object`, where);
+  }
+  if (bound === null) {
+    throw new TypeError(`target: this device was not bound through bind(), so an ${what} object cannot be checked ` +
+      'against its iommufd; pass the object id as a number');
+  }
+  if (target.iommufd !== bound) {
+    throw new TypeError(`target: the ${what} ${target.id} belongs to another iommufd than the one this device is bound to`);
+  }
+  return { id: target.id, ioas: isIoas ? target : null };
 }
 
 function objectId(value: IoAddressSpace | Hwpt | number, name: string): number {
@@ -241,240 +236,4 @@ export class Hwpt {
   [Symbol.dispose](): void {
     this.destroy();
   }
-}
-
-function isAligned(v: number | bigint, align: number): boolean {
-  return typeof v === 'number' ? v % align === 0 : v % BigInt(align) === 0n;
-}
-
-/** The TypeError for memory that is not a DmaBuffer. */
-export function notDmaBuffer(name: string, value: unknown): TypeError {
-  return new TypeError(
-    `${name} must be a DmaBuffer (allocate one with DmaBuffer.alloc): a device must never DMA into memory ` +
-      `the JS heap can free or move, such as an ArrayBuffer, Buffer or WebAssembly memory; got ${describe(value)}`,
-  );
-}
-
-/**
- * The part of `buffer` that `offset`/`length` options select, checked: whole pages of a live
- * DmaBuffer, and a multiple of `align`.
- */
-export function bufferSpan(buffer: unknown, offsetOpt: unknown, lengthOpt: unknown, align: number):
-  { buffer: DmaBuffer; offset: number; length: number } {
-  if (!DmaBuffer.isDmaBuffer(buffer)) throw notDmaBuffer('buffer', buffer);
-  const offset = offsetOpt === undefined ? 0 : toIndex(offsetOpt, 'options.offset');
-  if (offset >= buffer.size) throw new RangeError(`options.offset ${offset} is outside the buffer (size ${buffer.size})`);
-  const length = lengthOpt === undefined ? buffer.size - offset : toIndex(lengthOpt, 'options.length');
-  if (length === 0) throw new RangeError('options.length must not be 0');
-  if (offset + length > buffer.size) {
-    throw new RangeError(`options.offset ${offset} + options.length ${length} is outside the buffer (size ${buffer.size})`);
-  }
-  if (offset % PAGE_SIZE !== 0) throw new RangeError(`options.offset ${offset} must be a multiple of the page size ${PAGE_SIZE}`);
-  if (length % align !== 0) {
-    throw new RangeError(`the mapped length ${length} must be a multiple of the IOVA alignment ${align}`);
-  }
-  return { buffer, offset, length };
-}
-
-/** An I/O address space: DMA mappings from IOVA to library-owned memory. */
-export class IoAddressSpace {
-  readonly id: number;
-  #ictx: Iommufd | null;
-  /** The pinned ranges: holds each mapped DmaBuffer (and keeps it from being freed). */
-  readonly #ledger = new DmaLedger();
-  #alignment: bigint | null = null;
-
-  /** @internal */
-  constructor(ictx: Iommufd, id: number) {
-    this.#ictx = ictx;
-    this.id = id;
-  }
-
-  /** Whether `value` is an IoAddressSpace made by this library (a Proxy or look-alike is not). */
-  static isIoas(value: unknown): value is IoAddressSpace {
-    return typeof value === 'object' && value !== null && #ledger in value;
-  }
-
-  /** The iommufd this IOAS lives in, or null once destroyed or the iommufd closed. */
-  get iommufd(): Iommufd | null {
-    return this.#ictx;
-  }
-
-  /** Whether destroy() ran or the iommufd was closed. */
-  get destroyed(): boolean {
-    return this.#ictx === null;
-  }
-
-  #native(): NativeHandle {
-    if (!this.#ictx) throw closedError('IOAS');
-    return this.#ictx._native();
-  }
-
-  /** @internal The attached devices changed: re-read the alignment next time. */
-  _invalidate(): void {
-    this.#alignment = null;
-  }
-
-  /** The IOVA alignment the kernel requires (IOMMU_IOAS_IOVA_RANGES out_iova_alignment). */
-  get iovaAlignment(): bigint {
-    if (this.#alignment === null) this.#alignment = native.ioasIovaRanges(this.#native(), this.id).alignment;
-    return this.#alignment;
-  }
-
-  /** The usable IOVA ranges, as the kernel reports them. */
-  iovaRanges(): IovaRange[] {
-    const r = native.ioasIovaRanges(this.#native(), this.id);
-    this.#alignment = r.alignment;
-    const out: IovaRange[] = [];
-    for (let i = 0; i < r.ranges.length; i += 2) out.push({ start: r.ranges[i]!, last: r.ranges[i + 1]! });
-    return out;
-  }
-
-  /**
-   * Map a DmaBuffer (or the `offset`/`length` part of it) for DMA and return its IOVA. The buffer
-   * cannot be freed while any part of it is mapped.
-   */
-  map(buffer: DmaBuffer, options?: MapOptions): bigint {
-    const h = this.#native();
-    const opts = options === undefined ? NO_OPTIONS : optionsObject(options, 'options');
-    let flags = mapFlags(opts);
-    const align = this.#requiredAlignment();
-    const span = bufferSpan(buffer, opts.offset, opts.length, align);
-    let iova: number | bigint = 0;
-    if (opts.iova !== undefined) {
-      iova = u64Arg(opts.iova, 'options.iova');
-      if (!isAligned(iova, align)) {
-        throw new RangeError(`options.iova 0x${iova.toString(16)} must be aligned to ${align}`);
-      }
-      flags |= C.IOMMU_IOAS_MAP_FIXED_IOVA;
-    }
-    const got = native.ioasMap(h, this.id, flags, span.buffer._native(), span.offset, span.length, iova);
-    this.#ledger.add(got, BigInt(span.length), span.buffer, span.offset);
-    return got;
-  }
-
-  /** The IOVA of byte `offset` of a DmaBuffer mapped here. */
-  iovaOf(buffer: DmaBuffer, offset = 0): bigint {
-    this.#native();
-    if (!DmaBuffer.isDmaBuffer(buffer)) throw notDmaBuffer('buffer', buffer);
-    toIndex(offset, 'offset');
-    const iova = this.#ledger.iovaOf(buffer, offset);
-    if (iova === undefined) {
-      throw new VfioStateError('ERR_VFIO_NOT_MAPPED', ENOENT, 'ioctl',
-        `byte ${offset} of the DmaBuffer is not mapped in IOAS ${this.id}`);
-    }
-    return iova;
-  }
-
-  /** Map a range of a file (memfd) for DMA (IOMMU_IOAS_MAP_FILE, Linux 6.13+). */
-  mapFile(fd: number, options: MapFileOptions): bigint {
-    toIndex(fd, 'fd', 0x7fffffff);
-    const opts = optionsObject(options, 'options');
-    let flags = mapFlags(opts);
-    const start = toU64(opts.start, 'options.start');
-    const length = toU64(opts.length, 'options.length');
-    let iova = 0n;
-    if (opts.iova !== undefined) {
-      iova = toU64(opts.iova, 'options.iova');
-      flags |= C.IOMMU_IOAS_MAP_FIXED_IOVA;
-    }
-    const got = native.ioasMapFile(this.#native(), this.id, flags, fd, start, length, iova);
-    this.#ledger.add(got, length, null, 0);
-    return got;
-  }
-
-  /** Unmap whole mappings inside [iova, iova + length); returns the bytes unmapped. */
-  unmap(iova: bigint | number, length: bigint | number): number {
-    const h = this.#native();
-    const start = u64Arg(iova, 'iova');
-    const len = u64Arg(length, 'length');
-    if (len === 0) throw new RangeError('length must not be 0');
-    if (!isAligned(start, PAGE_SIZE) || !isAligned(len, PAGE_SIZE)) {
-      throw new RangeError(`iova and length must be multiples of the page size ${PAGE_SIZE}`);
-    }
-    const done = native.ioasUnmap(h, this.id, start, len);
-    if (!this.#ledger.takeExact(start, len)) {
-      const first = BigInt(start);
-      const last = first + BigInt(len) - 1n;
-      this.#ledger.take(first, last > MAX_U64 ? MAX_U64 : last);
-    }
-    return done;
-  }
-
-  /** Unmap everything; returns the bytes unmapped. */
-  unmapAll(): number {
-    const done = native.ioasUnmap(this.#native(), this.id, 0, MAX_U64);
-    this.#ledger.clear();
-    return done;
-  }
-
-  #requiredAlignment(): number {
-    const k = Number(this.iovaAlignment);
-    return k > PAGE_SIZE ? k : PAGE_SIZE;
-  }
-
-  /** Restrict the IOVAs the kernel may choose (IOMMU_IOAS_ALLOW_IOVAS); [] clears. */
-  allowIovas(ranges: IovaRange[]): void {
-    if (!Array.isArray(ranges)) throw new TypeError(`ranges must be an array, got ${describe(ranges)}`);
-    const arr = new BigUint64Array(ranges.length * 2);
-    ranges.forEach((r, i) => {
-      arr[2 * i] = toU64(r?.start, `ranges[${i}].start`);
-      arr[2 * i + 1] = toU64(r?.last, `ranges[${i}].last`);
-    });
-    native.ioasAllowIovas(this.#native(), this.id, arr);
-  }
-
-  /** Share a mapping of another IOAS of the same iommufd here (IOMMU_IOAS_COPY). */
-  copyFrom(src: IoAddressSpace, options: { srcIova: bigint | number; dstIova?: bigint | number; length: bigint | number;
-    readable?: boolean; writable?: boolean }): bigint {
-    if (!IoAddressSpace.isIoas(src)) throw new TypeError(`src must be an IoAddressSpace, got ${describe(src)}`);
-    const h = this.#native();
-    if (src.iommufd !== this.#ictx) {
-      throw new VfioStateError('ERR_VFIO_CLOSED', EINVAL, 'ioctl',
-        'src must be a live IOAS of the same iommufd (IOMMU_IOAS_COPY works inside one iommufd)', { ioctl: 'IOMMU_IOAS_COPY' });
-    }
-    const opts = optionsObject(options, 'options');
-    let flags = mapFlags(opts);
-    const srcIova = toU64(opts.srcIova, 'options.srcIova');
-    const length = toU64(opts.length, 'options.length');
-    let dst = 0n;
-    if (opts.dstIova !== undefined) {
-      dst = toU64(opts.dstIova, 'options.dstIova');
-      flags |= C.IOMMU_IOAS_MAP_FIXED_IOVA;
-    }
-    const got = native.ioasCopy(h, flags, this.id, src.id, length, dst, srcIova);
-    const source = src.#ledger.entryAt(srcIova);
-    const offset = source ? source.offset + Number(srcIova - source.iova) : 0;
-    this.#ledger.add(got, length, source?.buffer ?? null, offset);
-    return got;
-  }
-
-  /** @internal The iommufd was closed: the kernel releases this IOAS and its pins with it. */
-  _drop(): void {
-    this.#ictx = null;
-    this.#ledger.clear();
-  }
-
-  /** IOMMU_DESTROY of this IOAS (EBUSY while devices are attached). Idempotent. */
-  destroy(): void {
-    if (!this.#ictx) return;
-    this.#ictx.destroy(this.id);
-    this.#ledger.clear();
-    this.#ictx._forget(this);
-    this.#ictx = null;
-  }
-
-  [Symbol.dispose](): void {
-    this.destroy();
-  }
-}
-
-const NO_OPTIONS: MapOptions = Object.freeze({});
-
-function mapFlags(opts: { readable?: boolean; writable?: boolean }): number {
-  let value = 0;
-  if (opts.readable !== false) value |= C.IOMMU_IOAS_MAP_READABLE;
-  if (opts.writable !== false) value |= C.IOMMU_IOAS_MAP_WRITEABLE;
-  if (value === 0) throw new RangeError('a mapping must be readable, writable or both');
-  return value;
 }

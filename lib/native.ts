@@ -11,13 +11,15 @@ export interface NativeHandle {
 /** Raw bindings of build/Release/vfio.node. */
 export interface NativeBinding {
   initialize(makeError: typeof makeNativeError): void;
+  /** The ioctl table: request name -> number (native/uapi.h). */
+  readonly ioctls: Readonly<Record<string, number>>;
   pageSize(): number;
 
   deviceOpen(path: string): NativeHandle;
   deviceFromFd(fd: number, own: boolean, path?: string): NativeHandle;
   deviceClose(h: NativeHandle): void;
   deviceFd(h: NativeHandle): number;
-  deviceBind(h: NativeHandle, iommufd: number, token?: Uint8Array | null): number;
+  deviceBind(h: NativeHandle, iommufd: NativeHandle, token?: Uint8Array | null): number;
   deviceAttach(h: NativeHandle, ptId: number, pasid: number): number;
   deviceDetach(h: NativeHandle, pasid: number): void;
   deviceGetInfo(h: NativeHandle): Uint8Array;
@@ -91,13 +93,20 @@ export interface NativeBinding {
   irqSignal(h: NativeHandle): void;
   irqClose(h: NativeHandle): void;
 
-  fdOpen(path: string): NativeHandle;
-  fdClose(h: NativeHandle): void;
-  fdNumber(h: NativeHandle): number;
+  groupOpen(path: string): NativeHandle;
+  groupClose(h: NativeHandle): void;
+  groupFd(h: NativeHandle): number;
   groupStatus(h: NativeHandle): number;
-  groupSetContainer(h: NativeHandle, containerFd: number): void;
-  groupGetDeviceFd(h: NativeHandle, name: string): number;
-  containerCall(h: NativeHandle, request: 'version' | 'check' | 'set', arg: number): number;
+  groupSetContainer(h: NativeHandle, container: NativeHandle): void;
+  groupUnsetContainer(h: NativeHandle): void;
+  groupGetDevice(h: NativeHandle, name: string): NativeHandle;
+
+  containerOpen(path: string): NativeHandle;
+  containerClose(h: NativeHandle): void;
+  containerFd(h: NativeHandle): number;
+  containerApiVersion(h: NativeHandle): number;
+  containerCheckExtension(h: NativeHandle, extension: number): number;
+  containerSetIommu(h: NativeHandle, type: number): void;
   type1Map(h: NativeHandle, buffer: NativeHandle, byteOffset: number, length: number,
     iova: bigint, flags: number): void;
   type1Unmap(h: NativeHandle, iova: bigint, length: bigint): bigint;

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, optionsObject } from './args';
-import { VfioError } from './errors';
+import { EBUSY, EINVAL, ENODEV, ENOENT, VfioError } from './errors';
 
 /** One PCI function as sysfs describes it. */
 export interface PciDeviceInfo {
@@ -28,7 +28,7 @@ export function normalizeBdf(bdf: string): string {
   if (typeof bdf !== 'string') throw new TypeError(`bdf must be a string, got ${describe(bdf)}`);
   const m = BDF_RE.exec(bdf.trim());
   if (!m) throw new TypeError(`'${bdf}' is not a PCI address (expected DDDD:BB:DD.F, e.g. 0000:00:03.0)`);
-  return `${(m[1] ?? '0000').toLowerCase()}:${m[2]!.toLowerCase()}:${m[3]!.toLowerCase()}.${m[4]}`;
+  return `${(m[1] ?? '0000').toLowerCase()}:${m[2].toLowerCase()}:${m[3].toLowerCase()}.${m[4]}`;
 }
 
 /** Whether a string is a PCI address. */
@@ -100,7 +100,7 @@ export function listPciDevices(): PciDeviceInfo[] {
 
 function notFound(bdf: string): VfioError {
   return new VfioError({
-    errno: -2, syscall: 'open', code: 'ENOENT', path: path.join(PCI_DEVICES, bdf),
+    errno: ENOENT, syscall: 'open', code: 'ENOENT', path: path.join(PCI_DEVICES, bdf),
     message: `ENOENT: no PCI device ${bdf} (see 'vfio list' or ls ${PCI_DEVICES})`,
   });
 }
@@ -117,7 +117,7 @@ export function cdevPathFor(bdfOrUuid: string): string {
     name = bdfOrUuid.trim().toLowerCase();
     dir = path.join('/sys/bus/mdev/devices', name);
     if (!fs.existsSync(dir)) {
-      throw new VfioError({ errno: -2, syscall: 'open', code: 'ENOENT', path: dir, message: `ENOENT: no mdev device ${name}` });
+      throw new VfioError({ errno: ENOENT, syscall: 'open', code: 'ENOENT', path: dir, message: `ENOENT: no mdev device ${name}` });
     }
   } else {
     name = normalizeBdf(bdfOrUuid);
@@ -129,13 +129,13 @@ export function cdevPathFor(bdfOrUuid: string): string {
   if ('path' in cdev) return cdev.path;
   if (driver === null || !VFIO_DRIVERS.test(driver)) {
     throw new VfioError({
-      errno: -19, syscall: 'open', code: 'ERR_VFIO_NO_DRIVER', path: dir,
+      errno: ENODEV, syscall: 'open', code: 'ERR_VFIO_NO_DRIVER', path: dir,
       message: `ERR_VFIO_NO_DRIVER: ${name} ${driver === null ? 'has no driver bound' : `is bound to ${driver}`}, ` +
         `not to a VFIO driver; bind it to vfio-pci with 'vfio bind ${name}' (or bindToVfioPci('${name}'))`,
     });
   }
   throw new VfioError({
-    errno: -19, syscall: 'open', code: 'ERR_VFIO_NO_CDEV', path: dir,
+    errno: ENODEV, syscall: 'open', code: 'ERR_VFIO_NO_CDEV', path: dir,
     message: `ERR_VFIO_NO_CDEV: ${name} is bound to ${driver} but has no VFIO cdev: ` +
       (cdev.reason === 'no-cdev'
         ? 'the kernel was built without CONFIG_VFIO_DEVICE_CDEV (or the device is noiommu); use the group path'
@@ -189,7 +189,7 @@ export function bindToVfioPci(bdf: string, options?: BindOptions): string | null
   if (driver !== 'vfio-pci') {
     if (driver !== null && opts.force !== true) {
       throw new VfioError({
-        errno: -16, syscall: 'write', code: 'EBUSY', path: path.join(dir, 'driver'),
+        errno: EBUSY, syscall: 'write', code: 'EBUSY', path: path.join(dir, 'driver'),
         message: `EBUSY: ${name} is bound to ${driver}, which may be using it; pass { force: true } (vfio bind --force) to unbind it`,
       });
     }
@@ -200,7 +200,7 @@ export function bindToVfioPci(bdf: string, options?: BindOptions): string | null
   const after = linkBase(path.join(dir, 'driver'));
   if (after !== 'vfio-pci') {
     throw new VfioError({
-      errno: -19, syscall: 'write', code: 'ENODEV', path: dir,
+      errno: ENODEV, syscall: 'write', code: 'ENODEV', path: dir,
       message: `ENODEV: ${name} did not bind to vfio-pci (is the vfio-pci driver loaded? modprobe vfio-pci)`,
     });
   }
@@ -219,7 +219,7 @@ export function unbindFromVfioPci(bdf: string): string | null {
   const driver = linkBase(path.join(dir, 'driver'));
   if (driver !== null && driver !== 'vfio-pci') {
     throw new VfioError({
-      errno: -22, syscall: 'write', code: 'EINVAL', path: dir,
+      errno: EINVAL, syscall: 'write', code: 'EINVAL', path: dir,
       message: `EINVAL: ${name} is bound to ${driver}, not vfio-pci`,
     });
   }

@@ -32,4 +32,9 @@ if (r.error) {
   console.error(`vfio: could not run node-gyp (${gyp}): ${r.error.message}`);
   process.exit(1);
 }
+if (r.status === 0) {
+  // What the addon was built from, so that `npm run build` rebuilds it when native/ changes.
+  const { sourcesHash, STAMP } = require('./sources-hash.js');
+  fs.writeFileSync(STAMP, `${sourcesHash()}\n`);
+}
 process.exit(r.status === null ? 1 : r.status);

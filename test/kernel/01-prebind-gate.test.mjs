@@ -69,7 +69,7 @@ for (const d of manifest.devices) {
   });
 
   test(`${name}: bind while the group fd is open fails with EBUSY`, () => {
-    const group = native.fdOpen(d.groupPath);
+    const group = native.groupOpen(d.groupPath);
     const ictx = Iommufd.open();
     const dev = VfioDevice.open(d.cdevPath);
     try {
@@ -79,7 +79,7 @@ for (const d of manifest.devices) {
     } finally {
       dev.close();
       ictx.close();
-      native.fdClose(group);
+      native.groupClose(group);
     }
   });
 }

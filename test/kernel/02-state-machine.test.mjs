@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Iommufd, VfioDevice, VfioError, VfioStateError } from 'vfio';
-import { deviceOf, manifest } from './lab.mjs';
+import { deviceOf, manifest, withBound } from './lab.mjs';
 
 const edu = deviceOf('edu');
 
@@ -79,10 +79,7 @@ test('bind gives bound and a devId; a second bind throws ERR_VFIO_ALREADY_BOUND'
 });
 
 test('attach gives attached with an auto HWPT id, detach gives bound again', () => {
-  const iommufd = Iommufd.open();
-  const dev = VfioDevice.open(edu.cdevPath);
-  try {
-    dev.bind(iommufd);
+  withBound('edu', ({ dev, iommufd }) => {
     const ioas = iommufd.allocIoas();
     const pt = dev.attach(ioas);
     assert.equal(dev.state, 'attached');
@@ -93,24 +90,15 @@ test('attach gives attached with an auto HWPT id, detach gives bound again', () 
     assert.equal(dev.state, 'bound');
     assert.equal(dev.ptId, null);
     ioas.destroy();
-  } finally {
-    dev.close();
-    iommufd.close();
-  }
+  }, { attach: false });
 });
 
 test('attach on mtty echoes the IOAS id', () => {
-  const iommufd = Iommufd.open();
-  const dev = VfioDevice.open(deviceOf('mtty').cdevPath);
-  try {
-    dev.bind(iommufd);
+  withBound('mtty', ({ dev, iommufd }) => {
     const ioas = iommufd.allocIoas();
     assert.equal(dev.attach(ioas), ioas.id);
     assert.equal(dev.state, 'attached');
-  } finally {
-    dev.close();
-    iommufd.close();
-  }
+  }, { attach: false });
 });
 
 test('after close every call throws ERR_VFIO_CLOSED and closing twice is fine', () => {

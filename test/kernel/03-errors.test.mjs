@@ -8,7 +8,7 @@ import { openEdu } from './edu.mjs';
 
 test('bind while the group fd is open gives EBUSY naming the ioctl and the cause', () => {
   const d = deviceOf('edu');
-  const group = native.fdOpen(d.groupPath);
+  const group = native.groupOpen(d.groupPath);
   const iommufd = Iommufd.open();
   const dev = VfioDevice.open(d.bdf);
   try {
@@ -18,7 +18,7 @@ test('bind while the group fd is open gives EBUSY naming the ioctl and the cause
   } finally {
     dev.close();
     iommufd.close();
-    native.fdClose(group);
+    native.groupClose(group);
   }
 });
 

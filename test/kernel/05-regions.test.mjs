@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Iommufd, VfioDevice, constants } from 'vfio';
-import { deviceOf } from './lab.mjs';
+import { deviceOf, withBound } from './lab.mjs';
 import { EDU, openEdu } from './edu.mjs';
 
 test('regionInfo for every region of edu; BAR0 is 1 MiB and mmappable', () => {
@@ -128,18 +128,12 @@ test('MappedRegion read32/write32 on edu BAR0: the id and the liveness complemen
 });
 
 test('map() on an mtty region fails with a clear error', () => {
-  const iommufd = Iommufd.open();
-  const dev = VfioDevice.open(deviceOf('mtty').cdevPath);
-  try {
-    dev.bind(iommufd);
+  withBound('mtty', ({ dev }) => {
     const r = dev.region(0);
     assert.equal(r.info.mmappable, false);
     assert.throws(() => r.map(), { code: 'ERR_VFIO_NOT_MMAPPABLE', message: /cannot be mmapped/ });
     assert.equal(typeof r.read8(0), 'number', 'pread still works');
-  } finally {
-    dev.close();
-    iommufd.close();
-  }
+  }, { attach: false });
 });
 
 test('mmap of an mtty region with checks off gets the kernel EINVAL', () => {

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DmaBuffer, Iommufd, VfioDevice } from 'vfio';
-import { deviceOf } from './lab.mjs';
+import { DmaBuffer } from 'vfio';
+import { deviceOf, withBound } from './lab.mjs';
 import { EDU, ackIrq, openEdu, startDma } from './edu.mjs';
 
 test('an edu DMA completion delivers an interrupt event and resolves wait() over MSI', async () => {
@@ -74,10 +74,7 @@ test('interrupts that arrive with no listener are delivered to the next one', as
 });
 
 test('trigger() loops back through the eventfd on mtty', async () => {
-  const iommufd = Iommufd.open();
-  const dev = VfioDevice.open(deviceOf('mtty').cdevPath);
-  try {
-    dev.bind(iommufd);
+  await withBound('mtty', async ({ dev }) => {
     assert.equal(dev.irqInfo(1).count, 1);
     const irqs = dev.enableIrq('msi');
     const waiting = irqs.wait(0, { timeoutMs: 5000 });
@@ -89,10 +86,7 @@ test('trigger() loops back through the eventfd on mtty', async () => {
     await it.return();
     assert.throws(() => irqs.trigger(1), RangeError);
     irqs.disable();
-  } finally {
-    dev.close();
-    iommufd.close();
-  }
+  }, { attach: false });
 });
 
 test('an Interrupts with no listeners does not keep the process alive', () => {

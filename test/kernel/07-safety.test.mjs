@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { test } from 'node:test';
 import { DmaBuffer, Iommufd, VfioDevice } from 'vfio';
-import { deviceOf } from './lab.mjs';
+import { deviceOf, withBound } from './lab.mjs';
 
 const edu = deviceOf('edu');
 
@@ -94,10 +94,7 @@ test('native calls on a closed or foreign handle throw instead of crashing', () 
 });
 
 test('wrong argument types throw TypeError naming the argument', () => {
-  const iommufd = Iommufd.open();
-  const dev = VfioDevice.open(edu.cdevPath);
-  try {
-    dev.bind(iommufd);
+  withBound('edu', ({ dev, iommufd }) => {
     const ioas = iommufd.allocIoas();
     assert.throws(() => dev.regionInfo('0'), { name: 'TypeError', message: /index/ });
     assert.throws(() => dev.region(0).read32(null), { name: 'TypeError', message: /offset/ });
@@ -111,10 +108,7 @@ test('wrong argument types throw TypeError naming the argument', () => {
     assert.throws(() => DmaBuffer.alloc({}), { name: 'TypeError', message: /size/ });
     assert.throws(() => Iommufd.open(3), { name: 'TypeError', message: /path/ });
     assert.throws(() => dev.enableIrq(1, { count: 'one' }), { name: 'TypeError', message: /count/ });
-  } finally {
-    dev.close();
-    iommufd.close();
-  }
+  }, { attach: false });
 });
 
 test('1000 open/bind/close cycles leave /proc/self/fd as it was', () => {

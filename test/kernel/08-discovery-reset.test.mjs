@@ -1,8 +1,8 @@
 // Discovery through sysfs, and reset where the device supports it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Iommufd, VfioDevice, cdevPathFor, listPciDevices } from 'vfio';
-import { deviceOf, devicesOf } from './lab.mjs';
+import { VfioDevice, cdevPathFor, listPciDevices } from 'vfio';
+import { deviceOf, devicesOf, withBound } from './lab.mjs';
 
 test('listPciDevices lists the edu and nvme devices with their cdevPath', () => {
   const list = listPciDevices();
@@ -41,10 +41,7 @@ test('VfioDevice.open by BDF and by mdev UUID', () => {
 });
 
 test('reset() works where info().canReset says so', () => {
-  const iommufd = Iommufd.open();
-  const dev = VfioDevice.open(deviceOf('nvme').bdf);
-  try {
-    dev.bind(iommufd);
+  withBound('nvme', ({ dev }) => {
     assert.equal(dev.info().canReset, true);
     const bar = dev.region(0);
     bar.write32(0x14, 0x00460001); // NVMe CC.EN: enable the controller
@@ -53,8 +50,5 @@ test('reset() works where info().canReset says so', () => {
     assert.equal(bar.read32(0x14), 0, 'CC is back to its reset value');
     assert.equal(bar.read32(0x1c) & 1, 0, 'the controller is no longer ready');
     assert.equal(dev.config.vendorId, 0x1b36, 'the device answers after reset');
-  } finally {
-    dev.close();
-    iommufd.close();
-  }
+  }, { attach: false });
 });

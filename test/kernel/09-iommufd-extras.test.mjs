@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
 import { DmaBuffer, Iommufd, VfioContainer, VfioDevice, VfioGroup, constants } from 'vfio';
-import { deviceOf } from './lab.mjs';
+import { deviceOf, withBound } from './lab.mjs';
 import { openEdu } from './edu.mjs';
 
 test('hwInfo reports an Intel VT-d IOMMU with its register data', () => {
@@ -99,10 +99,7 @@ test('hotResetInfo lists the affected devices by devid in the cdev form', () => 
 });
 
 test('hotReset() in the cdev form resets the bus: an enabled NVMe controller is disabled', () => {
-  const iommufd = Iommufd.open();
-  const dev = VfioDevice.open(deviceOf('nvme').bdf);
-  try {
-    dev.bind(iommufd);
+  withBound('nvme', ({ dev }) => {
     const bar = dev.region(0);
     bar.write32(0x14, 0x00460001); // NVMe CC.EN: enable the controller
     assert.equal(bar.read32(0x1c) & 1, 1, 'CSTS.RDY');
@@ -110,10 +107,7 @@ test('hotReset() in the cdev form resets the bus: an enabled NVMe controller is 
     assert.equal(bar.read32(0x14), 0, 'CC is back to its reset value');
     assert.equal(bar.read32(0x1c) & 1, 0, 'the controller is no longer ready');
     assert.equal(dev.config.vendorId, 0x1b36);
-  } finally {
-    dev.close();
-    iommufd.close();
-  }
+  }, { attach: false });
 });
 
 test('hotResetInfo on a root-bus device reports ENODEV (no slot or bus reset)', () => {

@@ -124,12 +124,12 @@ test('probe --json reports every step', () => {
 });
 
 test('probe exits 1 and names the cause when bind is refused (group fd open elsewhere)', () => {
-  const group = native.fdOpen(edu.groupPath);
+  const group = native.groupOpen(edu.groupPath);
   let r;
   try {
     r = vfio(['probe', edu.bdf]);
   } finally {
-    native.fdClose(group);
+    native.groupClose(group);
   }
   assert.match(r.stdout, /^FAIL VFIO_DEVICE_BIND_IOMMUFD\s+EBUSY/m);
   assertOneLineError(r, /probe failed at VFIO_DEVICE_BIND_IOMMUFD: .*group/);

@@ -1,42 +1,12 @@
-// QEMU's edu device, as the kernel tests drive it (see docs/specs/edu.rst in QEMU).
-import { Iommufd, VfioDevice } from 'vfio';
-import { devicesOf } from './lab.mjs';
+// QEMU's edu device, as the kernel tests drive it; its register map is examples/edu.ts.
+import { EDU } from '../../examples/build/edu.js';
+import { openBound } from './lab.mjs';
 
-export const EDU = {
-  ID: 0x00,
-  LIVENESS: 0x04,
-  STATUS: 0x20,
-  IRQ_STATUS: 0x24,
-  IRQ_RAISE: 0x60,
-  IRQ_ACK: 0x64,
-  DMA_SRC: 0x80,
-  DMA_DST: 0x88,
-  DMA_COUNT: 0x90,
-  DMA_CMD: 0x98,
-  BUFFER: 0x40000,
-  CMD_START: 1,
-  CMD_TO_RAM: 2,
-  CMD_IRQ: 4,
-};
+export { EDU } from '../../examples/build/edu.js';
 
 /** Open edu number `n`, bound to a fresh iommufd and attached to a fresh IOAS. */
 export function openEdu(n = 0) {
-  const info = devicesOf('edu')[n];
-  const iommufd = Iommufd.open();
-  const dev = VfioDevice.open(info.bdf);
-  dev.bind(iommufd);
-  const ioas = iommufd.allocIoas();
-  dev.attach(ioas);
-  const close = () => {
-    dev.close();
-    try {
-      ioas.unmapAll();
-      ioas.destroy();
-    } finally {
-      iommufd.close();
-    }
-  };
-  return { info, iommufd, dev, ioas, close };
+  return openBound('edu', { n });
 }
 
 /** Start one edu DMA of `count` bytes (below 4096: QEMU 7.2 aborts on exactly 4096). */

@@ -1,5 +1,6 @@
 // What the lab guest provides: the device manifest written by test/lab/guest.mjs.
 import fs from 'node:fs';
+import { Iommufd, VfioDevice } from 'vfio';
 
 const file = process.env.VFIO_LAB_MANIFEST;
 if (!file) {
@@ -19,4 +20,60 @@ export function devicesOf(kind) {
 /** The first device of a kind. */
 export function deviceOf(kind) {
   return devicesOf(kind)[0];
+}
+
+/**
+ * Open device `n` of `kind`, bind it to a fresh iommufd and (unless `attach: false`) attach it to
+ * a fresh IOAS. `close()` releases all of it and is idempotent.
+ */
+export function openBound(kind, { n = 0, attach = true } = {}) {
+  const info = devicesOf(kind)[n];
+  const iommufd = Iommufd.open();
+  let dev;
+  let ioas = null;
+  try {
+    dev = VfioDevice.open(info.cdevPath);
+    dev.bind(iommufd);
+    if (attach) {
+      ioas = iommufd.allocIoas();
+      dev.attach(ioas);
+    }
+  } catch (err) {
+    dev?.close();
+    iommufd.close();
+    throw err;
+  }
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    dev.close();
+    try {
+      if (ioas && !ioas.destroyed) {
+        ioas.unmapAll();
+        ioas.destroy();
+      }
+    } finally {
+      iommufd.close();
+    }
+  };
+  return { info, iommufd, dev, ioas, close };
+}
+
+/**
+ * Run `fn({ info, iommufd, dev, ioas })` on a device opened by openBound and close it all
+ * afterwards, whatever `fn` does (sync or async).
+ */
+export function withBound(kind, fn, options) {
+  const ctx = openBound(kind, options);
+  let result;
+  try {
+    result = fn(ctx);
+  } catch (err) {
+    ctx.close();
+    throw err;
+  }
+  if (result && typeof result.then === 'function') return result.finally(ctx.close);
+  ctx.close();
+  return result;
 }

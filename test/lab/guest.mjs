@@ -8,10 +8,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { LAB_DEVICES, byPciId } from './devices.mjs';
+
 const IO = '/run/vfio-lab';
 const PCI = '/sys/bus/pci/devices';
-const KINDS = { '0x1234:0x11e8': 'edu', '0x1b36:0x0010': 'nvme' };
-const MTTY_TYPE = '/sys/devices/virtual/mtty/mtty/mdev_supported_types/mtty-2';
 
 function log(message) {
   process.stderr.write(`lab-guest: ${message}\n`);
@@ -66,7 +66,7 @@ function setupDevices() {
   const devices = [];
   for (const bdf of fs.readdirSync(PCI).sort()) {
     const dir = path.join(PCI, bdf);
-    const kind = KINDS[`${read(path.join(dir, 'vendor'))}:${read(path.join(dir, 'device'))}`];
+    const kind = byPciId(`${read(path.join(dir, 'vendor'))}:${read(path.join(dir, 'device'))}`)?.kind;
     if (!kind) continue;
     bindToVfioPci(bdf);
     devices.push({
@@ -79,14 +79,24 @@ function setupDevices() {
       sysfsPath: dir,
     });
   }
-  if (fs.existsSync(MTTY_TYPE)) {
+  for (const mdev of LAB_DEVICES.filter((d) => d.mdevType)) devices.push(...createMdevs(mdev));
+  return devices;
+}
+
+function createMdevs({ kind, count, mdevType }) {
+  const devices = [];
+  if (!fs.existsSync(mdevType)) {
+    log(`no ${kind} parent at ${mdevType}; the kernel lacks its mdev sample driver`);
+    return devices;
+  }
+  for (let i = 0; i < count; i++) {
     const uuid = randomUUID();
-    fs.writeFileSync(path.join(MTTY_TYPE, 'create'), uuid);
+    fs.writeFileSync(path.join(mdevType, 'create'), uuid);
     const dir = `/sys/bus/mdev/devices/${uuid}`;
-    waitFor(path.join(dir, 'vfio-dev'), 'mtty vfio device');
+    waitFor(path.join(dir, 'vfio-dev'), `${kind} vfio device`);
     const group = groupOf(dir);
     devices.push({
-      kind: 'mtty',
+      kind,
       id: uuid,
       bdf: null,
       cdevPath: cdevOf(dir),
@@ -94,8 +104,6 @@ function setupDevices() {
       groupPath: group === null ? null : `/dev/vfio/${group}`,
       sysfsPath: fs.realpathSync(dir),
     });
-  } else {
-    log(`no mtty parent at ${MTTY_TYPE}; the kernel lacks CONFIG_SAMPLE_VFIO_MDEV_MTTY`);
   }
   return devices;
 }

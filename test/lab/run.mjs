@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The vfio lab: boots the project's own kernel in QEMU (q35, emulated VT-d, two edu, one
-// nvme, an mtty mdev) with the host's / as the guest's read-only root, runs one command in
+// The vfio lab: boots the project's own kernel in QEMU (q35, emulated VT-d, and the devices of
+// devices.mjs) with the host's / as the guest's read-only root, runs one command in
 // the guest, streams its output, and exits with the command's exit status.
 //
 //   node test/lab/run.mjs [--timeout SECONDS] [--out DIR] [--] COMMAND [ARGS...]
@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { LAB_DEVICES } from './devices.mjs';
 import { LAB_DIR, RUNTIME_PACKAGES, cacheDir, ensureKernel, ensurePackages, fail, say } from './host.mjs';
 
 const USAGE = 'usage: npm run lab -- [--timeout SECONDS] [--out DIR] COMMAND [ARGS...]   |   node test/lab/run.mjs --suite';
@@ -109,14 +110,7 @@ function qemuArgs(kernel, ioDir) {
     '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
     '-fsdev', `local,id=labio,path=${ioDir},security_model=none,multidevs=remap`,
     '-device', 'virtio-9p-pci,fsdev=labio,mount_tag=labio',
-    '-device', 'edu',
-    '-device', 'edu',
-    '-drive', `file=${nvmeImage()},if=none,id=nvm,format=raw,file.locking=off`,
-    // The nvme sits behind a PCIe root port, so it has a bus the kernel can reset (hot reset).
-    // At 5 GT/s: for faster ports the kernel waits for Data Link Layer Link Active after a bus
-    // reset, which QEMU's root port does not report, and the reset fails with ENOTTY.
-    '-device', 'pcie-root-port,id=rp0,chassis=1,slot=1,x-speed=5,x-width=1',
-    '-device', 'nvme,drive=nvm,serial=vfiolab,bus=rp0',
+    ...LAB_DEVICES.flatMap((d) => d.qemu({ nvmeImage })),
   ];
 }
 

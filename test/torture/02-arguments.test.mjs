@@ -3,16 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Iommufd, VfioContainer, VfioDevice } from 'vfio';
-import { deviceOf } from '../kernel/lab.mjs';
+import { openBound } from '../kernel/lab.mjs';
 
-const edu = deviceOf('edu');
-
-function bound(info = edu) {
-  const iommufd = Iommufd.open();
-  const dev = VfioDevice.open(info.cdevPath);
-  dev.bind(iommufd);
-  return { iommufd, dev, close: () => { dev.close(); iommufd.close(); } };
-}
+const bound = (kind = 'edu') => openBound(kind, { attach: false });
 
 test('attach refuses an IOAS of another iommufd before the syscall', () => {
   const b = bound();
@@ -86,7 +79,7 @@ test('attach by number uses the bound iommufd and detach/close keep working', ()
 
 test('a HWPT of another iommufd or a destroyed one is refused', () => {
   const b = bound();
-  const other = bound(deviceOf('nvme'));
+  const other = bound('nvme');
   try {
     const ioas = b.iommufd.allocIoas();
     const hwpt = b.iommufd.allocHwpt(b.dev, ioas);

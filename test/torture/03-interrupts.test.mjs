@@ -3,8 +3,7 @@
 // device with interrupts is collectable.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Iommufd, VfioDevice } from 'vfio';
-import { deviceOf } from '../kernel/lab.mjs';
+import { deviceOf, openBound } from '../kernel/lab.mjs';
 import { assertSurvived, runCase } from './child.mjs';
 
 const edu = deviceOf('edu');
@@ -23,12 +22,7 @@ function blockedWorker(options) {
     irqs.waitSync(0${options ? `, ${options}` : ''});`;
 }
 
-function open(info) {
-  const iommufd = Iommufd.open();
-  const dev = VfioDevice.open(info.cdevPath);
-  dev.bind(iommufd);
-  return { dev, close: () => { dev.close(); iommufd.close(); } };
-}
+const open = (info) => openBound(info.kind, { attach: false });
 
 test('a second enableIrq over owned vectors is refused, naming the owner, and the first keeps delivering', async () => {
   const { dev, close } = open(edu);

@@ -29,3 +29,20 @@ test('VfioStateError is a VfioError with a specific code', () => {
   assert.equal(e.code, 'ERR_VFIO_NOT_BOUND');
   assert.equal(e.errno, -22);
 });
+
+test('every ioctl a hint is keyed by is a row of the addon\'s ioctl table, and every errno a real one', async () => {
+  const { IOCTL_HINTS } = await import('../../dist/errors.js');
+  const { native } = await import('../../dist/native.js');
+  const { constants } = await import('node:os');
+  for (const [ioctl, byErrno] of Object.entries(IOCTL_HINTS)) {
+    assert.ok(Object.hasOwn(native.ioctls, ioctl), `${ioctl} is not in the ioctl table (native/uapi.h)`);
+    for (const code of Object.keys(byErrno)) assert.ok(code in constants.errno, `${ioctl}: ${code} is not an errno name`);
+  }
+});
+
+test('the ioctl table gives JS the kernel\'s request numbers', async () => {
+  const { native } = await import('../../dist/native.js');
+  assert.equal(native.ioctls.VFIO_DEVICE_GET_INFO, 0x3b6b);
+  assert.equal(native.ioctls.IOMMU_IOAS_MAP_FILE, 0x3b8f);
+  assert.ok(Object.isFrozen(native.ioctls));
+});

@@ -1,10 +1,11 @@
 // The C side of the benchmarks: the same operations the Node library does, on the same edu
-// device, with plain syscalls. Built by bench/run.mjs with the machine's compiler.
+// device, with plain syscalls (C++ only for the addon's own uAPI header: the ioctl table and the
+// kernel structs live once, in native/uapi.h). Built by bench/run.mjs with the machine's
+// compiler, which passes the edu register map of examples/edu.ts as -DEDU_* flags.
 //
 //   vfio-bench <cdev> <runs> <bench>...      prints {"bench": [ns per op, one per run], ...}
 //
 // Benches: getinfo, pread32, mmio32, mmioblock, map4k, map2m, irq, dma.
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -18,34 +19,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#define IO(nr) ((0x3bUL << 8) | (nr))
-#define VFIO_DEVICE_GET_INFO IO(107)
-#define VFIO_DEVICE_GET_REGION_INFO IO(108)
-#define VFIO_DEVICE_SET_IRQS IO(110)
-#define VFIO_DEVICE_BIND_IOMMUFD IO(118)
-#define VFIO_DEVICE_ATTACH_IOMMUFD_PT IO(119)
-#define IOMMU_IOAS_ALLOC IO(0x81)
-#define IOMMU_IOAS_MAP IO(0x85)
-#define IOMMU_IOAS_UNMAP IO(0x86)
+#include "../native/uapi.h"
 
-struct device_info { uint32_t argsz, flags, num_regions, num_irqs, cap_offset, pad; };
-struct region_info { uint32_t argsz, flags, index, cap_offset; uint64_t size, offset; };
-struct irq_set { uint32_t argsz, flags, index, start, count; int32_t fd; };
-struct bind { uint32_t argsz, flags; int32_t iommufd; uint32_t out_devid; };
-struct attach { uint32_t argsz, flags, pt_id; };
-struct ioas_alloc { uint32_t size, flags, out_ioas_id; };
-struct ioas_map { uint32_t size, flags, ioas_id, reserved; uint64_t user_va, length, iova; };
-struct ioas_unmap { uint32_t size, ioas_id; uint64_t iova, length; };
+#ifndef EDU_IRQ_STATUS
+#error "build with bench/run.mjs: it passes the edu register map (examples/edu.ts) as -DEDU_* flags"
+#endif
 
-enum { EDU_IRQ_STATUS = 0x24, EDU_IRQ_RAISE = 0x60, EDU_IRQ_ACK = 0x64, EDU_DMA_SRC = 0x80,
-       EDU_DMA_DST = 0x88, EDU_DMA_COUNT = 0x90, EDU_DMA_CMD = 0x98 };
+using namespace vfio;
+
+static unsigned long Req(Ioctl i) { return Info(i).number; }
 
 static int dev, ictx, efd;
 static uint32_t ioas;
 static uint64_t bar0_off, cfg_off;
-static volatile uint8_t *bar;
+static volatile uint8_t* bar;
 
-static void die(const char *what) {
+static void die(const char* what) {
   fprintf(stderr, "vfio-bench: %s: %s\n", what, strerror(errno));
   exit(1);
 }
@@ -56,37 +45,43 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
 }
 
-static uint32_t rd32(uint32_t off) { return *(volatile uint32_t *)(bar + off); }
-static void wr32(uint32_t off, uint32_t v) { *(volatile uint32_t *)(bar + off) = v; }
-static void wr64(uint32_t off, uint64_t v) { *(volatile uint64_t *)(bar + off) = v; }
+static uint32_t rd32(uint32_t off) { return *reinterpret_cast<volatile uint32_t*>(bar + off); }
+static void wr32(uint32_t off, uint32_t v) { *reinterpret_cast<volatile uint32_t*>(bar + off) = v; }
+static void wr64(uint32_t off, uint64_t v) { *reinterpret_cast<volatile uint64_t*>(bar + off) = v; }
 
-static void setup(const char *path) {
+static void setup(const char* path) {
   dev = open(path, O_RDWR | O_CLOEXEC);
   if (dev < 0) die(path);
   ictx = open("/dev/iommu", O_RDWR | O_CLOEXEC);
   if (ictx < 0) die("/dev/iommu");
-  struct bind b = {sizeof b, 0, ictx, 0};
-  if (ioctl(dev, VFIO_DEVICE_BIND_IOMMUFD, &b)) die("bind");
-  struct ioas_alloc a = {sizeof a, 0, 0};
-  if (ioctl(ictx, IOMMU_IOAS_ALLOC, &a)) die("ioas alloc");
+  vfio_device_bind_iommufd b{};
+  b.argsz = kBindMinsz;
+  b.iommufd = ictx;
+  if (ioctl(dev, Req(Ioctl::VFIO_DEVICE_BIND_IOMMUFD), &b)) die("bind");
+  iommu_ioas_alloc a{sizeof a, 0, 0};
+  if (ioctl(ictx, Req(Ioctl::IOMMU_IOAS_ALLOC), &a)) die("ioas alloc");
   ioas = a.out_ioas_id;
-  struct attach at = {sizeof at, 0, ioas};
-  if (ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at)) die("attach");
-  struct region_info r = {sizeof r, 0, 0, 0, 0, 0};
-  if (ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &r)) die("region info");
+  vfio_device_attach_iommufd_pt at{kAttachMinsz, 0, ioas, 0};
+  if (ioctl(dev, Req(Ioctl::VFIO_DEVICE_ATTACH_IOMMUFD_PT), &at)) die("attach");
+  vfio_region_info r{sizeof r, 0, 0, 0, 0, 0};
+  if (ioctl(dev, Req(Ioctl::VFIO_DEVICE_GET_REGION_INFO), &r)) die("region info");
   bar0_off = r.offset;
-  bar = mmap(NULL, r.size, PROT_READ | PROT_WRITE, MAP_SHARED, dev, r.offset);
-  if (bar == MAP_FAILED) die("mmap bar0");
-  r.index = 7;
-  if (ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &r)) die("region info 7");
+  void* p = mmap(NULL, r.size, PROT_READ | PROT_WRITE, MAP_SHARED, dev, r.offset);
+  if (p == MAP_FAILED) die("mmap bar0");
+  bar = static_cast<volatile uint8_t*>(p);
+  r = vfio_region_info{sizeof r, 0, 7, 0, 0, 0};
+  if (ioctl(dev, Req(Ioctl::VFIO_DEVICE_GET_REGION_INFO), &r)) die("region info 7");
   cfg_off = r.offset;
   uint16_t cmd;
   if (pread(dev, &cmd, 2, cfg_off + 4) != 2) die("read command");
   cmd |= 4;  // bus master
   if (pwrite(dev, &cmd, 2, cfg_off + 4) != 2) die("write command");
   efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  struct irq_set s = {sizeof s, (1 << 2) | (1 << 5), 1, 0, 1, efd};  // DATA_EVENTFD|ACTION_TRIGGER, MSI
-  if (ioctl(dev, VFIO_DEVICE_SET_IRQS, &s)) die("set irqs");
+  struct {
+    vfio_irq_set s;
+    int32_t fd;
+  } set{{sizeof set, (1 << 2) | (1 << 5), 1, 0, 1}, efd};  // DATA_EVENTFD|ACTION_TRIGGER, MSI
+  if (ioctl(dev, Req(Ioctl::VFIO_DEVICE_SET_IRQS), &set)) die("set irqs");
 }
 
 static void wait_irq(void) {
@@ -101,23 +96,23 @@ static void wait_irq(void) {
   if (st) wr32(EDU_IRQ_ACK, st);
 }
 
-static void *alloc(size_t n) {
-  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+static uint8_t* alloc(size_t n) {
+  void* p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (p == MAP_FAILED) die("mmap anonymous");
-  return p;
+  return static_cast<uint8_t*>(p);
 }
 
 // One run of a bench: the time per operation in ns.
-static double run(const char *name) {
+static double run(const char* name) {
   uint64_t t0, n;
   volatile uint32_t sink = 0;
   if (!strcmp(name, "getinfo")) {
     n = 20000;
-    struct device_info info;
+    vfio_device_info info;
     t0 = now_ns();
     for (uint64_t i = 0; i < n; i++) {
       info.argsz = sizeof info;
-      if (ioctl(dev, VFIO_DEVICE_GET_INFO, &info)) die("get info");
+      if (ioctl(dev, Req(Ioctl::VFIO_DEVICE_GET_INFO), &info)) die("get info");
     }
   } else if (!strcmp(name, "pread32")) {
     n = 20000;
@@ -143,13 +138,13 @@ static double run(const char *name) {
   } else if (!strcmp(name, "map4k") || !strcmp(name, "map2m")) {
     size_t len = name[3] == '4' ? 4096 : 2 << 20;
     n = len == 4096 ? 2000 : 500;
-    void *buf = alloc(len);
+    uint8_t* buf = alloc(len);
     t0 = now_ns();
     for (uint64_t i = 0; i < n; i++) {
-      struct ioas_map m = {sizeof m, (1 << 0) | (1 << 1) | (1 << 2), ioas, 0, (uintptr_t)buf, len, 0x200000};
-      if (ioctl(ictx, IOMMU_IOAS_MAP, &m)) die("map");
-      struct ioas_unmap u = {sizeof u, ioas, 0x200000, len};
-      if (ioctl(ictx, IOMMU_IOAS_UNMAP, &u)) die("unmap");
+      iommu_ioas_map m{sizeof m, (1 << 0) | (1 << 1) | (1 << 2), ioas, 0, (uintptr_t)buf, len, 0x200000};
+      if (ioctl(ictx, Req(Ioctl::IOMMU_IOAS_MAP), &m)) die("map");
+      iommu_ioas_unmap u{sizeof u, ioas, 0x200000, len};
+      if (ioctl(ictx, Req(Ioctl::IOMMU_IOAS_UNMAP), &u)) die("unmap");
     }
     uint64_t t = now_ns() - t0;
     munmap(buf, len);
@@ -163,23 +158,23 @@ static double run(const char *name) {
     }
   } else if (!strcmp(name, "dma")) {
     n = 3;
-    uint8_t *buf = alloc(8192);
-    struct ioas_map m = {sizeof m, 7, ioas, 0, (uintptr_t)buf, 8192, 0x100000};
-    if (ioctl(ictx, IOMMU_IOAS_MAP, &m)) die("map dma");
+    uint8_t* buf = alloc(8192);
+    iommu_ioas_map m{sizeof m, 7, ioas, 0, (uintptr_t)buf, 8192, 0x100000};
+    if (ioctl(ictx, Req(Ioctl::IOMMU_IOAS_MAP), &m)) die("map dma");
     for (int i = 0; i < 1024; i++) buf[i] = (uint8_t)(i * 7 + 3);
     t0 = now_ns();
     for (uint64_t i = 0; i < n; i++) {
-      wr64(EDU_DMA_SRC, 0x100000); wr64(EDU_DMA_DST, 0x40000); wr64(EDU_DMA_COUNT, 1024);
-      wr64(EDU_DMA_CMD, 1 | 4);
+      wr64(EDU_DMA_SRC, 0x100000); wr64(EDU_DMA_DST, EDU_BUFFER); wr64(EDU_DMA_COUNT, 1024);
+      wr64(EDU_DMA_CMD, EDU_CMD_START | EDU_CMD_IRQ);
       wait_irq();
-      wr64(EDU_DMA_SRC, 0x40000); wr64(EDU_DMA_DST, 0x101000); wr64(EDU_DMA_COUNT, 1024);
-      wr64(EDU_DMA_CMD, 1 | 2 | 4);
+      wr64(EDU_DMA_SRC, EDU_BUFFER); wr64(EDU_DMA_DST, 0x101000); wr64(EDU_DMA_COUNT, 1024);
+      wr64(EDU_DMA_CMD, EDU_CMD_START | EDU_CMD_TO_RAM | EDU_CMD_IRQ);
       wait_irq();
     }
     uint64_t t = now_ns() - t0;
     if (memcmp(buf, buf + 4096, 1024)) { fprintf(stderr, "vfio-bench: DMA copy differs\n"); exit(1); }
-    struct ioas_unmap u = {sizeof u, ioas, 0x100000, 8192};
-    if (ioctl(ictx, IOMMU_IOAS_UNMAP, &u)) die("unmap dma");
+    iommu_ioas_unmap u{sizeof u, ioas, 0x100000, 8192};
+    if (ioctl(ictx, Req(Ioctl::IOMMU_IOAS_UNMAP), &u)) die("unmap dma");
     munmap(buf, 8192);
     return (double)t / n;
   } else {
@@ -190,7 +185,7 @@ static double run(const char *name) {
   return (double)(now_ns() - t0) / n;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc < 4) {
     fprintf(stderr, "usage: vfio-bench <cdev> <runs> <bench>...\n");
     return 2;
