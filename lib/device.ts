@@ -1,6 +1,6 @@
 import { describe, optionsObject, toIndex, toPath } from './args';
 import { flags as C } from './constants';
-import { EBUSY, EINVAL, VfioError, VfioStateError, closedError } from './errors';
+import { EBUSY, EINVAL, VfioStateError, closedError } from './errors';
 import {
   decodeDeviceInfo, decodeHotResetInfo, decodeIrqInfo, decodeRegionInfo, type DeviceInfo, type HotResetInfo, type IrqInfo,
   type RegionInfo,
@@ -8,7 +8,8 @@ import {
 import { Interrupts } from './interrupts';
 import { IrqOwners, irqIndex, type IrqIndexName } from './irq-owners';
 import { attachTarget, Iommufd, type Hwpt, type IoAddressSpace } from './iommufd';
-import { native, PAGE_SIZE, type NativeHandle } from './native';
+import { native, type NativeHandle } from './native';
+import { probeGate, type ProbeReport } from './probe';
 import { PciConfig } from './pci-config';
 import { BarMappings } from './bar-mappings';
 import { MappedRegion, Region, type Live } from './region';
@@ -17,6 +18,7 @@ import { cdevPathFor, isBdf, isMdevUuid } from './sysfs';
 export type { DeviceInfo, HotResetDevice, HotResetInfo, InfoCapability, IrqInfo, RegionInfo } from './decoders';
 export { MappedRegion, Region } from './region';
 export { PciConfig } from './pci-config';
+export type { ProbeReport } from './probe';
 
 /** The device fd's state, mirroring the kernel: a cdev fd starts blocked until bound. */
 export type DeviceState = 'blocked' | 'bound' | 'attached' | 'closed';
@@ -36,14 +38,6 @@ export interface DeviceFromFdOptions extends DeviceOpenOptions {
   own?: boolean;
   /** The fd is already bound (a cdev bound elsewhere, or a group-path device fd). Default false. */
   bound?: boolean;
-}
-
-/** What the kernel answered to each call on a blocked cdev fd. */
-export interface ProbeReport {
-  ioctl: string;
-  read: string;
-  write: string;
-  mmap: string;
 }
 
 /** Options of {@link VfioDevice.feature}. */
@@ -288,22 +282,7 @@ export class VfioDevice {
       throw new VfioStateError('ERR_VFIO_ALREADY_BOUND', EINVAL, 'ioctl',
         'probeBlocked() needs a cdev fd that is not bound yet', this.path ? { path: this.path } : {});
     }
-    const h = this.#live.handle;
-    const answer = (fn: () => void): string => {
-      try {
-        fn();
-        return 'OK';
-      } catch (err) {
-        if (err instanceof VfioError) return err.code;
-        throw err;
-      }
-    };
-    return {
-      ioctl: answer(() => void native.deviceGetInfo(h)),
-      read: answer(() => void native.devicePreadInto(h, 0, new Uint8Array(0))),
-      write: answer(() => void native.devicePwrite(h, 0, new Uint8Array(0))),
-      mmap: answer(() => native.mappingClose(native.deviceMmap(h, 0, PAGE_SIZE, false))),
-    };
+    return probeGate(this.#live.handle);
   }
 
   /** VFIO_DEVICE_GET_INFO. */
