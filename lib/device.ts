@@ -6,6 +6,7 @@ import {
   type RegionInfo,
 } from './decoders';
 import { Interrupts } from './interrupts';
+import { IoEventFd, type IoEventFdOptions } from './ioeventfd';
 import { IrqOwners, irqIndex, type IrqIndexName } from './irq-owners';
 import { attachTarget, Iommufd, type Hwpt, type IoAddressSpace } from './iommufd';
 import { native, type NativeHandle } from './native';
@@ -353,6 +354,17 @@ export class VfioDevice {
     this.#children.add(irqs);
     this.#irqs.add(irqs);
     return irqs;
+  }
+
+  /**
+   * VFIO_DEVICE_IOEVENTFD: an eventfd whose every signal makes the kernel write `data` (`width`
+   * bytes) at `offset` of region `regionIndex`. `close()` removes it.
+   */
+  ioeventfd(regionIndex: number, offset: number, width: 1 | 2 | 4 | 8, options?: IoEventFdOptions): IoEventFd {
+    const region = this.regionInfo(regionIndex);
+    const io = new IoEventFd(this, region, offset, width, options);
+    this.#children.add(io);
+    return io;
   }
 
   /** VFIO_DEVICE_RESET (see `info().canReset`). */

@@ -19,5 +19,7 @@ export type {
   InfoCapability, HotResetInfo, HotResetDevice, FeatureOptions, IrqIndexName,
 } from './device';
 export { Interrupts } from './interrupts';
+export { IoEventFd } from './ioeventfd';
+export type { IoEventFdOptions } from './ioeventfd';
 export type { InterruptEvent, WaitOptions } from './interrupts';
 export { VfioContainer, VfioGroup } from './group';

@@ -43,6 +43,7 @@ export interface NativeBinding {
   devicePreadInto(h: NativeHandle, offset: number, into: Uint8Array): number;
   devicePwrite(h: NativeHandle, offset: number, bytes: Uint8Array): number;
   deviceMmap(h: NativeHandle, offset: number, length: number, writable: boolean): NativeHandle;
+  deviceIoeventfd(h: NativeHandle, offset: number, data: bigint, width: number, eventfd: NativeHandle | null): void;
 
   mappingRead8(h: NativeHandle, offset: number): number;
   mappingRead16(h: NativeHandle, offset: number): number;

@@ -38,6 +38,10 @@ void ClosePoll(AddonData* addon, uv_poll_t* poll);
 // exits while native code blocks).
 bool CanRunJs(Napi::Env env);
 
+// The eventfd of the interrupt-watcher handle in info[i] (for calls that hand the kernel an
+// eventfd: SET_IRQS takes the numbers in an array, IOEVENTFD takes the handle).
+int EventFdArg(const Napi::CallbackInfo& info, size_t i);
+
 // exports[name] = a JS function calling cb.
 void Export(Napi::Env env, Napi::Object exports, const char* name, Napi::Function::Callback cb);
 

@@ -277,6 +277,22 @@ Napi::Value Pwrite(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(n));
 }
 
+// (dev, offset in the fd, data, width: 1|2|4|8, eventfd handle | null to remove)
+// VFIO_DEVICE_IOEVENTFD: the kernel writes `data` at `offset` whenever the eventfd is signalled.
+Napi::Value Ioeventfd(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  vfio_device_ioeventfd e{};
+  e.argsz = sizeof(e);
+  e.offset = static_cast<uint64_t>(ArgOffset(info, 1));
+  e.data = ArgU64(info, 2, "data");
+  uint32_t width = ArgU32(info, 3, "width");
+  if (width != 1 && width != 2 && width != 4 && width != 8) ThrowRange(info.Env(), "width must be 1, 2, 4 or 8");
+  e.flags = width;  // VFIO_DEVICE_IOEVENTFD_8/16/32/64 are 1, 2, 4, 8: the width in bytes
+  e.fd = info[4].IsNull() ? -1 : EventFdArg(info, 4);
+  Call<Ioctl::VFIO_DEVICE_IOEVENTFD>(info.Env(), d, &e);
+  return Napi::Value();
+}
+
 }  // namespace
 
 // Declared in mapping.cc: wraps an mmap of a device region.
@@ -326,6 +342,7 @@ void InitDevice(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "devicePreadInto", PreadInto);
   Export(env, exports, "devicePwrite", Pwrite);
   Export(env, exports, "deviceMmap", Mmap);
+  Export(env, exports, "deviceIoeventfd", Ioeventfd);
 }
 
 }  // namespace vfio

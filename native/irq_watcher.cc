@@ -244,6 +244,12 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+int EventFdArg(const Napi::CallbackInfo& info, size_t i) {
+  auto* w = Unwrap<IrqWatcher>(info[i], Kind::IrqWatcher, "eventfd");
+  if (w->fd < 0) ThrowErrno(info.Env(), EBADF, "eventfd");
+  return w->fd;
+}
+
 void InitIrqWatcher(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "irqCreate", Create);
   Export(env, exports, "irqFd", Fd);

@@ -168,3 +168,45 @@ test('MappedRegion.readInto reads consecutive registers in one call, each at its
     edu.close();
   }
 });
+
+test('an ioeventfd makes the kernel write its value to the register at each signal, until closed', () => {
+  const edu = openEdu();
+  const bar = edu.dev.region(0).map();
+  try {
+    const io = edu.dev.ioeventfd(0, EDU.LIVENESS, 4, { data: 0x12345678 });
+    bar.write32(EDU.LIVENESS, 0);
+    io.signal();
+    const end = Date.now() + 2000;
+    while (bar.read32(EDU.LIVENESS) !== ~0x12345678 >>> 0 && Date.now() < end);
+    assert.equal(bar.read32(EDU.LIVENESS), ~0x12345678 >>> 0, 'liveness reads back ~data once the kernel wrote data');
+    io.close();
+    assert.equal(io.closed, true);
+    assert.throws(() => io.signal(), { code: 'ERR_VFIO_CLOSED' });
+    io.close();
+  } finally {
+    bar.close();
+    edu.close();
+  }
+});
+
+test('ioeventfd refuses bad widths, offsets and data before the syscall', () => {
+  const edu = openEdu();
+  try {
+    assert.throws(() => edu.dev.ioeventfd(0, 4, 3), RangeError);
+    assert.throws(() => edu.dev.ioeventfd(0, 2, 4), { name: 'RangeError', message: /aligned/ });
+    assert.throws(() => edu.dev.ioeventfd(0, 1 << 20, 4), { name: 'RangeError', message: /outside/ });
+    assert.throws(() => edu.dev.ioeventfd(0, 4, 1, { data: 256 }), { name: 'RangeError', message: /fit/ });
+    assert.throws(() => edu.dev.ioeventfd(0, '4', 4), TypeError);
+    assert.throws(() => edu.dev.ioeventfd(0, 4, 4, { data: 'x' }), TypeError);
+  } finally {
+    edu.close();
+  }
+});
+
+test('closing the device closes its ioeventfds', () => {
+  const edu = openEdu();
+  const io = edu.dev.ioeventfd(0, EDU.LIVENESS, 4);
+  edu.close();
+  assert.equal(io.closed, true);
+  assert.throws(() => io.signal(), { code: 'ERR_VFIO_CLOSED' });
+});

@@ -34,7 +34,7 @@ function countNativeCalls(fn) {
 const WORKS_BEFORE_BIND = new Set(['constructor', 'bind', 'probeBlocked', 'close', 'state', 'devId', 'ptId', 'fd',
   'checks', 'iommufd', 'memoryOff', 'path']);
 /** Arguments for members that need some (the rest are called with none). */
-const ARGS = { regionInfo: [0], irqInfo: [1], region: [0], enableIrq: ['msi'], feature: [0], attach: [1] };
+const ARGS = { regionInfo: [0], irqInfo: [1], region: [0], enableIrq: ['msi'], feature: [0], attach: [1], ioeventfd: [0, 4, 4] };
 
 const deviceCalls = {};
 for (const key of Object.getOwnPropertyNames(VfioDevice.prototype)) {
