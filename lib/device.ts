@@ -1,6 +1,6 @@
 import { describe, optionsObject, toIndex, toPath } from './args';
 import { flags as C } from './constants';
-import { EBUSY, EINVAL, VfioStateError, closedError } from './errors';
+import { alreadyBoundError, busyError, closedError, notBoundError, type VfioStateError } from './errors';
 import {
   decodeDeviceInfo, decodeHotResetInfo, decodeIrqInfo, decodeRegionInfo, type DeviceInfo, type HotResetInfo, type IrqInfo,
   type RegionInfo,
@@ -158,13 +158,10 @@ export class VfioDevice {
   _handle(syscall: string, ioctl?: string): NativeHandle {
     if (!this.#live.handle) throw deviceClosed(syscall, ioctl, this.path ?? undefined);
     if (this.#checks && this.#state === 'blocked') {
-      throw new VfioStateError(
-        'ERR_VFIO_NOT_BOUND',
-        EINVAL,
-        syscall,
+      throw notBoundError(
         `${ioctl ?? syscall} on a cdev fd that is not bound yet; call bind(iommufd) first ` +
           '(the kernel answers EINVAL to everything before VFIO_DEVICE_BIND_IOMMUFD)',
-        { ...(ioctl ? { ioctl } : {}), ...(this.path ? { path: this.path } : {}) },
+        syscall, { ...(ioctl ? { ioctl } : {}), ...(this.path ? { path: this.path } : {}) },
       );
     }
     return this.#live.handle;
@@ -218,10 +215,7 @@ export class VfioDevice {
     const opts = optionsObject(options, 'options');
     const token = opts.vfToken === undefined ? null : uuidBytes(opts.vfToken);
     if (this.#checks && this.#state !== 'blocked') {
-      throw new VfioStateError(
-        'ERR_VFIO_ALREADY_BOUND',
-        EINVAL,
-        'ioctl',
+      throw alreadyBoundError(
         this.#fromGroup
           ? 'a device fd from the group path is never blocked and cannot be bound to an iommufd'
           : 'the device is already bound; a bound fd stays bound until close()',
@@ -280,8 +274,7 @@ export class VfioDevice {
   probeBlocked(): ProbeReport {
     if (!this.#live.handle) throw deviceClosed('ioctl', 'VFIO_DEVICE_GET_INFO', this.path ?? undefined);
     if (this.#state !== 'blocked') {
-      throw new VfioStateError('ERR_VFIO_ALREADY_BOUND', EINVAL, 'ioctl',
-        'probeBlocked() needs a cdev fd that is not bound yet', this.path ? { path: this.path } : {});
+      throw alreadyBoundError('probeBlocked() needs a cdev fd that is not bound yet', this.path ? { path: this.path } : {});
     }
     return probeGate(this.#live.handle);
   }
@@ -339,9 +332,9 @@ export class VfioDevice {
     const owners = this.#irqs.of(idx);
     const clash = this.#irqs.clash(idx, start, count);
     if (clash) {
-      throw new VfioStateError('ERR_VFIO_BUSY', EBUSY, 'ioctl',
+      throw busyError(
         `vectors ${start}..${start + count - 1} of IRQ index ${idx} overlap vectors ${clash.start}..` +
-        `${clash.start + clash.count - 1}, which another Interrupts set owns; disable() that set first`,
+        `${clash.start + clash.count - 1}, which another Interrupts set owns; disable() that set first`, 'ioctl',
         { ioctl, ...(this.path ? { path: this.path } : {}) });
     }
     if (!this.#info && this.#state !== 'blocked') this.info();

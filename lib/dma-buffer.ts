@@ -1,6 +1,6 @@
 import { totalmem } from 'node:os';
 import { toIndex, optionsObject } from './args';
-import { EBADF, EBUSY, VfioStateError } from './errors';
+import { bufferMappedError, closedError } from './errors';
 import { native, PAGE_SIZE, type NativeHandle } from './native';
 
 /** Options of {@link DmaBuffer.alloc}. */
@@ -91,7 +91,7 @@ export class DmaBuffer {
   }
 
   #live(): NativeHandle {
-    if (!this.#handle) throw new VfioStateError('ERR_VFIO_CLOSED', EBADF, 'mmap', 'the DmaBuffer was freed');
+    if (!this.#handle) throw closedError('the DmaBuffer was freed', 'mmap');
     return this.#handle;
   }
 
@@ -99,10 +99,7 @@ export class DmaBuffer {
   free(): void {
     if (!this.#handle) return;
     if (this.#pins > 0) {
-      throw new VfioStateError(
-        'ERR_VFIO_BUFFER_MAPPED',
-        EBUSY,
-        'munmap',
+      throw bufferMappedError(
         `the DmaBuffer is still mapped for DMA (${this.#pins} mapping(s)); unmap it first, or destroy the ` +
           'IOAS or close the iommufd or container that maps it',
       );

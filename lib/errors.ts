@@ -118,9 +118,41 @@ export class VfioStateError extends VfioError {
 }
 Object.defineProperty(VfioStateError.prototype, 'name', { value: 'VfioStateError', configurable: true, writable: true });
 
-/** The one ERR_VFIO_CLOSED factory: a resource used after close() (or destroy()). */
-export function closedError(message: string, syscall = 'ioctl', extra: { ioctl?: string; path?: string } = {}): VfioStateError {
+type Where = { ioctl?: string; path?: string };
+
+/** ERR_VFIO_CLOSED: a resource used after close() (or destroy()). */
+export function closedError(message: string, syscall = 'ioctl', extra: Where = {}): VfioStateError {
   return new VfioStateError('ERR_VFIO_CLOSED', EBADF, syscall, message, extra);
+}
+
+/** ERR_VFIO_NOT_BOUND: a call the kernel refuses with EINVAL on a cdev fd before bind. */
+export function notBoundError(message: string, syscall = 'ioctl', extra: Where = {}): VfioStateError {
+  return new VfioStateError('ERR_VFIO_NOT_BOUND', EINVAL, syscall, message, extra);
+}
+
+/** ERR_VFIO_ALREADY_BOUND: bind() on a bound fd (the kernel's EINVAL). */
+export function alreadyBoundError(message: string, extra: Where = {}): VfioStateError {
+  return new VfioStateError('ERR_VFIO_ALREADY_BOUND', EINVAL, 'ioctl', message, extra);
+}
+
+/** ERR_VFIO_BUSY: something else owns what the call needs. */
+export function busyError(message: string, syscall = 'ioctl', extra: Where = {}): VfioStateError {
+  return new VfioStateError('ERR_VFIO_BUSY', EBUSY, syscall, message, extra);
+}
+
+/** ERR_VFIO_BUFFER_MAPPED: freeing a DmaBuffer that a DMA mapping still pins. */
+export function bufferMappedError(message: string): VfioStateError {
+  return new VfioStateError('ERR_VFIO_BUFFER_MAPPED', EBUSY, 'munmap', message);
+}
+
+/** ERR_VFIO_NOT_MAPPED: asking the IOVA of memory that is not mapped there. */
+export function notMappedError(message: string): VfioStateError {
+  return new VfioStateError('ERR_VFIO_NOT_MAPPED', ENOENT, 'ioctl', message);
+}
+
+/** ERR_VFIO_MEMORY_OFF: a BAR access while the library has the device's memory off. */
+export function memoryOffError(message: string): VfioStateError {
+  return new VfioStateError('ERR_VFIO_MEMORY_OFF', EIO, 'mmap', message);
 }
 
 /** Error factory handed to the native addon: it throws these for failed syscalls. */

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { describe, optionsObject, toIndex } from './args';
 import { flags as C } from './constants';
-import { EBADF, EBUSY, EINTR, ETIMEDOUT, VfioError, VfioStateError } from './errors';
+import { EINTR, ETIMEDOUT, VfioError, busyError, closedError } from './errors';
 import { native, type NativeHandle } from './native';
 
 const NO_WAIT_OPTIONS: WaitOptions = Object.freeze({});
@@ -207,7 +207,7 @@ export class Interrupts extends EventEmitter {
 
   #live(): void {
     if (this.#closed) {
-      throw new VfioStateError('ERR_VFIO_CLOSED', EBADF, 'ioctl', 'these interrupts were disabled');
+      throw closedError('these interrupts were disabled');
     }
   }
 
@@ -270,8 +270,8 @@ export class Interrupts extends EventEmitter {
     const timeout = opts.timeoutMs === undefined ? -1 : toIndex(opts.timeoutMs, 'options.timeoutMs');
     if (this.#polling && this.listenerCount('interrupt') + this.#waiters.length === 0) this.#setPolling(false);
     if (this.#polling) {
-      throw new VfioStateError('ERR_VFIO_BUSY', EBUSY, 'poll',
-        "waitSync() cannot run while 'interrupt' listeners (or a pending wait()) take the deliveries");
+      throw busyError(
+        "waitSync() cannot run while 'interrupt' listeners (or a pending wait()) take the deliveries", 'poll');
     }
     const count = native.irqWaitSync(this.#watchers[v - this.start], timeout);
     if (count > 0) return count;
@@ -388,7 +388,7 @@ export class Interrupts extends EventEmitter {
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) {
-      w.reject(new VfioStateError('ERR_VFIO_CLOSED', EBADF, 'poll', 'the interrupts were disabled while waiting'));
+      w.reject(closedError('the interrupts were disabled while waiting', 'poll'));
     }
     for (const w of this.#watchers) native.irqClose(w);
     this.#watchers = [];

@@ -4,7 +4,7 @@ import { MAX_U64, describe, optionsObject, toIndex, toU64, u64Arg } from './args
 import { flags as C } from './constants';
 import { DmaBuffer } from './dma-buffer';
 import { DmaLedger } from './dma-ledger';
-import { EINVAL, ENOENT, VfioStateError, closedError } from './errors';
+import { closedError, notMappedError } from './errors';
 import type { Iommufd } from './iommufd';
 import { native, PAGE_SIZE, type NativeHandle } from './native';
 
@@ -156,7 +156,7 @@ export class IoAddressSpace {
     toIndex(offset, 'offset');
     const iova = this.#ledger.iovaOf(buffer, offset);
     if (iova === undefined) {
-      throw new VfioStateError('ERR_VFIO_NOT_MAPPED', ENOENT, 'ioctl',
+      throw notMappedError(
         `byte ${offset} of the DmaBuffer is not mapped in IOAS ${this.id}`);
     }
     return iova;
@@ -226,8 +226,9 @@ export class IoAddressSpace {
     if (!IoAddressSpace.isIoas(src)) throw new TypeError(`src must be an IoAddressSpace, got ${describe(src)}`);
     const h = this.#native();
     if (src.iommufd !== this.#ictx) {
-      throw new VfioStateError('ERR_VFIO_CLOSED', EINVAL, 'ioctl',
-        'src must be a live IOAS of the same iommufd (IOMMU_IOAS_COPY works inside one iommufd)', { ioctl: 'IOMMU_IOAS_COPY' });
+      throw closedError(
+        'src must be a live IOAS of the same iommufd (IOMMU_IOAS_COPY works inside one iommufd)', 'ioctl',
+        { ioctl: 'IOMMU_IOAS_COPY' });
     }
     const opts = optionsObject(options, 'options');
     let flags = mapFlags(opts);

@@ -1,6 +1,6 @@
 import { describe, optionsObject, toIndex, toPath, toU64 } from './args';
 import { flags as C } from './constants';
-import { EINVAL, VfioStateError, closedError } from './errors';
+import { closedError, notBoundError } from './errors';
 import { IoAddressSpace } from './ioas';
 import { native, type NativeHandle } from './native';
 
@@ -155,7 +155,7 @@ function boundDevId(device: DeviceLike): number {
     throw new TypeError(`device must be a VfioDevice, got ${describe(device)}`);
   }
   if (device.devId === null) {
-    throw new VfioStateError('ERR_VFIO_NOT_BOUND', EINVAL, 'ioctl', 'the device is not bound to an iommufd');
+    throw notBoundError('the device is not bound to an iommufd');
   }
   return device.devId;
 }
@@ -175,8 +175,9 @@ export function attachTarget(target: unknown, bound: Iommufd | null, where: { io
   }
   const what = isIoas ? 'IOAS' : 'HWPT';
   if (target.destroyed) {
-    throw new VfioStateError('ERR_VFIO_CLOSED', EINVAL, 'ioctl',
-      `the ${what} ${target.id} was destroyed (or its iommufd closed); its id may already name another object`, where);
+    throw closedError(
+      `the ${what} ${target.id} was destroyed (or its iommufd closed); its id may already name another object`, 'ioctl',
+      where);
   }
   if (bound === null) {
     throw new TypeError(`target: this device was not bound through bind(), so an ${what} object cannot be checked ` +

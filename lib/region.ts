@@ -4,7 +4,7 @@ import { describe, toIndex, toU64Value, toUint } from './args';
 import { flags as C } from './constants';
 import type { RegionInfo } from './decoders';
 import type { VfioDevice } from './device';
-import { EBADF, EINVAL, EIO, VfioError, VfioStateError } from './errors';
+import { EINVAL, VfioError, closedError, memoryOffError } from './errors';
 import { native, PAGE_SIZE, type NativeHandle } from './native';
 
 /** The device's fd handle, shared with its regions so they see close() at once. */
@@ -292,10 +292,10 @@ export class MappedRegion {
   /** The area and the offset in it of a checked access (the slow path: throws). */
   #at(offset: unknown, width: Width): [MappedArea, number] {
     if (!this.#areas) {
-      throw new VfioStateError('ERR_VFIO_CLOSED', EBADF, 'mmap', `the mapping of region ${this.index} is closed`);
+      throw closedError(`the mapping of region ${this.index} is closed`, 'mmap');
     }
     if (this.#suspended !== null) {
-      throw new VfioStateError('ERR_VFIO_MEMORY_OFF', EIO, 'mmap',
+      throw memoryOffError(
         `region ${this.index} cannot be accessed while the device's memory is off: ${this.#suspended}`);
     }
     const off = checkAccess(offset, width, this.size, `region ${this.index}`);
