@@ -36,20 +36,32 @@ export function toIndex(value: unknown, name: string, max = Number.MAX_SAFE_INTE
   return value;
 }
 
-/** An unsigned value that fits `bits` bits (8, 16 or 32). */
-export function toUint(value: unknown, name: string, bits: 8 | 16 | 32): number {
+/**
+ * A register value of `bits` bits (8, 16 or 32): any integer from -2^(bits-1) to 2^bits - 1,
+ * stored as its low `bits` bits (JS bitwise operators give signed results: `cc | 0x80000000`).
+ */
+export function toRegister(value: unknown, name: string, bits: 8 | 16 | 32): number {
   if (typeof value !== 'number') throw new TypeError(`${name} must be a number, got ${describe(value)}`);
   const max = bits === 32 ? 0xffffffff : (1 << bits) - 1;
-  if (!Number.isInteger(value) || value < 0 || value > max) {
-    throw new RangeError(`${name} must be an integer from 0 to ${max}, got ${value}`);
+  const min = -(2 ** (bits - 1));
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
   }
-  return value;
+  return bits === 32 ? value >>> 0 : value & max;
 }
 
-/** A bigint register value (64-bit accessors take only bigints), range-checked. */
-export function toU64Value(value: unknown, name: string): bigint {
-  if (typeof value !== 'bigint') throw new TypeError(`${name} must be a bigint, got ${describe(value)}`);
-  return toU64(value, name);
+/**
+ * A 64-bit register value: a bigint from -2^63 to 2^64 - 1 or a safe integer number, as its low
+ * 64 bits.
+ */
+export function toRegister64(value: unknown, name: string): bigint {
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value)) throw new RangeError(`${name} must be a safe integer or a bigint, got ${value}`);
+    return BigInt.asUintN(64, BigInt(value));
+  }
+  if (typeof value !== 'bigint') throw new TypeError(`${name} must be a bigint or a number, got ${describe(value)}`);
+  if (value < -(2n ** 63n) || value > MAX_U64) throw new RangeError(`${name} must be from -2^63 to 2^64-1, got ${value}`);
+  return BigInt.asUintN(64, value);
 }
 
 /** A path or name for a syscall: a string without NUL bytes (the kernel would stop at the first). */

@@ -343,7 +343,8 @@ export class VfioDevice {
     const arm = owners.length && start + count > enabled && this.#checks && this.irqInfo(idx).noresize
       ? (fds: Int32Array): void => this.#irqs.reenable(this._handle('ioctl', ioctl), idx, start, fds)
       : undefined;
-    const irqs = new Interrupts(this, idx, start, count, arm);
+    const maskable = this.#checks ? this.irqInfo(idx).maskable : null;
+    const irqs = new Interrupts(this, idx, start, count, arm, maskable);
     this.#children.add(irqs);
     this.#irqs.add(irqs);
     return irqs;

@@ -104,7 +104,8 @@ export type VfioStateCode =
   | 'ERR_VFIO_BUFFER_MAPPED'
   | 'ERR_VFIO_BUSY'
   | 'ERR_VFIO_NOT_MAPPED'
-  | 'ERR_VFIO_MEMORY_OFF';
+  | 'ERR_VFIO_MEMORY_OFF'
+  | 'ERR_VFIO_NOT_MASKABLE';
 
 /**
  * A call the kernel would refuse in the device's (or resource's) current state, caught before
@@ -148,6 +149,11 @@ export function bufferMappedError(message: string): VfioStateError {
 /** ERR_VFIO_NOT_MAPPED: asking the IOVA of memory that is not mapped there. */
 export function notMappedError(message: string): VfioStateError {
   return new VfioStateError('ERR_VFIO_NOT_MAPPED', ENOENT, 'ioctl', message);
+}
+
+/** ERR_VFIO_NOT_MASKABLE: mask/unmask of an index the kernel cannot mask (its ENOTTY/EINVAL). */
+export function notMaskableError(message: string): VfioStateError {
+  return new VfioStateError('ERR_VFIO_NOT_MASKABLE', EINVAL, 'ioctl', message, { ioctl: 'VFIO_DEVICE_SET_IRQS' });
 }
 
 /** ERR_VFIO_MEMORY_OFF: a BAR access while the library has the device's memory off. */

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { describe, optionsObject, toIndex } from './args';
 import { flags as C } from './constants';
-import { EINTR, ETIMEDOUT, VfioError, busyError, closedError } from './errors';
+import { EINTR, ETIMEDOUT, VfioError, busyError, closedError, notMaskableError } from './errors';
 import { native, type NativeHandle } from './native';
 
 const NO_WAIT_OPTIONS: WaitOptions = Object.freeze({});
@@ -76,6 +76,8 @@ export class Interrupts extends EventEmitter {
   /** Number of vectors. */
   readonly count: number;
   #owner: IrqOwner;
+  /** Whether the index is maskable (irqInfo), or null when unknown (checks off): the kernel answers. */
+  #maskable: boolean | null;
   #watchers: NativeHandle[] = [];
   /**
    * The delivery callbacks. Native code holds them weakly while not polling, so these strong
@@ -94,9 +96,11 @@ export class Interrupts extends EventEmitter {
    * @internal Use `device.enableIrq()`. `arm` routes the new eventfds in the device (default: one
    * SET_IRQS over exactly these vectors).
    */
-  constructor(owner: IrqOwner, index: number, start: number, count: number, arm?: (fds: Int32Array) => void) {
+  constructor(owner: IrqOwner, index: number, start: number, count: number, arm?: (fds: Int32Array) => void,
+    maskable: boolean | null = null) {
     super();
     this.#owner = owner;
+    this.#maskable = maskable;
     this.index = index;
     this.start = start;
     this.count = count;
@@ -339,12 +343,22 @@ export class Interrupts extends EventEmitter {
 
   /** Mask the interrupt (INTx). */
   mask(): void {
+    this.#checkMaskable('mask');
     this.#setIrqs(C.VFIO_IRQ_SET_DATA_NONE | C.VFIO_IRQ_SET_ACTION_MASK, this.start, this.count);
   }
 
-  /** Unmask the interrupt (INTx is automasked: unmask after each one). */
+  /** Unmask the interrupt (INTx is automasked: unmask after each one to re-arm it). */
   unmask(): void {
+    this.#checkMaskable('unmask');
     this.#setIrqs(C.VFIO_IRQ_SET_DATA_NONE | C.VFIO_IRQ_SET_ACTION_UNMASK, this.start, this.count);
+  }
+
+  #checkMaskable(what: string): void {
+    this.#live();
+    if (this.#maskable === false) {
+      throw notMaskableError(`${what}(): IRQ index ${this.index} is not maskable (its irqInfo().maskable is false; ` +
+        'vfio-pci masks only INTx): use disable() and enableIrq() instead');
+    }
   }
 
   /**

@@ -1,6 +1,6 @@
 // One region of a device: pread/pwrite access (Region) and an mmap of it (MappedRegion). Every
 // access is of exactly the requested width.
-import { describe, toIndex, toU64Value, toUint } from './args';
+import { describe, toIndex, toRegister, toRegister64 } from './args';
 import { flags as C } from './constants';
 import type { RegionInfo } from './decoders';
 import type { VfioDevice } from './device';
@@ -116,12 +116,12 @@ export class Region {
 
   write8(offset: number, value: number): void {
     const [h, at] = this.#check(offset, 1, 'pwrite');
-    const v = toUint(value, 'value', 8);
+    const v = toRegister(value, 'value', 8);
     this.#guarded(at - this.#base, [v], () => native.deviceWrite8(h, at, v));
   }
   write16(offset: number, value: number): void {
     const [h, at] = this.#check(offset, 2, 'pwrite');
-    const v = toUint(value, 'value', 16);
+    const v = toRegister(value, 'value', 16);
     this.#guarded(at - this.#base, [v & 0xff, v >>> 8], () => native.deviceWrite16(h, at, v));
   }
   write32(offset: number, value: number): void {
@@ -131,13 +131,13 @@ export class Region {
       return;
     }
     const [hh, at] = this.#check(offset, 4, 'pwrite');
-    const v = toUint(value, 'value', 32);
+    const v = toRegister(value, 'value', 32);
     this.#guarded(at - this.#base, [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24],
       () => native.deviceWrite32(hh, at, v));
   }
-  write64(offset: number, value: bigint): void {
+  write64(offset: number, value: bigint | number): void {
     const [h, at] = this.#check(offset, 8, 'pwrite');
-    const v = toU64Value(value, 'value');
+    const v = toRegister64(value, 'value');
     const bytes = Array.from({ length: 8 }, (_, i) => Number((v >> BigInt(8 * i)) & 0xffn));
     this.#guarded(at - this.#base, bytes, () => native.deviceWrite64(h, at, v));
   }
@@ -350,11 +350,11 @@ export class MappedRegion {
 
   write8(offset: number, value: number): void {
     const [a, o] = this.#at(offset, 1);
-    native.mappingWrite8(a.handle, o, toUint(value, 'value', 8));
+    native.mappingWrite8(a.handle, o, toRegister(value, 'value', 8));
   }
   write16(offset: number, value: number): void {
     const [a, o] = this.#at(offset, 2);
-    native.mappingWrite16(a.handle, o, toUint(value, 'value', 16));
+    native.mappingWrite16(a.handle, o, toRegister(value, 'value', 16));
   }
   write32(offset: number, value: number): void {
     const w = this.#whole;
@@ -363,11 +363,11 @@ export class MappedRegion {
       return;
     }
     const [a, o] = this.#at(offset, 4);
-    native.mappingWrite32(a.handle, o, toUint(value, 'value', 32));
+    native.mappingWrite32(a.handle, o, toRegister(value, 'value', 32));
   }
-  write64(offset: number, value: bigint): void {
+  write64(offset: number, value: bigint | number): void {
     const [a, o] = this.#at(offset, 8);
-    native.mappingWrite64(a.handle, o, toU64Value(value, 'value'));
+    native.mappingWrite64(a.handle, o, toRegister64(value, 'value'));
   }
 
   /** munmap. Idempotent. */

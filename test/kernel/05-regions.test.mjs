@@ -101,7 +101,9 @@ test('Region accessors refuse offsets outside the region or unaligned, before an
     assert.throws(() => bar.read64(-8), RangeError);
     assert.throws(() => bar.write32(0, 2 ** 32), RangeError);
     assert.throws(() => bar.write32('0', 1), TypeError);
-    assert.throws(() => bar.write64(0x80, 5), TypeError);
+    assert.throws(() => bar.write64(0x80, 2 ** 53), RangeError);
+    assert.throws(() => bar.write64(0x80, '5'), TypeError);
+    assert.throws(() => bar.write32(0, -(2 ** 31) - 1), RangeError);
   } finally {
     edu.close();
   }
@@ -209,4 +211,27 @@ test('closing the device closes its ioeventfds', () => {
   edu.close();
   assert.equal(io.closed, true);
   assert.throws(() => io.signal(), { code: 'ERR_VFIO_CLOSED' });
+});
+
+test('signed values are stored as their low bits, and write64 takes a safe-integer number', () => {
+  const edu = openEdu();
+  const bar = edu.dev.region(0).map();
+  const region = edu.dev.region(0);
+  try {
+    bar.write32(EDU.LIVENESS, 0x1234 | 0x80000000);
+    assert.equal(bar.read32(EDU.LIVENESS), ~(0x80001234) >>> 0);
+    bar.write32(EDU.LIVENESS, -1);
+    assert.equal(bar.read32(EDU.LIVENESS), 0);
+    region.write32(EDU.LIVENESS, -2);
+    assert.equal(region.read32(EDU.LIVENESS), 1);
+    bar.write64(EDU.DMA_DST, 0x12345678);
+    assert.equal(bar.read64(EDU.DMA_DST), 0x12345678n);
+    bar.write64(EDU.DMA_DST, -1n);
+    assert.equal(bar.read64(EDU.DMA_DST), 0xffffffffffffffffn);
+    region.write64(EDU.DMA_SRC, 4096);
+    assert.equal(region.read64(EDU.DMA_SRC), 4096n);
+  } finally {
+    bar.close();
+    edu.close();
+  }
 });

@@ -205,3 +205,37 @@ test('waitSync() blocks until the interrupt and is refused while listeners take 
     edu.close();
   }
 });
+
+test('INTx on mtty: a UART interrupt is delivered, and unmask() re-arms the line for the next one', async () => {
+  await withBound('mtty', async ({ dev }) => {
+    const uart = dev.region(0);
+    const irqs = dev.enableIrq('intx');
+    assert.equal(dev.irqInfo(0).automasked, true);
+    uart.write8(2, 0x00); // FCR: no FIFO, so the receive interrupt comes at the first byte
+    uart.write8(1, 0x01); // IER: interrupt when received data is available
+    for (let round = 0; round < 3; round++) {
+      const got = irqs.wait(0, { timeoutMs: 5000 });
+      uart.write8(0, 0x41 + round); // THR: mtty loops the byte back to RX, raising INTx
+      assert.ok(await got >= 1, `round ${round}`);
+      assert.equal(uart.read8(0), 0x41 + round, 'the byte came back');
+      // Automasked: until unmask(), another byte raises nothing.
+      const masked = irqs.wait(0, { timeoutMs: 300 });
+      uart.write8(0, 0x61 + round);
+      await assert.rejects(masked, { code: 'ETIMEDOUT' });
+      assert.equal(uart.read8(0), 0x61 + round);
+      irqs.unmask();
+    }
+    irqs.disable();
+  }, { attach: false });
+});
+
+test('mask()/unmask() on an index that is not maskable is refused without a syscall', () => {
+  withBound('nvme', ({ dev }) => {
+    const irqs = dev.enableIrq('msix', { count: 1 });
+    assert.equal(dev.irqInfo(2).maskable, false);
+    assert.throws(() => irqs.mask(), { name: 'VfioStateError', code: 'ERR_VFIO_NOT_MASKABLE', message: /not maskable/ });
+    assert.throws(() => irqs.unmask(), { code: 'ERR_VFIO_NOT_MASKABLE' });
+    irqs.disable();
+    assert.throws(() => irqs.unmask(), { code: 'ERR_VFIO_CLOSED' });
+  }, { attach: false });
+});
