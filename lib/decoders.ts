@@ -175,3 +175,35 @@ export function decodeHotResetInfo(raw: Uint8Array): HotResetInfo {
   }
   return { flags, owned: (flags & C.VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED) !== 0, devices };
 }
+
+/** An inclusive IOVA range a container or IOAS accepts. */
+export interface IovaRange {
+  start: bigint;
+  last: bigint;
+}
+
+/** VFIO_IOMMU_GET_INFO (type1): the IOMMU page sizes and the usable IOVA ranges. */
+export interface Type1Info {
+  flags: number;
+  /** Bitmap of the IOMMU page sizes (bit n: 2^n bytes). */
+  pageSizes: bigint;
+  /** VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE; empty when the kernel gives none. */
+  iovaRanges: IovaRange[];
+}
+
+/** struct vfio_iommu_type1_info with its capability chain. */
+export function decodeType1Info(raw: Uint8Array): Type1Info {
+  const v = view(raw);
+  const flags = v.getUint32(4, true);
+  const out: Type1Info = { flags, pageSizes: v.getBigUint64(8, true), iovaRanges: [] };
+  if (!(flags & C.VFIO_IOMMU_INFO_CAPS) || raw.length <= 24) return out;
+  for (const cap of parseCaps(raw, v.getUint32(16, true))) {
+    if (cap.id !== C.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE || cap.data.length < 8) continue;
+    const d = view(cap.data);
+    const n = d.getUint32(0, true);
+    for (let i = 0; i < n && 8 + 16 * (i + 1) <= cap.data.length; i++) {
+      out.iovaRanges.push({ start: d.getBigUint64(8 + 16 * i, true), last: d.getBigUint64(16 + 16 * i, true) });
+    }
+  }
+  return out;
+}

@@ -1,5 +1,5 @@
 import { totalmem } from 'node:os';
-import { toIndex, optionsObject } from './args';
+import { toIndex, optionsObject, toRegister, toRegister64 } from './args';
 import { bufferMappedError, closedError } from './errors';
 import { native, PAGE_SIZE, type NativeHandle } from './native';
 
@@ -24,6 +24,8 @@ export class DmaBuffer {
   #handle: NativeHandle | null;
   #buffer: ArrayBuffer | null = null;
   #bytes: Uint8Array | null = null;
+  #u32: Uint32Array | null = null;
+  #u64: BigUint64Array | null = null;
   /** How many IOAS/container mappings pin (a part of) this buffer: free() is refused while > 0. */
   #pins = 0;
 
@@ -85,6 +87,51 @@ export class DmaBuffer {
     return this.#bytes;
   }
 
+  /** The index of an aligned, in-range access of `width` bytes at `offset`. */
+  #index(offset: unknown, width: 4 | 8): number {
+    const off = toIndex(offset, 'offset');
+    if (off + width > this.size) throw new RangeError(`offset ${off} + ${width} is outside the buffer (size ${this.size})`);
+    if (off % width !== 0) throw new RangeError(`offset ${off} is not aligned to the access width ${width}`);
+    return off / width;
+  }
+
+  /**
+   * Read 4 bytes at `offset` as one access of exactly that width, for polling a completion word a
+   * device writes. It is an `Atomics.load`: the JIT can neither hoist it out of a loop nor merge
+   * or split it, so every call reads the memory again.
+   */
+  load32(offset: number): number {
+    const i = this.#index(offset, 4);
+    this.#u32 ??= new Uint32Array(this.buffer);
+    return Atomics.load(this.#u32, i);
+  }
+
+  /** Read 8 bytes at `offset` as one access (see load32). */
+  load64(offset: number): bigint {
+    const i = this.#index(offset, 8);
+    this.#u64 ??= new BigUint64Array(this.buffer);
+    return Atomics.load(this.#u64, i);
+  }
+
+  /**
+   * Write 4 bytes at `offset` as one access (an `Atomics.store`: never merged or elided, and
+   * ordered before every later access, doorbell writes included). Values from -2^31 to 2^32-1.
+   */
+  store32(offset: number, value: number): void {
+    const i = this.#index(offset, 4);
+    const v = toRegister(value, 'value', 32);
+    this.#u32 ??= new Uint32Array(this.buffer);
+    Atomics.store(this.#u32, i, v);
+  }
+
+  /** Write 8 bytes at `offset` as one access (see store32); a bigint or a safe integer. */
+  store64(offset: number, value: bigint | number): void {
+    const i = this.#index(offset, 8);
+    const v = toRegister64(value, 'value');
+    this.#u64 ??= new BigUint64Array(this.buffer);
+    Atomics.store(this.#u64, i, v);
+  }
+
   /** @internal The native handle, for IOMMU_IOAS_MAP. */
   _native(): NativeHandle {
     return this.#live();
@@ -108,6 +155,8 @@ export class DmaBuffer {
     this.#handle = null;
     this.#buffer = null;
     this.#bytes = null;
+    this.#u32 = null;
+    this.#u64 = null;
   }
 
   /** Same as free(). */

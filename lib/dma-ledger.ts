@@ -67,6 +67,27 @@ export class DmaLedger {
     return undefined;
   }
 
+  /**
+   * The lowest IOVA, aligned to `align` and above 0, where `length` bytes fit inside one of
+   * `ranges` without touching a mapping here; undefined when none does. Space that unmaps free
+   * is found again.
+   */
+  findFree(ranges: ReadonlyArray<{ start: bigint; last: bigint }>, length: bigint, align: bigint): bigint | undefined {
+    const taken = [...this.#entries.values()].sort((a, b) => (a.iova < b.iova ? -1 : a.iova > b.iova ? 1 : 0));
+    const up = (v: bigint): bigint => ((v + align - 1n) / align) * align;
+    for (const r of ranges) {
+      let at = up(r.start > 0n ? r.start : align);
+      for (const e of taken) {
+        if (at + length - 1n > r.last) break;
+        if (e.iova + e.length <= at) continue;
+        if (e.iova > at + length - 1n) break;
+        at = up(e.iova + e.length);
+      }
+      if (at + length - 1n <= r.last) return at;
+    }
+    return undefined;
+  }
+
   /** The IOVA of byte `offset` of `buffer`, if a mapping here covers it. */
   iovaOf(buffer: DmaBuffer, offset: number): bigint | undefined {
     for (const e of this.#entries.values()) {

@@ -182,3 +182,5 @@ export const EINTR = -os.errno.EINTR;
 export const ETIMEDOUT = -os.errno.ETIMEDOUT;
 /** @see EINVAL */
 export const ENODEV = -os.errno.ENODEV;
+/** @see EINVAL */
+export const ENOSPC = -os.errno.ENOSPC;

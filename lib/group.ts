@@ -1,11 +1,12 @@
 import { MAX_U64, describe, optionsObject, toIndex, toPath, toU64 } from './args';
 import { flags as C } from './constants';
 import { VfioDevice } from './device';
-import type { DmaBuffer } from './dma-buffer';
+import { DmaBuffer } from './dma-buffer';
+import { decodeType1Info, type IovaRange, type Type1Info } from './decoders';
 import { DmaLedger } from './dma-ledger';
-import { type VfioStateError, closedError } from './errors';
-import { bufferSpan } from './ioas';
-import { native, type NativeHandle } from './native';
+import { ENOSPC, VfioError, closedError, notMappedError, type VfioStateError } from './errors';
+import { bufferSpan, notDmaBuffer } from './ioas';
+import { native, PAGE_SIZE, type NativeHandle } from './native';
 import { normalizeBdf } from './sysfs';
 
 function closed(what: string): VfioStateError {
@@ -57,19 +58,53 @@ export class VfioContainer {
     native.containerSetIommu(this._native(), toIndex(type, 'type', 0xffffffff));
   }
 
+  /** VFIO_IOMMU_GET_INFO (after setIommu): the IOMMU page sizes and the usable IOVA ranges. */
+  info(): Type1Info {
+    return decodeType1Info(native.containerGetInfo(this._native()));
+  }
+
+  /** The IOVA ranges the container's IOMMU accepts (from info()). */
+  iovaRanges(): IovaRange[] {
+    return this.info().iovaRanges;
+  }
+
   /**
-   * VFIO_IOMMU_MAP_DMA of a DmaBuffer (or its `offset`/`length` part) at a fixed IOVA. The buffer
-   * cannot be freed while any part of it is mapped.
+   * VFIO_IOMMU_MAP_DMA of a DmaBuffer (or its `offset`/`length` part) and return its IOVA.
+   * Without `iova`, the lowest free IOVA inside iovaRanges(), aligned to the smallest IOMMU page,
+   * is chosen (space freed by unmap is used again). The buffer cannot be freed while mapped.
    */
-  map(buffer: DmaBuffer, options: { iova: bigint | number; offset?: number; length?: number; readable?: boolean;
+  map(buffer: DmaBuffer, options?: { iova?: bigint | number; offset?: number; length?: number; readable?: boolean;
     writable?: boolean }): bigint {
     const h = this._native();
     const opts = optionsObject(options, 'options');
     const span = bufferSpan(buffer, opts.offset, opts.length, 1);
-    const iova = toU64(opts.iova, 'options.iova');
+    const iova = opts.iova === undefined ? this.#allocate(BigInt(span.length)) : toU64(opts.iova, 'options.iova');
     const flags = (opts.readable !== false ? C.VFIO_DMA_MAP_FLAG_READ : 0) | (opts.writable !== false ? C.VFIO_DMA_MAP_FLAG_WRITE : 0);
     native.type1Map(h, span.buffer._native(), span.offset, span.length, iova, flags);
     this.#ledger.add(iova, BigInt(span.length), span.buffer, span.offset);
+    return iova;
+  }
+
+  #allocate(length: bigint): bigint {
+    const info = this.info();
+    const page = info.pageSizes & -info.pageSizes;
+    const align = page > 0n ? page : BigInt(PAGE_SIZE);
+    const ranges = info.iovaRanges.length ? info.iovaRanges : [{ start: 0n, last: MAX_U64 }];
+    const iova = this.#ledger.findFree(ranges, length, align);
+    if (iova === undefined) {
+      throw new VfioError({ errno: ENOSPC, syscall: 'ioctl', ioctl: 'VFIO_IOMMU_MAP_DMA',
+        message: `ENOSPC: no free IOVA range of ${length} bytes is left in the container` });
+    }
+    return iova;
+  }
+
+  /** The IOVA of byte `offset` of a DmaBuffer mapped here. */
+  iovaOf(buffer: DmaBuffer, offset = 0): bigint {
+    this._native();
+    if (!DmaBuffer.isDmaBuffer(buffer)) throw notDmaBuffer('buffer', buffer);
+    toIndex(offset, 'offset');
+    const iova = this.#ledger.iovaOf(buffer, offset);
+    if (iova === undefined) throw notMappedError(`byte ${offset} of the DmaBuffer is not mapped in this container`);
     return iova;
   }
 

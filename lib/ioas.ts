@@ -5,6 +5,7 @@ import { flags as C } from './constants';
 import { DmaBuffer } from './dma-buffer';
 import { DmaLedger } from './dma-ledger';
 import { closedError, notMappedError } from './errors';
+import type { IovaRange } from './decoders';
 import type { Iommufd } from './iommufd';
 import { native, PAGE_SIZE, type NativeHandle } from './native';
 
@@ -33,11 +34,7 @@ export interface MapFileOptions {
   length: bigint | number;
 }
 
-/** An inclusive IOVA range. */
-export interface IovaRange {
-  start: bigint;
-  last: bigint;
-}
+export type { IovaRange } from './decoders';
 
 function isAligned(v: number | bigint, align: number): boolean {
   return typeof v === 'number' ? v % align === 0 : v % BigInt(align) === 0n;

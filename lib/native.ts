@@ -108,6 +108,7 @@ export interface NativeBinding {
   containerApiVersion(h: NativeHandle): number;
   containerCheckExtension(h: NativeHandle, extension: number): number;
   containerSetIommu(h: NativeHandle, type: number): void;
+  containerGetInfo(h: NativeHandle): Uint8Array;
   type1Map(h: NativeHandle, buffer: NativeHandle, byteOffset: number, length: number,
     iova: bigint, flags: number): void;
   type1Unmap(h: NativeHandle, iova: bigint, length: bigint): bigint;

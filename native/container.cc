@@ -31,6 +31,12 @@ Napi::Value SetIommu(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
+// (container) => raw vfio_iommu_type1_info with its capability chain (IOVA ranges, ...)
+Napi::Value GetInfo(const Napi::CallbackInfo& info) {
+  return ToUint8Array(info.Env(), GrowAndRetry(info.Env(), Get(info), Ioctl::VFIO_IOMMU_GET_INFO,
+                                               sizeof(vfio_iommu_type1_info), 0, PrepareArgsz, 0, ArgszNeed));
+}
+
 // (container, buffer: DmaBuffer handle, byteOffset, length, iova, flags) type1 MAP_DMA
 Napi::Value Map(const Napi::CallbackInfo& info) {
   Container* c = Get(info);
@@ -64,6 +70,7 @@ void InitContainer(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "containerApiVersion", ApiVersion);
   Export(env, exports, "containerCheckExtension", CheckExtension);
   Export(env, exports, "containerSetIommu", SetIommu);
+  Export(env, exports, "containerGetInfo", GetInfo);
   Export(env, exports, "type1Map", Map);
   Export(env, exports, "type1Unmap", Unmap);
 }

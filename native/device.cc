@@ -77,33 +77,15 @@ Napi::Value Detach(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
-// The info ioctls start with argsz and grow with a capability chain: the kernel reports the size
-// it needs in argsz. The region one takes its index at offset 8.
-void PrepareInfo(std::vector<uint8_t>& buf, uint32_t) {
-  uint32_t argsz = static_cast<uint32_t>(buf.size());
-  memcpy(buf.data(), &argsz, 4);
-}
-
+// GET_REGION_INFO takes its index at offset 8 of the argsz-grown struct.
 void PrepareRegionInfo(std::vector<uint8_t>& buf, uint32_t index) {
-  PrepareInfo(buf, 0);
+  PrepareArgsz(buf, 0);
   memcpy(buf.data() + offsetof(vfio_region_info, index), &index, 4);
-}
-
-size_t InfoNeed(const std::vector<uint8_t>& buf) {
-  uint32_t need;
-  memcpy(&need, buf.data(), 4);
-  return need;
-}
-
-Napi::Value ToUint8Array(Napi::Env env, const std::vector<uint8_t>& buf) {
-  auto out = Napi::Uint8Array::New(env, buf.size());
-  memcpy(out.Data(), buf.data(), buf.size());
-  return out;
 }
 
 Napi::Value GetInfo(const Napi::CallbackInfo& info) {
   return ToUint8Array(info.Env(), GrowAndRetry(info.Env(), Dev(info), Ioctl::VFIO_DEVICE_GET_INFO,
-                                               sizeof(vfio_device_info), 0, PrepareInfo, 0, InfoNeed));
+                                               sizeof(vfio_device_info), 0, PrepareArgsz, 0, ArgszNeed));
 }
 
 // (dev, out: Uint32Array(6)) => argsz the kernel asks for. The fast path of info(): no
@@ -123,7 +105,7 @@ Napi::Value GetRegionInfo(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
   uint32_t index = ArgU32(info, 1, "index");
   return ToUint8Array(info.Env(), GrowAndRetry(info.Env(), d, Ioctl::VFIO_DEVICE_GET_REGION_INFO,
-                                               sizeof(vfio_region_info), 0, PrepareRegionInfo, index, InfoNeed));
+                                               sizeof(vfio_region_info), 0, PrepareRegionInfo, index, ArgszNeed));
 }
 
 // (dev, index) => [flags, count]

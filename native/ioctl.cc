@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "addon.h"
 #include "errors.h"
@@ -44,6 +45,23 @@ std::vector<uint8_t> GrowAndRetry(Napi::Env env, const FdHandle* h, Ioctl i, siz
   // The kernel's answer kept growing (a device changing under us, or a kernel bug): fail rather
   // than hand back a truncated, zero-filled answer.
   ThrowErrno(env, EMSGSIZE, "ioctl", Info(i).name, h->path);
+}
+
+void PrepareArgsz(std::vector<uint8_t>& buf, uint32_t) {
+  uint32_t argsz = static_cast<uint32_t>(buf.size());
+  memcpy(buf.data(), &argsz, 4);
+}
+
+size_t ArgszNeed(const std::vector<uint8_t>& buf) {
+  uint32_t need;
+  memcpy(&need, buf.data(), 4);
+  return need;
+}
+
+Napi::Value ToUint8Array(Napi::Env env, const std::vector<uint8_t>& buf) {
+  auto out = Napi::Uint8Array::New(env, buf.size());
+  memcpy(out.Data(), buf.data(), buf.size());
+  return out;
 }
 
 void InitIoctlTable(Napi::Env env, Napi::Object exports) {

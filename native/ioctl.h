@@ -42,4 +42,12 @@ std::vector<uint8_t> GrowAndRetry(Napi::Env env, const FdHandle* h, Ioctl i, siz
                                   void (*prepare)(std::vector<uint8_t>& buf, uint32_t arg), uint32_t arg,
                                   size_t (*need)(const std::vector<uint8_t>& buf));
 
+// For GrowAndRetry on the info ioctls whose struct starts with argsz and grows with a capability
+// chain: the kernel reports the size it needs in argsz.
+void PrepareArgsz(std::vector<uint8_t>& buf, uint32_t);
+size_t ArgszNeed(const std::vector<uint8_t>& buf);
+
+// A copy of `buf` as a JS Uint8Array.
+Napi::Value ToUint8Array(Napi::Env env, const std::vector<uint8_t>& buf);
+
 }  // namespace vfio

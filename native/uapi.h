@@ -33,7 +33,7 @@ namespace vfio {
   X(VFIO_DEVICE_BIND_IOMMUFD, 118, vfio_device_bind_iommufd)            \
   X(VFIO_DEVICE_ATTACH_IOMMUFD_PT, 119, vfio_device_attach_iommufd_pt)  \
   X(VFIO_DEVICE_DETACH_IOMMUFD_PT, 120, vfio_device_detach_iommufd_pt)  \
-  X(VFIO_IOMMU_GET_INFO, 112, void)                                     \
+  X(VFIO_IOMMU_GET_INFO, 112, vfio_iommu_type1_info)                    \
   X(VFIO_IOMMU_MAP_DMA, 113, vfio_iommu_type1_dma_map)                  \
   X(VFIO_IOMMU_UNMAP_DMA, 114, vfio_iommu_type1_dma_unmap)              \
   X(IOMMU_DESTROY, 0x80, iommu_destroy)                                 \
@@ -153,6 +153,13 @@ struct vfio_pci_hot_reset {
   // int32_t group_fds[] follow
 };
 static_assert(sizeof(vfio_pci_hot_reset) == 12, "vfio_pci_hot_reset");
+
+struct vfio_iommu_type1_info {
+  uint32_t argsz, flags;
+  uint64_t iova_pgsizes;
+  uint32_t cap_offset, pad;
+};
+static_assert(sizeof(vfio_iommu_type1_info) == 24, "vfio_iommu_type1_info");
 
 struct vfio_iommu_type1_dma_map {
   uint32_t argsz, flags;

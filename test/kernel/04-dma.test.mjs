@@ -88,3 +88,27 @@ test('the IOAS keeps a mapped buffer alive and refuses its free until it is unma
     if (!buf.freed) buf.free();
   }
 });
+
+test('load32 sees a completion word the device DMAs into the buffer, polled without a plain read', () => {
+  const edu = openEdu();
+  const buf = DmaBuffer.alloc(8192);
+  const bar = edu.dev.region(0).map();
+  try {
+    edu.dev.config.enableBusMaster();
+    const iova = edu.ioas.map(buf);
+    buf.store32(0, 0xc0de0001);
+    startDma(bar, { src: iova, dst: EDU.BUFFER, count: 4, toRam: false });
+    waitDmaIdle(bar);
+    // The CPU polls the word while the device writes it: each load32 reads the memory again.
+    startDma(bar, { src: EDU.BUFFER, dst: iova + 4096n, count: 4, toRam: true });
+    const end = Date.now() + 5000;
+    while (buf.load32(4096) !== 0xc0de0001 && Date.now() < end);
+    assert.equal(buf.load32(4096), 0xc0de0001);
+    waitDmaIdle(bar);
+    edu.ioas.unmap(iova, buf.size);
+  } finally {
+    bar.close();
+    edu.close();
+    buf.free();
+  }
+});

@@ -190,3 +190,39 @@ test('copyFrom shares a mapping into a second IOAS; the buffer stays held until 
     if (!buf.freed) buf.free();
   }
 });
+
+test('a type1 container chooses IOVAs inside its ranges, aligned, reusing space after unmap; iovaOf finds them', () => {
+  const d = deviceOf('edu');
+  const container = VfioContainer.open();
+  const group = VfioGroup.open(d.iommuGroup);
+  const a = DmaBuffer.alloc(8192);
+  const b = DmaBuffer.alloc(4096);
+  try {
+    group.setContainer(container);
+    container.setIommu();
+    const info = container.info();
+    assert.ok(info.pageSizes & 4096n, 'the IOMMU does 4 KiB pages');
+    const ranges = container.iovaRanges();
+    assert.ok(ranges.length >= 1, 'the kernel reports IOVA ranges');
+    const inRange = (iova, len) => ranges.some((r) => iova >= r.start && iova + BigInt(len) - 1n <= r.last);
+    const ia = container.map(a);
+    const ib = container.map(b);
+    assert.ok(inRange(ia, a.size) && inRange(ib, b.size));
+    assert.equal(ia % 4096n, 0n);
+    assert.ok(ib >= ia + 8192n || ib + 4096n <= ia, 'the two mappings do not overlap');
+    assert.equal(container.iovaOf(a, 4096 + 5), ia + 4101n);
+    assert.equal(container.iovaOf(b), ib);
+    assert.throws(() => container.iovaOf(a, 9000), { code: 'ERR_VFIO_NOT_MAPPED' });
+    container.unmap(ia, 8192);
+    assert.throws(() => container.iovaOf(a), { code: 'ERR_VFIO_NOT_MAPPED' });
+    assert.equal(container.map(a), ia, 'the freed space is used again');
+    container.unmap(ia, 8192);
+    container.unmap(ib, 4096);
+    assert.throws(() => container.map(new Uint8Array(4096)), { name: 'TypeError', message: /DmaBuffer\.alloc/ });
+  } finally {
+    group.close();
+    container.close();
+    a.free();
+    b.free();
+  }
+});

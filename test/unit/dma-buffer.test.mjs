@@ -31,3 +31,33 @@ test('alloc rejects bad sizes', () => {
   assert.throws(() => DmaBuffer.alloc(1.5), RangeError);
   assert.throws(() => DmaBuffer.alloc(2 ** 50), { name: 'RangeError', message: /memory/ });
 });
+
+test('load32/load64/store32/store64 are single accesses at aligned offsets, little-endian like the device', () => {
+  const b = DmaBuffer.alloc(4096);
+  b.store32(8, 0x11223344);
+  assert.deepEqual([...b.bytes.subarray(8, 12)], [0x44, 0x33, 0x22, 0x11]);
+  assert.equal(b.load32(8), 0x11223344);
+  b.store32(12, -1);
+  assert.equal(b.load32(12), 0xffffffff);
+  b.store64(16, 0x0102030405060708n);
+  assert.equal(b.load64(16), 0x0102030405060708n);
+  b.store64(24, 4096);
+  assert.equal(b.load64(24), 4096n);
+  b.bytes[32] = 5;
+  assert.equal(b.load32(32), 5, 'a load sees a plain store through the bytes view');
+  b.free();
+});
+
+test('the accessors refuse unaligned, out-of-range and mistyped arguments, and use after free', () => {
+  const b = DmaBuffer.alloc(4096);
+  assert.throws(() => b.load32(2), { name: 'RangeError', message: /aligned/ });
+  assert.throws(() => b.load64(4), RangeError);
+  assert.throws(() => b.load32(4096), { name: 'RangeError', message: /outside/ });
+  assert.throws(() => b.store32(0, 2 ** 32), RangeError);
+  assert.throws(() => b.store32('0', 1), TypeError);
+  assert.throws(() => b.store64(0, 1.5), RangeError);
+  assert.throws(() => b.store64(0, '1'), TypeError);
+  b.free();
+  assert.throws(() => b.load32(0), { code: 'ERR_VFIO_CLOSED' });
+  assert.throws(() => b.store64(0, 1n), { code: 'ERR_VFIO_CLOSED' });
+});
