@@ -1,4 +1,5 @@
 // A device's BAR mappings and the state of its memory (on, or off and why).
+import { flags as C } from './constants';
 import type { MappedRegion } from './region';
 
 /**
@@ -42,6 +43,24 @@ export class BarMappings {
       if (still) map._suspend(still);
       else map._resume();
     }
+  }
+
+  /**
+   * Run a VFIO_DEVICE_FEATURE call: a low-power entry (SET) suspends the mappings first (undone if
+   * the call fails), a low-power exit resumes them after.
+   */
+  aroundFeature(feature: number, set: boolean, call: () => void): void {
+    const entry = set && (feature === C.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY ||
+      feature === C.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP);
+    const suspended = entry && this.off('lowPower',
+      'the device is in low power (VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY); leave it with LOW_POWER_EXIT');
+    try {
+      call();
+    } catch (err) {
+      if (suspended) this.on('lowPower');
+      throw err;
+    }
+    if (set && feature === C.VFIO_DEVICE_FEATURE_LOW_POWER_EXIT) this.on('lowPower');
   }
 
   /** Unmap every live mapping (the device is closing: an mmap would keep it open). */

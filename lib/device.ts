@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { describe, optionsObject, toIndex, toPath } from './args';
 import { flags as C } from './constants';
 import { alreadyBoundError, busyError, closedError, notBoundError, type VfioStateError } from './errors';
@@ -72,11 +73,13 @@ interface Child {
 }
 
 /**
- * A VFIO device opened through its cdev (`/dev/vfio/devices/vfioN`). The fd starts
+ * A VFIO device opened through its cdev (`/dev/vfio/devices/vfioN`). An EventEmitter: `'request'`
+ * fires when the kernel asks for the device back (someone unbinds it from vfio-pci while it is
+ * open; close it to let the unbind finish). The fd starts
  * `'blocked'`: until bind() succeeds the kernel answers EINVAL to everything else, and this
  * class refuses such calls up front with a VfioStateError (unless `checks: false`).
  */
-export class VfioDevice {
+export class VfioDevice extends EventEmitter {
   /** The cdev path, when opened by path. */
   readonly path: string | null;
   /** Shared with this device's regions: `handle` becomes null at close(). */
@@ -96,10 +99,17 @@ export class VfioDevice {
   readonly #bars = new BarMappings();
   /** Who owns which interrupt vectors. */
   readonly #irqs = new IrqOwners();
-  /** Offset of PMCSR in config space, null when there is no PM capability (undefined: not read yet). */
-  #pmcsr: number | null | undefined = undefined;
+  /** The REQ index's interrupts while someone listens for 'request'. */
+  #requests: Interrupts | null = null;
 
   private constructor(handle: NativeHandle, path: string | null, state: DeviceState, checks: boolean, fromGroup: boolean) {
+    super();
+    this.on('newListener', (event: string | symbol) => {
+      if (event === 'request') this.#watchRequests(true);
+    });
+    this.on('removeListener', (event: string | symbol) => {
+      if (event === 'request' && this.listenerCount('request') === 0) this.#watchRequests(false);
+    });
     this.#live = { handle, path: path ?? undefined };
     this.path = path;
     this.#state = state;
@@ -174,6 +184,20 @@ export class VfioDevice {
     if (child instanceof Interrupts) this.#irqs.remove(child);
   }
 
+  /**
+   * Route the REQ index (the kernel's release request) to 'request' events while someone listens
+   * (unref'd: it never keeps the process alive). A blocked fd starts it at bind().
+   */
+  #watchRequests(on: boolean): void {
+    if (on && !this.#requests && this.#live.handle && this.#state !== 'blocked') {
+      this.#requests = this.enableIrq('req').unref();
+      this.#requests.on('interrupt', (_vector: number, count: number) => this.emit('request', count));
+    } else if (!on && this.#requests) {
+      this.#requests.disable();
+      this.#requests = null;
+    }
+  }
+
   /** @internal Whether sets other than `irqs` own vectors of its IRQ index. */
   _irqShared(irqs: Interrupts): boolean {
     return this.#irqs.shared(irqs);
@@ -198,15 +222,6 @@ export class VfioDevice {
     this.#bars.on(key);
   }
 
-  /** @internal PMCSR's offset in config space, or null (read once from the capability list). */
-  _pmcsrOffset(): number | null {
-    if (this.#pmcsr === undefined) {
-      const pm = this.config.capabilities().find((c) => c.id === C.PCI_CAP_ID_PM);
-      this.#pmcsr = pm ? pm.offset + C.PCI_PM_CTRL : null;
-    }
-    return this.#pmcsr;
-  }
-
   /** VFIO_DEVICE_BIND_IOMMUFD: bind to an iommufd and return the devid. There is no unbind. */
   bind(iommufd: Iommufd, options?: { vfToken?: string }): number {
     const ioctl = 'VFIO_DEVICE_BIND_IOMMUFD';
@@ -226,6 +241,7 @@ export class VfioDevice {
     this.#devId = devId;
     this.#iommufd = iommufd;
     if (this.#state === 'blocked') this.#state = 'bound';
+    if (this.listenerCount('request') > 0) this.#watchRequests(true);
     return devId;
   }
 
@@ -385,19 +401,8 @@ export class VfioDevice {
     const flags = feature | (opts.get ? C.VFIO_DEVICE_FEATURE_GET : 0) | (opts.set ? C.VFIO_DEVICE_FEATURE_SET : 0) |
       (opts.probe || (!opts.get && !opts.set) ? C.VFIO_DEVICE_FEATURE_PROBE : 0);
     const h = this._handle('ioctl', 'VFIO_DEVICE_FEATURE');
-    const realSet = opts.set === true && !opts.probe;
-    const entry = realSet && (feature === C.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY ||
-      feature === C.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP);
     // Low power makes every BAR access fault: the mappings are suspended before the kernel zaps them.
-    const suspended = entry && this._memoryOff('lowPower',
-      'the device is in low power (VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY); leave it with LOW_POWER_EXIT');
-    try {
-      native.deviceFeature(h, flags, data);
-    } catch (err) {
-      if (suspended) this._memoryOn('lowPower');
-      throw err;
-    }
-    if (realSet && feature === C.VFIO_DEVICE_FEATURE_LOW_POWER_EXIT) this._memoryOn('lowPower');
+    this.#bars.aroundFeature(feature, opts.set === true && !opts.probe, () => native.deviceFeature(h, flags, data));
     return data;
   }
 
@@ -412,6 +417,7 @@ export class VfioDevice {
    */
   close(): void {
     if (!this.#live.handle) return;
+    this.#requests = null;
     for (const child of [...this.#children]) child._dispose();
     this.#children.clear();
     this.#bars.closeAll();

@@ -1,9 +1,12 @@
 // PCI config space (VFIO region 7) with typed accessors and the capability lists.
+import { flags as C } from './constants';
 import type { Region } from './region';
 
 /** PCI config space (VFIO region 7). */
 export class PciConfig {
   readonly region: Region;
+  /** PMCSR's offset, null without a PM capability (undefined: not read yet). */
+  #pmcsr: number | null | undefined = undefined;
 
   /** @internal */
   constructor(region: Region) {
@@ -46,6 +49,15 @@ export class PciConfig {
   /** Set Bus Master Enable (COMMAND bit 2): needed before the device can DMA or send MSIs. */
   enableBusMaster(): void {
     this.write16(0x04, this.command | 0x4);
+  }
+
+  /** The offset of PMCSR (the PM capability's control register), or null when there is none. */
+  pmControlOffset(): number | null {
+    if (this.#pmcsr === undefined) {
+      const pm = this.capabilities().find((c) => c.id === C.PCI_CAP_ID_PM);
+      this.#pmcsr = pm ? pm.offset + C.PCI_PM_CTRL : null;
+    }
+    return this.#pmcsr;
   }
 
   /** The standard capability list: `{ id, offset }` (0x05 MSI, 0x10 PCIe, 0x11 MSI-X, ...). */

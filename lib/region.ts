@@ -97,7 +97,7 @@ export class Region {
       at !== null && at >= offset && at < offset + bytes.length ? bytes[at - offset] : undefined;
     const cmd = byteAt(C.PCI_COMMAND);
     // Capabilities live at 0x40 and above: only such writes need the PM capability's offset.
-    const pm = offset + bytes.length > 0x40 ? byteAt(dev._pmcsrOffset()) : undefined;
+    const pm = offset + bytes.length > 0x40 ? byteAt(dev.config.pmControlOffset()) : undefined;
     const d3 = (b: number): boolean => (b & C.PCI_PM_CTRL_STATE_MASK) === 3;
     const offCmd = cmd !== undefined && !(cmd & C.PCI_COMMAND_MEMORY) && dev._memoryOff('command',
       'memory decode is off (COMMAND.MEMORY was cleared through the library); set it again to use the BARs');

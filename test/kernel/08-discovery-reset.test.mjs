@@ -1,8 +1,8 @@
 // Discovery through sysfs, and reset where the device supports it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { VfioDevice, cdevPathFor, listPciDevices } from 'vfio';
-import { deviceOf, devicesOf, withBound } from './lab.mjs';
+import { Iommufd, VfioDevice, bindToVfioPci, cdevPathFor, listPciDevices } from 'vfio';
+import { deviceOf, devicesOf, openBound, withBound } from './lab.mjs';
 
 test('listPciDevices lists the edu and nvme devices with their cdevPath', () => {
   const list = listPciDevices();
@@ -51,4 +51,43 @@ test('reset() works where info().canReset says so', () => {
     assert.equal(bar.read32(0x1c) & 1, 0, 'the controller is no longer ready');
     assert.equal(dev.config.vendorId, 0x1b36, 'the device answers after reset');
   }, { attach: false });
+});
+
+test("'request' fires when someone unbinds the open device from vfio-pci; closing it lets the unbind finish", async () => {
+  const { spawn } = await import('node:child_process');
+  const edu2 = devicesOf('edu')[1];
+  const { dev, close } = openBound('edu', { n: 1, attach: false });
+  try {
+    assert.equal(dev.irqInfo(4).count, 1, 'vfio-pci offers the REQ index');
+    const requested = new Promise((resolve) => dev.once('request', (count) => {
+      dev.close(); // give the device back
+      resolve(count);
+    }));
+    const unbind = spawn('sh', ['-c', `echo ${edu2.bdf} > /sys/bus/pci/drivers/vfio-pci/unbind`], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => unbind.on('exit', resolve));
+    assert.ok(await requested >= 1);
+    assert.equal(await exited, 0, 'the unbind completed once the device was closed');
+    assert.equal(listPciDevices().find((d) => d.bdf === edu2.bdf).driver, null);
+  } finally {
+    close();
+    bindToVfioPci(edu2.bdf);
+  }
+  assert.equal(listPciDevices().find((d) => d.bdf === edu2.bdf).driver, 'vfio-pci', 'bound back for the other tests');
+});
+
+test("a 'request' listener added before bind starts at bind, and removing it turns the REQ index off", () => {
+  const edu = deviceOf('edu');
+  const iommufd = Iommufd.open();
+  const dev = VfioDevice.open(edu.cdevPath);
+  try {
+    const onRequest = () => {};
+    dev.on('request', onRequest);
+    dev.bind(iommufd);
+    assert.throws(() => dev.enableIrq('req'), { code: 'ERR_VFIO_BUSY' }, 'the REQ vector is owned by the listener');
+    dev.off('request', onRequest);
+    dev.enableIrq('req').disable();
+  } finally {
+    dev.close();
+    iommufd.close();
+  }
 });
