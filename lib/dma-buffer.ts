@@ -1,5 +1,5 @@
 import { totalmem } from 'node:os';
-import { toIndex, optionsObject, toRegister, toRegister64 } from './args';
+import { describe, toIndex, optionsObject, toRegister, toRegister64 } from './args';
 import { bufferMappedError, closedError } from './errors';
 import { native, PAGE_SIZE, type NativeHandle } from './native';
 
@@ -10,6 +10,13 @@ export interface DmaBufferOptions {
 }
 
 const HUGE_PAGE = 2 * 1024 * 1024;
+
+/** What {@link DmaBuffer.share} returns: post it to a worker, open it there with fromShared(). */
+export interface SharedDmaBuffer {
+  readonly vfioSharedDmaBuffer: bigint;
+  readonly size: number;
+  readonly hugePages: boolean;
+}
 
 /**
  * Page-aligned anonymous memory owned by the library, for DMA. `.buffer` and `.bytes` view it
@@ -48,6 +55,29 @@ export class DmaBuffer {
       throw new RangeError(`size ${size} is more than this machine's memory (${totalmem()} bytes)`);
     }
     return new DmaBuffer(native.dmaAlloc(rounded, huge), rounded, huge);
+  }
+
+  /**
+   * The same memory in this thread: `value` comes from `buf.share()` in another thread (through
+   * postMessage). The memory lives until every thread has freed its DmaBuffer over it; free()
+   * here detaches only this thread's views. Its IOVAs are wherever a thread mapped it.
+   */
+  static fromShared(value: SharedDmaBuffer): DmaBuffer {
+    if (typeof value !== 'object' || value === null || typeof value.vfioSharedDmaBuffer !== 'bigint') {
+      throw new TypeError(`value must be what DmaBuffer.share() returned, got ${describe(value)}`);
+    }
+    let h: NativeHandle;
+    try {
+      h = native.dmaFromShared(value.vfioSharedDmaBuffer);
+    } catch {
+      throw closedError('the shared DmaBuffer was freed in every thread that had it (or was never shared)', 'mmap');
+    }
+    return new DmaBuffer(h, native.dmaSize(h), value.hugePages === true);
+  }
+
+  /** A value to post to a worker, where DmaBuffer.fromShared() opens the same memory. */
+  share(): SharedDmaBuffer {
+    return Object.freeze({ vfioSharedDmaBuffer: native.dmaShare(this.#live()), size: this.size, hugePages: this.hugePages });
   }
 
   /** Whether `value` is a DmaBuffer made by this library (a Proxy or look-alike is not). */

@@ -12,7 +12,7 @@ export type { HwInfo, IommufdOptionName } from './iommufd';
 export { IoAddressSpace } from './ioas';
 export type { DmaMemory, MapOptions, MapFileOptions, IovaRange } from './ioas';
 export { DmaBuffer } from './dma-buffer';
-export type { DmaBufferOptions } from './dma-buffer';
+export type { DmaBufferOptions, SharedDmaBuffer } from './dma-buffer';
 export { VfioDevice, Region, MappedRegion, PciConfig } from './device';
 export type {
   DeviceState, DeviceOpenOptions, DeviceFromFdOptions, DeviceInfo, RegionInfo, IrqInfo, ProbeReport,

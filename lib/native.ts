@@ -62,6 +62,9 @@ export interface NativeBinding {
   dmaAlloc(size: number, hugePages: boolean): NativeHandle;
   dmaArrayBuffer(h: NativeHandle): ArrayBuffer;
   dmaFree(h: NativeHandle): void;
+  dmaShare(h: NativeHandle): bigint;
+  dmaFromShared(id: bigint): NativeHandle;
+  dmaSize(h: NativeHandle): number;
 
   iommufdOpen(path: string): NativeHandle;
   iommufdFromFd(fd: number, own: boolean): NativeHandle;

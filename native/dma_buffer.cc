@@ -38,6 +38,23 @@ Napi::Value Free(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
+// (buf) => the id under which other threads can open the same memory (a bigint)
+Napi::Value Share(const Napi::CallbackInfo& info) { return ToBigInt(info.Env(), Buf(info)->Share()); }
+
+// (id: bigint) => a DmaBuffer handle on the memory shared under id, in this env
+Napi::Value FromShared(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t id = ArgU64(info, 0, "id");
+  MemoryBlock* block = AcquireShared(id);
+  if (!block) ThrowErrno(env, ENOENT, "mmap");
+  return WrapHandle(env, new MemoryHandle(GetAddon(env), block), Kind::DmaBuffer);
+}
+
+// (buf) => its size in bytes
+Napi::Value Size(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(Buf(info)->block->length));
+}
+
 Napi::Value PageSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
 }
@@ -58,6 +75,9 @@ void InitDmaBuffer(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "dmaArrayBuffer", Buffer);
   Export(env, exports, "dmaFree", Free);
   Export(env, exports, "pageSize", PageSize);
+  Export(env, exports, "dmaShare", Share);
+  Export(env, exports, "dmaFromShared", FromShared);
+  Export(env, exports, "dmaSize", Size);
 }
 
 }  // namespace vfio

@@ -112,3 +112,38 @@ test('load32 sees a completion word the device DMAs into the buffer, polled with
     buf.free();
   }
 });
+
+test('a worker polls a completion word in shared DMA memory that the device writes', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const edu = openEdu();
+  const buf = DmaBuffer.alloc(8192);
+  const bar = edu.dev.region(0).map();
+  const worker = new Worker(`
+    const { DmaBuffer } = require('vfio');
+    const { parentPort, workerData } = require('node:worker_threads');
+    const b = DmaBuffer.fromShared(workerData);
+    parentPort.postMessage('polling');
+    const end = Date.now() + 10000;
+    while (b.load32(4096) !== 0xc0de0002 && Date.now() < end);
+    parentPort.postMessage(b.load32(4096));
+    b.free();`, { eval: true, execArgv: [], workerData: buf.share() });
+  try {
+    await new Promise((resolve) => worker.once('message', resolve));
+    edu.dev.config.enableBusMaster();
+    const iova = edu.ioas.map(buf);
+    buf.store32(0, 0xc0de0002);
+    startDma(bar, { src: iova, dst: EDU.BUFFER, count: 4, toRam: false });
+    waitDmaIdle(bar);
+    startDma(bar, { src: EDU.BUFFER, dst: iova + 4096n, count: 4, toRam: true });
+    assert.equal(await new Promise((resolve) => worker.once('message', resolve)), 0xc0de0002);
+    waitDmaIdle(bar);
+    await new Promise((resolve) => worker.once('exit', resolve));
+    assert.throws(() => buf.free(), { code: 'ERR_VFIO_BUFFER_MAPPED' }, 'still mapped here, whatever the worker did');
+    edu.ioas.unmap(iova, buf.size);
+  } finally {
+    await worker.terminate();
+    bar.close();
+    edu.close();
+    buf.free();
+  }
+});

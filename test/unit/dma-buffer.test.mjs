@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { test } from 'node:test';
 import { DmaBuffer } from 'vfio';
 
@@ -60,4 +61,41 @@ test('the accessors refuse unaligned, out-of-range and mistyped arguments, and u
   b.free();
   assert.throws(() => b.load32(0), { code: 'ERR_VFIO_CLOSED' });
   assert.throws(() => b.store64(0, 1n), { code: 'ERR_VFIO_CLOSED' });
+});
+
+test('share() and fromShared() give a worker the same memory, which lives until every thread freed it', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const maps = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('/dev/zero')).length;
+  const before = maps();
+  const b = DmaBuffer.alloc(8192);
+  b.store32(0, 0x1234);
+  const w = new Worker(`
+    const { DmaBuffer } = require('vfio');
+    const { parentPort, workerData } = require('node:worker_threads');
+    const b = DmaBuffer.fromShared(workerData);
+    parentPort.postMessage(b.load32(0));
+    parentPort.once('message', () => {
+      parentPort.postMessage(b.load32(4));
+      b.store32(8, 0xbeef);
+      b.free();
+      parentPort.postMessage('freed');
+    });`, { eval: true, workerData: b.share() });
+  const next = () => new Promise((resolve) => w.once('message', resolve));
+  assert.equal(await next(), 0x1234, 'the worker sees the main thread\'s store');
+  b.store32(4, 0x5678);
+  const u8 = b.bytes;
+  w.postMessage('go');
+  assert.equal(await next(), 0x5678);
+  assert.equal(await next(), 'freed');
+  assert.equal(b.load32(8), 0xbeef, 'the worker\'s free() detached only its own views');
+  assert.equal(u8[8], 0xef);
+  await new Promise((resolve) => w.once('exit', resolve));
+  b.free();
+  assert.equal(maps(), before, 'unmapped once every thread freed it');
+  assert.throws(() => DmaBuffer.fromShared(b.share()), { code: 'ERR_VFIO_CLOSED' });
+});
+
+test('fromShared refuses values that share() did not make', () => {
+  for (const v of [null, 1, {}, { vfioSharedDmaBuffer: 1 }, 'x']) assert.throws(() => DmaBuffer.fromShared(v), TypeError);
+  assert.throws(() => DmaBuffer.fromShared({ vfioSharedDmaBuffer: 12345n }), { code: 'ERR_VFIO_CLOSED' });
 });
