@@ -207,10 +207,17 @@ interface MappedArea {
   u64: BigUint64Array | null;
 }
 
+/**
+ * Reads through Atomics.load on typed arrays are the fast path on x86, where a plain load from an
+ * uncached BAR is ordered like Linux's readl. Elsewhere (arm64) every access goes through native
+ * code, which adds the DMA barriers readl and writel use.
+ */
+const JS_READS = process.arch === 'x64' || process.arch === 'ia32';
+
 function newArea(offset: number, size: number, handle: NativeHandle): MappedArea {
   let ab: ArrayBuffer | null = null;
   try {
-    ab = native.mappingArrayBuffer(handle);
+    if (JS_READS) ab = native.mappingArrayBuffer(handle);
   } catch {
     // A runtime without external ArrayBuffers: every access goes through native code instead.
   }

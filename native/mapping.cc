@@ -10,6 +10,31 @@
 
 namespace vfio {
 
+namespace {
+
+// The barriers of Linux's writel/readl around device-memory accesses. Before a store to a BAR
+// (a doorbell): every earlier store to DMA memory must be visible to the device first. After a
+// load from a BAR: later loads from DMA memory must not be satisfied before it. arm64 needs the
+// outer-shareable DMA barriers (dma_wmb = dmb oshst, dma_rmb = dmb oshld); on x86 (TSO, and BARs
+// mapped uncached) ordinary ordering suffices and only the compiler must not reorder.
+inline void BeforeMmioWrite() {
+#if defined(__aarch64__)
+  asm volatile("dmb oshst" ::: "memory");
+#else
+  std::atomic_thread_fence(std::memory_order_release);
+#endif
+}
+
+inline void AfterMmioRead() {
+#if defined(__aarch64__)
+  asm volatile("dmb oshld" ::: "memory");
+#else
+  std::atomic_thread_fence(std::memory_order_acquire);
+#endif
+}
+
+}  // namespace
+
 Napi::Value NewMapping(Napi::Env env, void* addr, size_t length) {
   return WrapHandle(env, new MemoryHandle(GetAddon(env), addr, length), Kind::Mapping);
 }
@@ -40,7 +65,7 @@ template <typename T>
 Napi::Value Read(const Napi::CallbackInfo& info) {
   MemoryHandle* m = Map(info);
   T v = *At<T>(info, m);
-  std::atomic_thread_fence(std::memory_order_acquire);
+  AfterMmioRead();
   if constexpr (sizeof(T) == 8) {
     return ToBigInt(info.Env(), v);
   } else {
@@ -61,7 +86,7 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
       ThrowRange(info.Env(), "value does not fit the access width");
     v = static_cast<T>(u);
   }
-  std::atomic_thread_fence(std::memory_order_release);
+  BeforeMmioWrite();
   *p = v;
   return Napi::Value();
 }
@@ -97,7 +122,7 @@ Napi::Value ReadBlock(const Napi::CallbackInfo& info) {
         break;
     }
   }
-  std::atomic_thread_fence(std::memory_order_acquire);
+  AfterMmioRead();
   return Napi::Value();
 }
 
