@@ -163,14 +163,9 @@ export class IoAddressSpace {
   mapFile(fd: number, options: MapFileOptions): bigint {
     toIndex(fd, 'fd', 0x7fffffff);
     const opts = optionsObject(options, 'options');
-    let flags = mapFlags(opts);
     const start = toU64(opts.start, 'options.start');
     const length = toU64(opts.length, 'options.length');
-    let iova = 0n;
-    if (opts.iova !== undefined) {
-      iova = toU64(opts.iova, 'options.iova');
-      flags |= C.IOMMU_IOAS_MAP_FIXED_IOVA;
-    }
+    const [iova, flags] = optionalIova(opts.iova, 'options.iova', mapFlags(opts));
     const got = native.ioasMapFile(this.#native(), this.id, flags, fd, start, length, iova);
     this.#ledger.add(got, length, null, 0);
     return got;
@@ -228,14 +223,9 @@ export class IoAddressSpace {
         { ioctl: 'IOMMU_IOAS_COPY' });
     }
     const opts = optionsObject(options, 'options');
-    let flags = mapFlags(opts);
     const srcIova = toU64(opts.srcIova, 'options.srcIova');
     const length = toU64(opts.length, 'options.length');
-    let dst = 0n;
-    if (opts.dstIova !== undefined) {
-      dst = toU64(opts.dstIova, 'options.dstIova');
-      flags |= C.IOMMU_IOAS_MAP_FIXED_IOVA;
-    }
+    const [dst, flags] = optionalIova(opts.dstIova, 'options.dstIova', mapFlags(opts));
     const got = native.ioasCopy(h, flags, this.id, src.id, length, dst, srcIova);
     const source = src.#ledger.entryAt(srcIova);
     const offset = source ? source.offset + Number(srcIova - source.iova) : 0;
@@ -264,6 +254,12 @@ export class IoAddressSpace {
 }
 
 const NO_OPTIONS: MapOptions = Object.freeze({});
+
+/** An optional fixed IOVA: `[iova, flags | FIXED_IOVA]`, or `[0n, flags]` (the kernel chooses). */
+function optionalIova(value: unknown, name: string, flags: number): [bigint, number] {
+  if (value === undefined) return [0n, flags];
+  return [toU64(value, name), flags | C.IOMMU_IOAS_MAP_FIXED_IOVA];
+}
 
 function mapFlags(opts: { readable?: boolean; writable?: boolean }): number {
   let value = 0;
