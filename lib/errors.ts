@@ -49,6 +49,9 @@ const SYSCALL_HINTS: Array<[(e: VfioErrorFields & { code: string }) => boolean, 
     'this kernel has no iommufd: it needs Linux >= 6.6 with CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV'],
   [(e) => e.syscall === 'write' && (e.code === 'EACCES' || e.code === 'EPERM') && !!e.path?.startsWith('/sys/'),
     'binding drivers needs root'],
+  [(e) => e.syscall === 'mmap' && e.code === 'EIO',
+    "the device's memory is off (the thread that owns the device turned memory decode off, put it in D3 or low " +
+      'power); the mapping works again once it is back on'],
   [(e) => e.syscall === 'open' && e.code === 'ENOENT' && !!e.path && e.path.startsWith('/dev/vfio/devices/'),
     'no such VFIO device cdev: bind the device to vfio-pci (vfio bind <bdf>) on a kernel with CONFIG_VFIO_DEVICE_CDEV'],
 ];

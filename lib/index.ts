@@ -14,6 +14,7 @@ export type { DmaMemory, MapOptions, MapFileOptions, IovaRange } from './ioas';
 export { DmaBuffer } from './dma-buffer';
 export type { DmaBufferOptions, SharedDmaBuffer } from './dma-buffer';
 export { VfioDevice, Region, MappedRegion, PciConfig } from './device';
+export type { SharedMappedRegion } from './region';
 export type {
   DeviceState, DeviceOpenOptions, DeviceFromFdOptions, DeviceInfo, RegionInfo, IrqInfo, ProbeReport,
   InfoCapability, HotResetInfo, HotResetDevice, FeatureOptions, IrqIndexName,

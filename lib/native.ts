@@ -58,6 +58,8 @@ export interface NativeBinding {
   mappingClose(h: NativeHandle): void;
   mappingArrayBuffer(h: NativeHandle): ArrayBuffer;
   mappingSetSuspended(h: NativeHandle, suspended: boolean): void;
+  mappingShare(h: NativeHandle): bigint;
+  mappingFromShared(id: bigint): NativeHandle;
 
   dmaAlloc(size: number, hugePages: boolean): NativeHandle;
   dmaArrayBuffer(h: NativeHandle): ArrayBuffer;

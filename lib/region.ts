@@ -196,6 +196,13 @@ export class Region {
   }
 }
 
+/** What {@link MappedRegion.share} returns. */
+export interface SharedMappedRegion {
+  readonly vfioSharedMappedRegion: number;
+  readonly size: number;
+  readonly areas: ReadonlyArray<{ readonly offset: number; readonly size: number; readonly id: bigint }>;
+}
+
 /** One mmapped area, with typed-array views over it used only for Atomics.load. */
 interface MappedArea {
   offset: number;
@@ -243,17 +250,60 @@ export class MappedRegion {
   #areas: MappedArea[] | null;
   /** The single area covering the whole region from offset 0, when there is one. */
   #whole: MappedArea | null;
-  #device: VfioDevice;
+  /** The owning device; null for a mapping opened in another thread with fromShared(). */
+  #device: VfioDevice | null;
   /** Why the device's memory is off (the accessors refuse), or null. */
   #suspended: string | null = null;
 
   /** @internal */
-  constructor(index: number, size: number, areas: MappedArea[], device: VfioDevice) {
+  constructor(index: number, size: number, areas: MappedArea[], device: VfioDevice | null) {
     this.index = index;
     this.size = size;
     this.#areas = areas;
     this.#whole = MappedRegion.#wholeOf(areas, size);
     this.#device = device;
+  }
+
+  /**
+   * A value to post to a worker, where MappedRegion.fromShared() opens the same mapping (to ring
+   * doorbells from a driver thread). The mmap stays, and with it the device file, until every
+   * thread closed its MappedRegion.
+   */
+  share(): SharedMappedRegion {
+    if (!this.#areas) throw closedError(`the mapping of region ${this.index} is closed`, 'mmap');
+    return Object.freeze({
+      vfioSharedMappedRegion: this.index,
+      size: this.size,
+      areas: this.#areas.map((a) => Object.freeze({ offset: a.offset, size: a.size, id: native.mappingShare(a.handle) })),
+    });
+  }
+
+  /**
+   * The same BAR mapping in this thread. Its accesses go through native code under a lock that
+   * the owning thread takes before the device's memory goes off, so none can fault: while it is
+   * off they throw EIO.
+   */
+  static fromShared(value: SharedMappedRegion): MappedRegion {
+    if (typeof value !== 'object' || value === null || typeof value.vfioSharedMappedRegion !== 'number' ||
+      !Array.isArray(value.areas)) {
+      throw new TypeError(`value must be what MappedRegion.share() returned, got ${describe(value)}`);
+    }
+    const areas: MappedArea[] = [];
+    try {
+      for (const a of value.areas) {
+        let handle: NativeHandle;
+        try {
+          handle = native.mappingFromShared(a.id);
+        } catch {
+          throw closedError('the shared mapping was closed in every thread that had it', 'mmap');
+        }
+        areas.push({ offset: a.offset, size: a.size, handle, u8: null, u16: null, u32: null, u64: null });
+      }
+    } catch (err) {
+      for (const a of areas) native.mappingClose(a.handle);
+      throw err;
+    }
+    return new MappedRegion(value.vfioSharedMappedRegion, value.size, areas, null);
   }
 
   static #wholeOf(areas: MappedArea[], size: number): MappedArea | null {
@@ -392,6 +442,6 @@ export class MappedRegion {
     for (const a of this.#areas) native.mappingClose(a.handle);
     this.#areas = null;
     this.#whole = null;
-    this.#device._forget(this);
+    this.#device?._forget(this);
   }
 }

@@ -4,6 +4,8 @@
 #include <sys/mman.h>
 
 #include <atomic>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 
 #include "common.h"
@@ -44,10 +46,25 @@ namespace {
 MemoryHandle* Map(const Napi::CallbackInfo& info) {
   auto* m = Unwrap<MemoryHandle>(info[0], Kind::Mapping, "mapping");
   if (m->released()) ThrowErrno(info.Env(), EBADF, "mmap");
-  // The device's memory is off (lib/ says why): an access would raise SIGBUS.
-  if (m->block->suspended) ThrowErrno(info.Env(), EIO, "mmap");
   return m;
 }
+
+// One access to device memory: holds the block's access lock (shared) while it runs, after
+// checking that the memory is on. Suspending takes the lock exclusively, so once the library has
+// turned the device's memory off, no access from any thread (a BAR can be shared with workers)
+// is in flight or can start: none can raise SIGBUS.
+class Access {
+ public:
+  Access(Napi::Env env, MemoryHandle* m) : lock_(m->block->access) {
+    if (m->block->suspended) {
+      lock_.unlock();
+      ThrowErrno(env, EIO, "mmap");
+    }
+  }
+
+ private:
+  std::shared_lock<std::shared_mutex> lock_;
+};
 
 template <typename T>
 volatile T* At(const Napi::CallbackInfo& info, MemoryHandle* m) {
@@ -64,8 +81,13 @@ volatile T* At(const Napi::CallbackInfo& info, MemoryHandle* m) {
 template <typename T>
 Napi::Value Read(const Napi::CallbackInfo& info) {
   MemoryHandle* m = Map(info);
-  T v = *At<T>(info, m);
-  AfterMmioRead();
+  volatile T* p = At<T>(info, m);
+  T v;
+  {
+    Access access(info.Env(), m);
+    v = *p;
+    AfterMmioRead();
+  }
   if constexpr (sizeof(T) == 8) {
     return ToBigInt(info.Env(), v);
   } else {
@@ -86,6 +108,7 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
       ThrowRange(info.Env(), "value does not fit the access width");
     v = static_cast<T>(u);
   }
+  Access access(info.Env(), m);
   BeforeMmioWrite();
   *p = v;
   return Napi::Value();
@@ -106,6 +129,7 @@ Napi::Value ReadBlock(const Napi::CallbackInfo& info) {
   }
   auto* base = static_cast<uint8_t*>(m->block->addr) + off;
   size_t n = out.length / width;
+  Access access(info.Env(), m);
   for (size_t i = 0; i < n; i++) {
     switch (width) {
       case 1:
@@ -139,9 +163,24 @@ Napi::Value SetSuspended(const Napi::CallbackInfo& info) {
   auto* m = Unwrap<MemoryHandle>(info[0], Kind::Mapping, "mapping");
   if (m->released()) ThrowErrno(info.Env(), EBADF, "mmap");
   bool on = info[1].ToBoolean();
+  {
+    std::unique_lock<std::shared_mutex> lock(m->block->access);
+    m->block->suspended = on;
+  }
   if (on) m->DetachViews();
-  m->block->suspended = on;
   return Napi::Value();
+}
+
+// (mapping) => the id under which other threads can open the same mapping (a bigint)
+Napi::Value Share(const Napi::CallbackInfo& info) { return ToBigInt(info.Env(), Map(info)->Share()); }
+
+// (id: bigint) => a mapping handle on the BAR mapping shared under id, in this env. Its accesses
+// go through native code only, under the access lock.
+Napi::Value FromShared(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MemoryBlock* block = AcquireShared(ArgU64(info, 0, "id"));
+  if (!block) ThrowErrno(env, ENOENT, "mmap");
+  return WrapHandle(env, new MemoryHandle(GetAddon(env), block), Kind::Mapping);
 }
 
 }  // namespace
@@ -159,6 +198,8 @@ void InitMapping(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "mappingClose", Close);
   Export(env, exports, "mappingArrayBuffer", Buffer);
   Export(env, exports, "mappingSetSuspended", SetSuspended);
+  Export(env, exports, "mappingShare", Share);
+  Export(env, exports, "mappingFromShared", FromShared);
 }
 
 }  // namespace vfio

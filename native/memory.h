@@ -8,6 +8,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <shared_mutex>
 #include <utility>
 #include <vector>
 
@@ -25,6 +26,8 @@ struct MemoryBlock {
   // Device memory the library has made inaccessible (memory decode off, D3, low power): the
   // ArrayBuffers over it are detached and native accessors refuse, so no access can SIGBUS.
   bool suspended = false;
+  // Held shared by each access to the memory, exclusively to change `suspended` (mapping.cc).
+  std::shared_mutex access;
   // Nonzero once shared with other threads: its key in the process-wide share table.
   uint64_t shareId = 0;
   // With the blocks lock held (memory.cc): munmap once nothing can reach the memory any more.
