@@ -279,18 +279,21 @@ export class MappedRegion {
   }
 
   /**
-   * The same BAR mapping in this thread. Its accesses go through native code under a lock that
-   * the owning thread takes before the device's memory goes off, so none can fault: while it is
-   * off they throw EIO.
+   * The same BAR mapping in this thread: native accesses under a lock that the owning thread takes
+   * before the device's memory goes off, so none can fault (they throw EIO while it is off).
    */
   static fromShared(value: SharedMappedRegion): MappedRegion {
     if (typeof value !== 'object' || value === null || typeof value.vfioSharedMappedRegion !== 'number' ||
       !Array.isArray(value.areas)) {
       throw new TypeError(`value must be what MappedRegion.share() returned, got ${describe(value)}`);
     }
+    const shared: SharedMappedRegion['areas'] = value.areas;
+    if (!shared.every((a) => typeof a?.id === 'bigint' && Number.isSafeInteger(a.offset) && Number.isSafeInteger(a.size))) {
+      throw new TypeError('value.areas must be what MappedRegion.share() returned');
+    }
     const areas: MappedArea[] = [];
     try {
-      for (const a of value.areas) {
+      for (const a of shared) {
         let handle: NativeHandle;
         try {
           handle = native.mappingFromShared(a.id);
