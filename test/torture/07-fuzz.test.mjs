@@ -54,7 +54,8 @@ const body = `
     }
   }
   for (const [cls, names] of [[vfio.Iommufd, ['open', 'fromFd']], [vfio.VfioDevice, ['open', 'fromFd']],
-    [vfio.DmaBuffer, ['alloc']], [vfio.VfioContainer, ['open']], [vfio.VfioGroup, ['open']]]) {
+    [vfio.DmaBuffer, ['alloc', 'fromShared']], [vfio.MappedRegion, ['fromShared']], [vfio.VfioContainer, ['open']],
+    [vfio.VfioGroup, ['open']]]) {
     for (const n of names) calls.push([cls.name + '.' + n, (...a) => cls[n](...a)]);
   }
   for (const n of ['cdevPathFor', 'bindToVfioPci', 'unbindFromVfioPci', 'normalizeBdf', 'mdevDevice']) {
