@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { DmaBuffer } from 'vfio';
+import { DmaBuffer, MappedRegion } from 'vfio';
 import { openBound } from './lab.mjs';
 
 // NVMe 1.4: controller registers, doorbells (DSTRD 0 in the lab), queue entry sizes.
@@ -119,6 +119,11 @@ test('a worker\'s shared BAR mapping refuses access while the owner has the devi
     assert.equal(await ask(), 'EIO', 'refused, not SIGBUS');
     nvme.dev.config.write16(4, cmd | 2);
     assert.equal(await ask(), version);
+    bar.close();
+    assert.throws(() => bar.share(), { code: 'ERR_VFIO_CLOSED' });
+    assert.throws(() => MappedRegion.fromShared({ vfioSharedMappedRegion: 0, size: 1, areas: [{ id: 1n, offset: 0, size: 1 }] }),
+      { code: 'ERR_VFIO_CLOSED' });
+    assert.throws(() => MappedRegion.fromShared({ vfioSharedMappedRegion: 0, areas: [{}] }), TypeError);
   } finally {
     await worker.terminate();
     bar.close();
