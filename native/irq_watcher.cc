@@ -79,8 +79,9 @@ void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
   for (int round = 0;; round++) {
     {
       Napi::HandleScope scope(env);
+      // Only a started watcher polls, and its reference is strong then: the function is there.
       Napi::Value fn = w->callback.Value();
-      if (fn.IsEmpty() || !fn.IsFunction()) return;
+      if (fn.IsEmpty()) return;
       try {
         fn.As<Napi::Function>().MakeCallback(
             env.Global(), {Napi::Number::New(env, static_cast<double>(count)), Napi::Number::New(env, err)},
