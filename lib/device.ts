@@ -406,6 +406,11 @@ export class VfioDevice extends EventEmitter {
     return data;
   }
 
+  /** The IOAS this device is attached to through attach(), if any. */
+  get ioas(): IoAddressSpace | null {
+    return this.#ioas;
+  }
+
   /** The iommufd this device was bound to, if any. */
   get iommufd(): Iommufd | null {
     return this.#iommufd;

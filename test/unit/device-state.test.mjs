@@ -32,7 +32,7 @@ function countNativeCalls(fn) {
 // The pre-bind gate is structural: every VfioDevice member is tested here unless it is listed as
 // working before bind, so a new method that reaches a syscall cannot slip past the gate.
 const WORKS_BEFORE_BIND = new Set(['constructor', 'bind', 'probeBlocked', 'close', 'state', 'devId', 'ptId', 'fd',
-  'checks', 'iommufd', 'memoryOff', 'path']);
+  'checks', 'iommufd', 'ioas', 'memoryOff', 'path']);
 /** Arguments for members that need some (the rest are called with none). */
 const ARGS = { regionInfo: [0], irqInfo: [1], region: [0], enableIrq: ['msi'], feature: [0], attach: [1], ioeventfd: [0, 4, 4] };
 

@@ -1,0 +1,128 @@
+// vfio/nvme against the lab's QEMU nvme (16 MiB namespace of 512-byte blocks, serial vfiolab).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DmaBuffer } from 'vfio';
+import { NvmeController, NvmeError } from 'vfio/nvme';
+import { deviceOf } from './lab.mjs';
+
+const nvme = deviceOf('nvme');
+
+function withController(fn, options) {
+  const ctrl = NvmeController.open(nvme.bdf, options);
+  const close = () => ctrl.close();
+  let r;
+  try {
+    r = fn(ctrl);
+  } catch (err) {
+    close();
+    throw err;
+  }
+  return r && typeof r.then === 'function' ? r.finally(close) : (close(), r);
+}
+
+test('open brings the controller up: identify and the namespace', () => {
+  withController((ctrl) => {
+    const id = ctrl.identify();
+    assert.equal(id.vid, 0x1b36);
+    assert.equal(id.serial, 'vfiolab');
+    assert.ok(id.nn >= 1);
+    assert.equal(id.raw.length, 4096);
+    assert.deepEqual(ctrl.namespaces, [{ nsid: 1, blockCount: 32768n, blockSize: 512 }]);
+    assert.equal(ctrl.maxQueueEntries, 2048);
+    assert.ok(ctrl.smart().temperatureK > 200, 'a plausible temperature');
+    assert.ok(ctrl.getFeature(0x07) >= 0, 'Number of Queues');
+  });
+});
+
+test('a controller error is an NvmeError with the spec\'s status name', () => {
+  withController((ctrl) => {
+    assert.throws(() => ctrl.getLogPage(0x7f, 512), (e) => e instanceof NvmeError && e.name === 'NvmeError' &&
+      e.sct === 0 && e.sc === 2 && e.status === 'Invalid Field in Command' && e.opcode === 0x02);
+  });
+});
+
+test('data written through two queue pairs (polled and MSI-X) over the whole namespace reads back, with PRP lists', async () => {
+  await withController(async (ctrl) => {
+    const polled = ctrl.createQueuePair({ size: 32, interrupts: false });
+    const irq = ctrl.createQueuePair({ size: 32 });
+    const chunk = 128; // blocks: 64 KiB, a PRP list of 16 entries at an unaligned offset
+    const out = DmaBuffer.alloc(4096 + chunk * 512);
+    const back = DmaBuffer.alloc(4096 + chunk * 512);
+    try {
+      for (let lba = 0; lba < 32768; lba += chunk) {
+        const qp = (lba / chunk) % 2 ? irq : polled;
+        for (let i = 0; i < chunk * 512; i += 4) out.store32(4 + i, (lba * 512 + i) ^ 0x5a5a5a5a);
+        await qp.write(1, lba, chunk, out, 4);
+      }
+      for (let lba = 0; lba < 32768; lba += chunk) {
+        const qp = (lba / chunk) % 2 ? polled : irq;
+        await qp.read(1, lba, chunk, back, 8);
+        for (let i = 0; i < chunk * 512; i += 4096) {
+          assert.equal(back.load32(8 + i), ((lba * 512 + i) ^ 0x5a5a5a5a) >>> 0, `lba ${lba} + ${i}`);
+        }
+      }
+      await Promise.all([polled.flush(1), irq.flush(1)]);
+    } finally {
+      polled.close();
+      irq.close();
+      ctrl.release(out);
+      ctrl.release(back);
+      out.free();
+      back.free();
+    }
+  });
+});
+
+test('a small queue wraps around many times, synchronously and with many commands in flight', async () => {
+  await withController(async (ctrl) => {
+    const qp = ctrl.createQueuePair({ size: 4, interrupts: false });
+    const buf = DmaBuffer.alloc(8 * 512);
+    try {
+      for (let i = 0; i < 100; i++) {
+        buf.store32(0, i);
+        qp.writeSync(1, 1000 + (i % 8), 1, buf);
+      }
+      for (let round = 0; round < 20; round++) {
+        await Promise.all([0, 1, 2].map((k) => qp.read(1, 1000 + k, 1, buf, k * 512)));
+      }
+      assert.equal(qp.outstanding, 0);
+      qp.readSync(1, 1000 + (99 % 8), 1, buf);
+      assert.equal(buf.load32(0), 99);
+    } finally {
+      qp.close();
+      ctrl.release(buf);
+      buf.free();
+    }
+  });
+});
+
+test('bad I/O arguments are refused before anything is submitted', async () => {
+  await withController(async (ctrl) => {
+    const qp = ctrl.createQueuePair({ interrupts: false });
+    const buf = DmaBuffer.alloc(4096);
+    try {
+      await assert.rejects(qp.read(1, 32768, 1, buf), { name: 'RangeError', message: /past the end/ });
+      await assert.rejects(qp.read(1, 0, 0, buf), { name: 'RangeError', message: /at least 1/ });
+      await assert.rejects(qp.read(1, 0, 9, buf), { name: 'RangeError', message: /too small/ });
+      await assert.rejects(qp.read(1, 0, 1, new Uint8Array(512)), { name: 'TypeError', message: /DmaBuffer/ });
+      await assert.rejects(qp.read(2, 0, 1, buf), { name: 'RangeError', message: /namespace/ });
+      await assert.rejects(qp.read(1, 0, 1, buf, 2), { name: 'RangeError', message: /multiple of 4/ });
+      assert.throws(() => qp.readSync(1, -1, 1, buf), RangeError);
+      assert.equal(qp.outstanding, 0);
+    } finally {
+      qp.close();
+      buf.free();
+    }
+    await assert.rejects(qp.read(1, 0, 1, buf), { code: 'ERR_VFIO_CLOSED' });
+  });
+});
+
+test('close() shuts the controller down and it can be opened again; use after close is refused', () => {
+  const ctrl = NvmeController.open(nvme.bdf);
+  ctrl.close();
+  ctrl.close();
+  assert.throws(() => ctrl.identify(), { code: 'ERR_VFIO_CLOSED' });
+  assert.throws(() => ctrl.createQueuePair(), { code: 'ERR_VFIO_CLOSED' });
+  withController((again) => assert.equal(again.identify().serial, 'vfiolab'));
+  assert.throws(() => NvmeController.open(42), TypeError);
+});
