@@ -7,11 +7,12 @@ import { bind } from './bind';
 import { CliError, explain, UsageError, type Command } from './common';
 import { info } from './info';
 import { list } from './list';
+import { nvme } from './nvme';
 import { probe } from './probe';
 import { unbind } from './unbind';
 
 /** Every command, in the order the usage lists them. */
-export const COMMANDS: readonly Command[] = [list, info, bind, unbind, probe];
+export const COMMANDS: readonly Command[] = [list, info, bind, unbind, probe, nvme];
 
 const GLOBAL = { help: 'show help (vfio <command> --help: that command\'s)', version: 'print the version' };
 

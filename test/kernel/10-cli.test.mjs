@@ -224,3 +224,18 @@ test('info and probe take an mdev UUID (mtty)', () => {
   assert.equal(JSON.parse(probe.stdout).ok, true);
   assertUsage(vfio(['bind', mtty.id]), /not a PCI address/);
 });
+
+test('vfio nvme identify and smart read the lab controller, as a table and as JSON', () => {
+  const json = vfio(['nvme', 'identify', nvme.bdf, '--json']);
+  assert.equal(json.status, 0, json.stderr);
+  const id = JSON.parse(json.stdout);
+  assert.equal(id.serial, 'vfiolab');
+  assert.deepEqual(id.namespaces, [{ nsid: 1, blockCount: '32768', blockSize: 512 }]);
+  const text = vfio(['nvme', 'identify', nvme.bdf]);
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(text.stdout, /serial vfiolab/);
+  const smart = vfio(['--json', 'nvme', 'smart', nvme.bdf]);
+  assert.equal(smart.status, 0, smart.stderr);
+  assert.ok(JSON.parse(smart.stdout).temperatureK > 200);
+  assertUsage(vfio(['nvme', 'frob', nvme.bdf]), /nvme takes identify or smart/);
+});
