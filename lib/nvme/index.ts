@@ -6,5 +6,5 @@
 export { NvmeController } from './controller';
 export type { NvmeIdentity, NvmeNamespace, NvmeOpenOptions } from './controller';
 export { NvmeQueuePair } from './queue-pair';
-export type { QueuePairOptions } from './queue-pair';
+export type { QueuePairOptions, SharedNvmeQueuePair } from './queue-pair';
 export { NvmeError, statusName } from './spec';

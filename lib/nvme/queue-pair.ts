@@ -1,12 +1,30 @@
 // NvmeQueuePair: an I/O submission/completion queue pair with promise, polled and synchronous
 // reads and writes; completions by its own MSI-X vector or by polling.
 import { describe, toIndex } from '../args';
-import { DmaBuffer } from '../dma-buffer';
-import { closedError } from '../errors';
+import { DmaBuffer, type SharedDmaBuffer } from '../dma-buffer';
+import { busyError, closedError } from '../errors';
 import type { Interrupts } from '../interrupts';
-import type { NvmeController } from './controller';
-import { QueuePair, queueBytes, type Command } from './queue';
+import { MappedRegion, type SharedMappedRegion } from '../region';
+import type { NvmeController, NvmeNamespace } from './controller';
+import { QueuePair, queueBytes, type Command, type RingState } from './queue';
 import { ADMIN, NVM } from './spec';
+
+/** What {@link NvmeQueuePair.share} returns: post it to a worker, open it with fromShared(). */
+export interface SharedNvmeQueuePair {
+  readonly vfioNvmeQueuePair: {
+    qid: number; size: number; dstrd: number; timeoutMs: number; ring: RingState;
+    queue: SharedDmaBuffer; queueIova: bigint; bar: SharedMappedRegion;
+    namespaces: NvmeNamespace[]; maxTransfer: number;
+    buffers: Array<{ buffer: SharedDmaBuffer; iova: bigint }>;
+  };
+}
+
+/** What I/O needs besides the queues: from the controller, or from a shared value in a worker. */
+interface IoContext {
+  namespaces: NvmeNamespace[];
+  maxTransfer: number;
+  iovaOf(buf: DmaBuffer, offset: number): bigint;
+}
 
 /** An argument error as a rejected promise (the async calls never throw synchronously). */
 function rejected(err: unknown): Promise<never> {
@@ -25,18 +43,29 @@ export interface QueuePairOptions {
 export class NvmeQueuePair {
   readonly qid: number;
   readonly size: number;
+  /** The owning controller (main side); null in a worker or once closed. */
   #ctrl: NvmeController | null;
+  #io: IoContext | null;
   #q: QueuePair;
   #mem: DmaBuffer;
   #irqs: Interrupts | null = null;
   #pollScheduled = false;
+  /** Set once share() moved the queue pair to another thread. */
+  #moved = false;
+  /** Worker side: the shared BAR view and the buffers opened from the shared value. */
+  #worker: { bar: MappedRegion; buffers: DmaBuffer[] } | null = null;
 
-  private constructor(ctrl: NvmeController, qid: number, q: QueuePair, mem: DmaBuffer) {
+  private constructor(ctrl: NvmeController | null, io: IoContext, qid: number, q: QueuePair, mem: DmaBuffer) {
     this.#ctrl = ctrl;
+    this.#io = io;
     this.qid = qid;
     this.size = q.size;
     this.#q = q;
     this.#mem = mem;
+  }
+
+  static #contextOf(ctrl: NvmeController): IoContext {
+    return { namespaces: ctrl.namespaces, maxTransfer: ctrl.maxTransfer, iovaOf: (b, o) => ctrl._iovaOf(b, o) };
   }
 
   /** @internal Use `controller.createQueuePair()`. */
@@ -51,7 +80,7 @@ export class NvmeQueuePair {
     try {
       iova = ioas.map(mem);
       const q = new QueuePair(mem, 0, iova, ctrl.bar, qid, size, dstrd, timeoutMs);
-      const qp = new NvmeQueuePair(ctrl, qid, q, mem);
+      const qp = new NvmeQueuePair(ctrl, NvmeQueuePair.#contextOf(ctrl), qid, q, mem);
       if (interrupts) {
         qp.#irqs = ctrl.device.enableIrq('msix', { start: qid, count: 1 });
         qp.#irqs.on('interrupt', () => qp.#q.poll());
@@ -69,16 +98,17 @@ export class NvmeQueuePair {
     }
   }
 
-  #controller(): NvmeController {
-    if (!this.#ctrl) throw closedError(`NVMe queue pair ${this.qid} is closed`);
-    return this.#ctrl;
+  #context(): IoContext {
+    if (!this.#io) throw closedError(`NVMe queue pair ${this.qid} is closed`);
+    if (this.#moved) throw busyError(`NVMe queue pair ${this.qid} was moved to another thread with share()`);
+    return this.#io;
   }
 
   /** The command for `blocks` blocks at `lba` of namespace `nsid`, to or from `buf` at `offset`. */
   #rw(opcode: number, nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset: number): Command {
-    const ctrl = this.#controller();
+    const io = this.#context();
     toIndex(nsid, 'nsid', 0xffffffff);
-    const ns = ctrl.namespaces.find((n) => n.nsid === nsid);
+    const ns = io.namespaces.find((n) => n.nsid === nsid);
     if (!ns) throw new RangeError(`nsid ${nsid} is not an active namespace of this controller`);
     const first = typeof lba === 'bigint' ? lba : BigInt(toIndex(lba, 'lba'));
     if (first < 0n) throw new RangeError('lba must not be negative');
@@ -92,8 +122,8 @@ export class NvmeQueuePair {
     if (offset % 4) throw new RangeError('offset must be a multiple of 4 (PRP entries are dword-aligned)');
     const length = blocks * ns.blockSize;
     if (offset + length > buf.size) throw new RangeError(`buf is too small: ${offset} + ${length} bytes > ${buf.size}`);
-    if (length > ctrl.maxTransfer) throw new RangeError(`${length} bytes is more than the controller's MDTS (${ctrl.maxTransfer})`);
-    const iova = ctrl._iovaOf(buf, offset);
+    if (length > io.maxTransfer) throw new RangeError(`${length} bytes is more than the controller's MDTS (${io.maxTransfer})`);
+    const iova = io.iovaOf(buf, offset);
     return {
       opcode, nsid, data: { iova, length },
       cdw: [Number(first & 0xffffffffn), Number(first >> 32n), blocks - 1],
@@ -112,7 +142,7 @@ export class NvmeQueuePair {
     this.#pollScheduled = true;
     setImmediate(() => {
       this.#pollScheduled = false;
-      if (!this.#ctrl) return;
+      if (!this.#io || this.#moved) return;
       this.#q.poll();
       if (this.#q.outstanding) this.#schedulePoll();
     });
@@ -139,7 +169,7 @@ export class NvmeQueuePair {
   /** Flush namespace `nsid`. */
   flush(nsid: number): Promise<void> {
     try {
-      this.#controller();
+      this.#context();
       return this.#async({ opcode: NVM.FLUSH, nsid: toIndex(nsid, 'nsid', 0xffffffff) });
     } catch (err) {
       return rejected(err);
@@ -158,8 +188,95 @@ export class NvmeQueuePair {
 
   /** Reap completions now, without waiting; returns how many (for hot polling loops). */
   poll(): number {
-    this.#controller();
+    this.#context();
     return this.#q.poll();
+  }
+
+  /**
+   * A raw 64-byte command (`command`, as the spec lays it out): the library fills in the command
+   * id and, with `data`, the PRPs for `length` bytes of `buffer` at `offset`. Resolves with
+   * completion dword 0.
+   */
+  submit(command: Uint8Array, data?: { buffer: DmaBuffer; offset?: number; length: number }): Promise<number> {
+    try {
+      const io = this.#context();
+      if (!(command instanceof Uint8Array) || command.length !== 64) {
+        throw new TypeError(`command must be a 64-byte Uint8Array, got ${describe(command)}`);
+      }
+      const raw = new Uint32Array(16);
+      new Uint8Array(raw.buffer).set(command);
+      const cmd: Command = { opcode: raw[0] & 0xff, raw };
+      if (data !== undefined) {
+        if (!DmaBuffer.isDmaBuffer(data?.buffer)) throw new TypeError(`data.buffer must be a DmaBuffer, got ${describe(data?.buffer)}`);
+        const offset = toIndex(data.offset ?? 0, 'data.offset');
+        const length = toIndex(data.length, 'data.length');
+        if (length === 0 || offset % 4) throw new RangeError('data.length must be > 0 and data.offset a multiple of 4');
+        if (offset + length > data.buffer.size) throw new RangeError('data.offset + data.length is outside the buffer');
+        if (length > io.maxTransfer) throw new RangeError(`${length} bytes is more than the controller's MDTS (${io.maxTransfer})`);
+        cmd.data = { iova: io.iovaOf(data.buffer, offset), length };
+      }
+      const p = this.#q.submit(cmd);
+      if (!this.#irqs) this.#schedulePoll();
+      return p;
+    } catch (err) {
+      return rejected(err);
+    }
+  }
+
+  /**
+   * Move this queue pair to another thread: post the value, then `NvmeQueuePair.fromShared()`
+   * there submits and reaps (polling). `buffers` are the DmaBuffers the worker will transfer to or
+   * from; they are mapped here. This side refuses I/O from now on; close() here (after the
+   * worker is done) deletes the queues.
+   */
+  share(options?: { buffers?: DmaBuffer[] }): SharedNvmeQueuePair {
+    this.#context();
+    const ctrl = this.#ctrl;
+    if (!ctrl) throw new TypeError('only the thread that created the queue pair can share it');
+    if (this.#q.outstanding) throw busyError(`NVMe queue pair ${this.qid} has commands outstanding`);
+    const buffers = options?.buffers ?? [];
+    if (!Array.isArray(buffers) || !buffers.every((b) => DmaBuffer.isDmaBuffer(b))) {
+      throw new TypeError('options.buffers must be an array of DmaBuffers');
+    }
+    const { dstrd, timeoutMs } = ctrl._context();
+    const value: SharedNvmeQueuePair = Object.freeze({
+      vfioNvmeQueuePair: {
+        qid: this.qid, size: this.size, dstrd, timeoutMs, ring: this.#q.ring,
+        queue: this.#mem.share(), queueIova: this.#q.sqIova, bar: ctrl.bar.share(),
+        namespaces: ctrl.namespaces, maxTransfer: ctrl.maxTransfer,
+        buffers: buffers.map((b) => ({ buffer: b.share(), iova: ctrl._iovaOf(b, 0) })),
+      },
+    });
+    this.#moved = true;
+    this.#irqs?.disable();
+    this.#irqs = null;
+    return value;
+  }
+
+  /** The queue pair share() moved here, driven by polling in this thread. */
+  static fromShared(value: SharedNvmeQueuePair): NvmeQueuePair {
+    const v = (value as Partial<SharedNvmeQueuePair> | null)?.vfioNvmeQueuePair;
+    if (typeof v !== 'object' || v === null || typeof v.qid !== 'number') {
+      throw new TypeError(`value must be what NvmeQueuePair.share() returned, got ${describe(value)}`);
+    }
+    const mem = DmaBuffer.fromShared(v.queue);
+    const bar = MappedRegion.fromShared(v.bar);
+    const buffers = v.buffers.map((b) => ({ buffer: DmaBuffer.fromShared(b.buffer), iova: b.iova }));
+    const q = new QueuePair(mem, 0, v.queueIova, bar, v.qid, v.size, v.dstrd, v.timeoutMs);
+    q.ring = v.ring;
+    const iovaOf = (buf: DmaBuffer, offset: number): bigint => {
+      const found = buffers.find((b) => b.buffer === buf);
+      if (!found) throw new RangeError('buf is not one of the buffers shared with this queue pair (qp.buffers)');
+      return found.iova + BigInt(offset);
+    };
+    const qp = new NvmeQueuePair(null, { namespaces: v.namespaces, maxTransfer: v.maxTransfer, iovaOf }, v.qid, q, mem);
+    qp.#worker = { bar, buffers: buffers.map((b) => b.buffer) };
+    return qp;
+  }
+
+  /** In a worker: the buffers shared with this queue pair, in share()'s order. */
+  get buffers(): DmaBuffer[] {
+    return [...(this.#worker?.buffers ?? [])];
   }
 
   /** Commands submitted and not completed yet. */
@@ -169,9 +286,20 @@ export class NvmeQueuePair {
 
   /** Delete the queues (outstanding commands reject), release the memory and the vector. Idempotent. */
   close(): void {
+    if (this.#worker) {
+      // Worker side: release this thread's views; the owner deletes the queues.
+      if (!this.#io) return;
+      this.#io = null;
+      this.#q.failAll(closedError(`NVMe queue pair ${this.qid} was closed`));
+      this.#worker.bar.close();
+      for (const b of this.#worker.buffers) b.free();
+      this.#mem.free();
+      return;
+    }
     const ctrl = this.#ctrl;
     if (!ctrl) return;
     this.#ctrl = null;
+    this.#io = null;
     try {
       ctrl._admin(ADMIN.DELETE_SQ, [this.qid]);
       ctrl._admin(ADMIN.DELETE_CQ, [this.qid]);

@@ -13,6 +13,15 @@ export interface Command {
   data?: { iova: bigint; length: number };
   /** Command dwords 10-15. */
   cdw?: [number?, number?, number?, number?, number?, number?];
+  /** A whole raw command (16 dwords): its command id, and PRPs when `data` is given, are filled in. */
+  raw?: Uint32Array;
+}
+
+/** Where a queue pair's ring positions are (to move it to another thread). */
+export interface RingState {
+  tail: number;
+  head: number;
+  phase: number;
 }
 
 interface Pending {
@@ -113,9 +122,14 @@ export class QueuePair {
   #write(cid: number, cmd: Command): void {
     const sq = this.#sq;
     const at = this.#tail * (SQE_SIZE / 4);
-    sq.fill(0, at, at + SQE_SIZE / 4);
-    sq[at] = (cmd.opcode & 0xff) | (cid << 16);
-    sq[at + 1] = cmd.nsid ?? 0;
+    if (cmd.raw) {
+      sq.set(cmd.raw, at);
+      sq[at] = (cmd.raw[0] & 0xffff) | (cid << 16);
+    } else {
+      sq.fill(0, at, at + SQE_SIZE / 4);
+      sq[at] = (cmd.opcode & 0xff) | (cid << 16);
+      sq[at + 1] = cmd.nsid ?? 0;
+    }
     if (cmd.data) {
       const [prp1, prp2] = this.#prps(cid, cmd.data.iova, cmd.data.length);
       sq[at + 6] = Number(prp1 & 0xffffffffn);
@@ -123,8 +137,10 @@ export class QueuePair {
       sq[at + 8] = Number(prp2 & 0xffffffffn);
       sq[at + 9] = Number(prp2 >> 32n);
     }
-    const cdw = cmd.cdw ?? [];
-    for (let i = 0; i < 6; i++) sq[at + 10 + i] = (cdw[i] ?? 0) >>> 0;
+    if (!cmd.raw) {
+      const cdw = cmd.cdw ?? [];
+      for (let i = 0; i < 6; i++) sq[at + 10 + i] = (cdw[i] ?? 0) >>> 0;
+    }
     this.#tail = (this.#tail + 1) % this.size;
   }
 
@@ -184,6 +200,18 @@ export class QueuePair {
       p.done(new VfioError({ errno: ETIMEDOUT, syscall: 'poll', code: 'ETIMEDOUT',
         message: `ETIMEDOUT: NVMe command 0x${p.opcode.toString(16)} on queue ${this.qid} did not complete within ${this.#timeoutMs} ms` }), 0);
     }
+  }
+
+  /** The ring positions, to continue the queue pair elsewhere (nothing may be outstanding). */
+  get ring(): RingState {
+    return { tail: this.#tail, head: this.#head, phase: this.#phase };
+  }
+
+  /** Continue from ring positions taken in another thread. */
+  set ring(r: RingState) {
+    this.#tail = r.tail;
+    this.#head = r.head;
+    this.#phase = r.phase;
   }
 
   /** Reject every outstanding command (the controller is being reset or the queue deleted). */

@@ -126,3 +126,70 @@ test('close() shuts the controller down and it can be opened again; use after cl
   withController((again) => assert.equal(again.identify().serial, 'vfiolab'));
   assert.throws(() => NvmeController.open(42), TypeError);
 });
+
+test('submit() sends a raw command: the library fills the command id and the PRPs', async () => {
+  await withController(async (ctrl) => {
+    const qp = ctrl.createQueuePair({ interrupts: false });
+    const buf = DmaBuffer.alloc(4096);
+    try {
+      buf.store32(0, 0xfeedf00d);
+      await qp.write(1, 77, 1, buf);
+      buf.store32(0, 0);
+      const read = new Uint8Array(64);
+      const v = new DataView(read.buffer);
+      v.setUint32(0, 0x02, true); // Read
+      v.setUint32(4, 1, true); // nsid
+      v.setUint32(40, 77, true); // SLBA
+      assert.equal(await qp.submit(read, { buffer: buf, length: 512 }), 0);
+      assert.equal(buf.load32(0), 0xfeedf00d);
+      const bad = new Uint8Array(64);
+      bad[0] = 0x7f;
+      bad[4] = 1; // nsid 1: QEMU checks the namespace before the opcode
+      await assert.rejects(qp.submit(bad), (e) => e instanceof NvmeError && e.status === 'Invalid Command Opcode' && e.opcode === 0x7f);
+      await assert.rejects(qp.submit(new Uint8Array(63)), TypeError);
+    } finally {
+      qp.close();
+      ctrl.release(buf);
+      buf.free();
+    }
+  });
+});
+
+test('a queue pair moved to a worker with share() is driven there; the owner deletes it afterwards', async () => {
+  const { Worker } = await import('node:worker_threads');
+  await withController(async (ctrl) => {
+    const qp = ctrl.createQueuePair({ size: 16 });
+    const a = DmaBuffer.alloc(4096);
+    const b = DmaBuffer.alloc(4096);
+    const shared = qp.share({ buffers: [a, b] });
+    await assert.rejects(qp.read(1, 0, 1, a), { code: 'ERR_VFIO_BUSY', message: /moved/ });
+    const worker = new Worker(`
+      const { NvmeQueuePair } = require('vfio/nvme');
+      const { parentPort, workerData } = require('node:worker_threads');
+      const qp = NvmeQueuePair.fromShared(workerData);
+      const [a, b] = qp.buffers;
+      (async () => {
+        for (let i = 0; i < 512; i += 4) a.store32(i, 0xab000000 + i);
+        for (let lba = 3000; lba < 3040; lba++) await qp.write(1, lba, 1, a);
+        qp.readSync(1, 3039, 1, b);
+        const same = Buffer.compare(a.bytes.subarray(0, 512), b.bytes.subarray(0, 512)) === 0;
+        qp.close();
+        parentPort.postMessage(same);
+      })().catch((e) => parentPort.postMessage(String(e)));`, { eval: true, execArgv: [], workerData: shared });
+    try {
+      assert.equal(await new Promise((resolve) => worker.once('message', resolve)), true);
+      qp.close();
+      const check = ctrl.createQueuePair({ interrupts: false });
+      check.readSync(1, 3020, 1, b);
+      assert.equal(b.load32(4), 0xab000004, 'the worker\'s writes are on the medium');
+      check.close();
+    } finally {
+      await worker.terminate();
+      qp.close();
+      ctrl.release(a);
+      ctrl.release(b);
+      a.free();
+      b.free();
+    }
+  });
+});
