@@ -187,3 +187,5 @@ export const ETIMEDOUT = -os.errno.ETIMEDOUT;
 export const ENODEV = -os.errno.ENODEV;
 /** @see EINVAL */
 export const ENOSPC = -os.errno.ENOSPC;
+/** @see EINVAL */
+export const ECANCELED = -os.errno.ECANCELED;

@@ -2,7 +2,7 @@
 import { describe, optionsObject, toIndex } from '../args';
 import { VfioDevice } from '../device';
 import { DmaBuffer } from '../dma-buffer';
-import { closedError } from '../errors';
+import { ECANCELED, VfioError, busyError, closedError } from '../errors';
 import type { IoAddressSpace } from '../ioas';
 import { Iommufd } from '../iommufd';
 import type { MappedRegion } from '../region';
@@ -64,6 +64,8 @@ export class NvmeController {
   /** Buffers mapped for I/O on first use. */
   #mapped = new Set<DmaBuffer>();
   #nextQid = 1;
+  #readyMs: number;
+  #resetQueued = false;
 
   private constructor(device: VfioDevice, ioas: IoAddressSpace, own: { iommufd: Iommufd; ioas: IoAddressSpace } | null,
     options: NvmeOpenOptions) {
@@ -79,6 +81,7 @@ export class NvmeController {
     this.maxQueueEntries = Number(cap & 0xffffn) + 1;
     this.#dstrd = Number((cap >> 32n) & 0xfn);
     const readyMs = Math.max(500, Number((cap >> 24n) & 0xffn) * 500);
+    this.#readyMs = readyMs;
     if (adminSize > this.maxQueueEntries) throw new RangeError(`options.adminQueueSize exceeds CAP.MQES+1 (${this.maxQueueEntries})`);
     // Disable, set up the admin queue pair, enable.
     this.bar.write32(REG.CC, 0);
@@ -139,6 +142,39 @@ export class NvmeController {
   #adminQueue(): QueuePair {
     if (!this.#admin) throw closedError('the NVMe controller is closed');
     return this.#admin;
+  }
+
+  /**
+   * Reset the controller (disable, then enable with fresh queues): every outstanding command of
+   * every queue pair rejects with ECANCELED, and the I/O queue pairs are created again. A command
+   * that times out triggers this by itself. Refused while a queue pair is moved to a worker.
+   */
+  reset(): void {
+    const admin = this.#adminQueue();
+    if ([...this.#queues].some((qp) => qp._moved)) throw busyError('a queue pair was moved to a worker with share()');
+    const cancelled = new VfioError({ errno: ECANCELED, syscall: 'ioctl', code: 'ECANCELED',
+      message: 'ECANCELED: the NVMe controller was reset before the command completed' });
+    for (const qp of this.#queues) qp._fail(cancelled);
+    admin.failAll(cancelled);
+    this.bar.write32(REG.CC, 0);
+    this.#waitReady(false, this.#readyMs);
+    admin.resetRing();
+    this.bar.write32(REG.AQA, ((admin.size - 1) << 16) | (admin.size - 1));
+    this.bar.write64(REG.ASQ, admin.sqIova);
+    this.bar.write64(REG.ACQ, admin.cqIova);
+    this.bar.write32(REG.CC, CC.EN | CC.IOSQES | CC.IOCQES);
+    this.#waitReady(true, this.#readyMs);
+    for (const qp of this.#queues) qp._recreate();
+  }
+
+  /** @internal A command timed out: reset on the next turn of the event loop (once). */
+  _timedOut(): void {
+    if (this.#resetQueued) return;
+    this.#resetQueued = true;
+    setImmediate(() => {
+      this.#resetQueued = false;
+      if (this.#admin) this.reset();
+    });
   }
 
   /** @internal Run an admin command synchronously; returns completion dword 0. */

@@ -50,6 +50,7 @@ export class NvmeQueuePair {
   #mem: DmaBuffer;
   #irqs: Interrupts | null = null;
   #pollScheduled = false;
+  #interrupts = false;
   /** Set once share() moved the queue pair to another thread. */
   #moved = false;
   /** Worker side: the shared BAR view and the buffers opened from the shared value. */
@@ -76,26 +77,56 @@ export class NvmeQueuePair {
     const { ioas, dstrd, timeoutMs } = ctrl._context();
     const mem = DmaBuffer.alloc(queueBytes(size));
     let iova: bigint | null = null;
-    let cqCreated = false;
+    let qp: NvmeQueuePair | null = null;
     try {
       iova = ioas.map(mem);
       const q = new QueuePair(mem, 0, iova, ctrl.bar, qid, size, dstrd, timeoutMs);
-      const qp = new NvmeQueuePair(ctrl, NvmeQueuePair.#contextOf(ctrl), qid, q, mem);
+      const made = new NvmeQueuePair(ctrl, NvmeQueuePair.#contextOf(ctrl), qid, q, mem);
+      qp = made;
+      made.#interrupts = interrupts;
+      q.onTimeout = () => ctrl._timedOut();
       if (interrupts) {
-        qp.#irqs = ctrl.device.enableIrq('msix', { start: qid, count: 1 });
-        qp.#irqs.on('interrupt', () => qp.#q.poll());
+        made.#irqs = ctrl.device.enableIrq('msix', { start: qid, count: 1 });
+        made.#irqs.on('interrupt', () => made.#q.poll());
       }
-      ctrl._admin(ADMIN.CREATE_CQ, [((size - 1) << 16) | qid, 1 | (interrupts ? 2 | (qid << 16) : 0)],
-        { data: { iova: q.cqIova, length: 4096 } });
-      cqCreated = true;
-      ctrl._admin(ADMIN.CREATE_SQ, [((size - 1) << 16) | qid, (qid << 16) | 1], { data: { iova: q.sqIova, length: 4096 } });
-      return qp;
+      made.#createQueues(ctrl);
+      return made;
     } catch (err) {
-      if (cqCreated) ctrl._admin(ADMIN.DELETE_CQ, [qid]);
+      if (qp) qp.#irqs?.disable();
       if (iova !== null) ioas.unmap(iova, mem.size);
       mem.free();
       throw err;
     }
+  }
+
+  /** Create the CQ (its own MSI-X vector when interrupts) and the SQ in the controller. */
+  #createQueues(ctrl: NvmeController): void {
+    const { qid, size } = this;
+    ctrl._admin(ADMIN.CREATE_CQ, [((size - 1) << 16) | qid, 1 | (this.#interrupts ? 2 | (qid << 16) : 0)],
+      { data: { iova: this.#q.cqIova, length: 4096 } });
+    try {
+      ctrl._admin(ADMIN.CREATE_SQ, [((size - 1) << 16) | qid, (qid << 16) | 1], { data: { iova: this.#q.sqIova, length: 4096 } });
+    } catch (err) {
+      ctrl._admin(ADMIN.DELETE_CQ, [qid]);
+      throw err;
+    }
+  }
+
+  /** @internal The controller is resetting: reject every outstanding command. */
+  _fail(err: Error): void {
+    this.#q.failAll(err);
+  }
+
+  /** @internal The controller came back from a reset: the queues again, empty. */
+  _recreate(): void {
+    if (!this.#ctrl) return;
+    this.#q.resetRing();
+    this.#createQueues(this.#ctrl);
+  }
+
+  /** @internal Whether share() moved it to another thread. */
+  get _moved(): boolean {
+    return this.#moved;
   }
 
   #context(): IoContext {

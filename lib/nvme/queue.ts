@@ -192,14 +192,30 @@ export class QueuePair {
 
   #expire(): void {
     const now = Date.now();
+    let expired = false;
     for (const [cid, p] of this.#pending) {
       if (p.deadline > now) continue;
       // The slot stays taken until the controller completes it (reaped and ignored then).
       this.#pending.delete(cid);
       this.#expired.add(cid);
+      expired = true;
       p.done(new VfioError({ errno: ETIMEDOUT, syscall: 'poll', code: 'ETIMEDOUT',
         message: `ETIMEDOUT: NVMe command 0x${p.opcode.toString(16)} on queue ${this.qid} did not complete within ${this.#timeoutMs} ms` }), 0);
     }
+    if (expired) this.onTimeout?.();
+  }
+
+  /** Called once per command that times out (the owner then resets the controller). */
+  onTimeout: (() => void) | null = null;
+
+  /** Start over after a controller reset: empty rings, every command id free. */
+  resetRing(): void {
+    this.#tail = 0;
+    this.#head = 0;
+    this.#phase = 1;
+    this.#cq.fill(0);
+    this.#expired.clear();
+    this.#free = Array.from({ length: this.size - 1 }, (_, i) => this.size - 2 - i);
   }
 
   /** The ring positions, to continue the queue pair elsewhere (nothing may be outstanding). */

@@ -193,3 +193,48 @@ test('a queue pair moved to a worker with share() is driven there; the owner del
     }
   });
 });
+
+test('a reset while I/O is outstanding rejects every outstanding command, and I/O works after it', async () => {
+  await withController(async (ctrl) => {
+    const qp = ctrl.createQueuePair({ interrupts: false });
+    const buf = DmaBuffer.alloc(8 * 512);
+    try {
+      const pending = [0, 1, 2, 3].map((k) => qp.read(1, k, 1, buf, k * 512));
+      ctrl.reset();
+      for (const p of pending) await assert.rejects(p, { code: 'ECANCELED' });
+      assert.equal(qp.outstanding, 0);
+      await qp.read(1, 0, 1, buf);
+      qp.writeSync(1, 5, 1, buf);
+    } finally {
+      qp.close();
+      ctrl.release(buf);
+      buf.free();
+    }
+  });
+});
+
+test('a command that times out (the controller disabled underneath) rejects, and the controller recovers', async () => {
+  await withController(async (ctrl) => {
+    const qp = ctrl.createQueuePair({ interrupts: false });
+    const buf = DmaBuffer.alloc(4096);
+    try {
+      ctrl.bar.write32(0x14, 0); // CC.EN = 0 behind the driver's back
+      await assert.rejects(qp.read(1, 0, 1, buf), { code: 'ETIMEDOUT', message: /did not complete within 300 ms/ });
+      const end = Date.now() + 5000;
+      for (;;) {
+        try {
+          await qp.read(1, 0, 1, buf);
+          break;
+        } catch (err) {
+          if (Date.now() > end) throw err;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      assert.equal(ctrl.bar.read32(0x1c) & 1, 1, 'the controller is ready again');
+    } finally {
+      qp.close();
+      ctrl.release(buf);
+      buf.free();
+    }
+  }, { timeoutMs: 300 });
+});
