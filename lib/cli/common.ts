@@ -10,7 +10,10 @@ export interface Command {
   summary: string;
   /** Boolean options, name (without --) -> description. */
   options: Record<string, string>;
-  run(positionals: string[], options: Record<string, boolean>): number;
+  /** Options that take a value (`--qd 32`), name -> description and default. */
+  values?: Record<string, { description: string; default: string }>;
+  /** Returns the exit code (a promise of it for commands that wait). */
+  run(positionals: string[], options: Record<string, boolean>, values: Record<string, string>): number | Promise<number>;
 }
 
 /** A usage error: print the usage, exit 2. */

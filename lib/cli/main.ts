@@ -16,8 +16,11 @@ export const COMMANDS: readonly Command[] = [list, info, bind, unbind, probe, nv
 
 const GLOBAL = { help: 'show help (vfio <command> --help: that command\'s)', version: 'print the version' };
 
-function signature(c: Command): string {
-  return [c.name, c.args, ...Object.keys(c.options).map((o) => `[--${o}]`)].filter(Boolean).join(' ');
+/** `name args [--opt]...`; with `full`, the valued options too (else `[options]` stands for them). */
+function signature(c: Command, full = false): string {
+  const valued = Object.entries(c.values ?? {});
+  const shown = full ? valued.map(([o, v]) => `[--${o} ${v.default}]`) : valued.length ? ['[options]'] : [];
+  return [c.name, c.args, ...shown, ...Object.keys(c.options).map((o) => `[--${o}]`)].filter(Boolean).join(' ');
 }
 
 /** The usage, generated from the command table. */
@@ -37,10 +40,11 @@ export function usage(): string {
 
 /** `vfio <command> --help`. */
 export function commandHelp(c: Command): string {
-  const opts = Object.entries({ ...c.options, help: 'show this help' });
+  const valued = Object.entries(c.values ?? {}).map(([o, v]) => [`${o} ${v.default}`, `${v.description} (default ${v.default})`]);
+  const opts = [...valued, ...Object.entries({ ...c.options, help: 'show this help' })];
   const width = Math.max(...opts.map(([o]) => o.length + 2));
   return [
-    `usage: vfio ${signature(c)}`,
+    `usage: vfio ${signature(c, true)}`,
     '',
     c.summary,
     '',
@@ -54,19 +58,33 @@ function version(): string {
   return pkg.version;
 }
 
-/** Run the CLI with `argv` (without node and the script); returns the exit code. */
-export function main(argv: string[]): number {
+function fail(err: unknown): number {
+  if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`vfio: ${(err as Error).message}\n${usage()}\n`);
+    return 2;
+  }
+  process.stderr.write(`vfio: ${err instanceof CliError ? err.message : explain(err)}\n`);
+  return 1;
+}
+
+/** Run the CLI with `argv` (without node and the script); returns the exit code (or a promise of it). */
+export function main(argv: string[]): number | Promise<number> {
   try {
-    const known = new Set([...Object.keys(GLOBAL), ...COMMANDS.flatMap((c) => Object.keys(c.options))]);
-    const unknown = argv.find((a) => a.startsWith('--') && !known.has(a.slice(2)));
+    const booleans = new Set([...Object.keys(GLOBAL), ...COMMANDS.flatMap((c) => Object.keys(c.options))]);
+    const valued = new Set(COMMANDS.flatMap((c) => Object.keys(c.values ?? {})));
+    const unknown = argv.find((a) => a.startsWith('--') && !booleans.has(a.slice(2)) && !valued.has(a.slice(2)));
     if (unknown) throw new UsageError(`unknown option ${unknown}`);
-    const { values, positionals } = parseArgs({
-      args: argv,
-      options: Object.fromEntries([...known].map((o) => [o, { type: 'boolean' as const }])),
-      allowPositionals: true,
-      strict: true,
-    });
-    const options = values as Record<string, boolean>;
+    const spec: Record<string, { type: 'boolean' | 'string' }> = {};
+    for (const o of booleans) spec[o] = { type: 'boolean' };
+    for (const o of valued) spec[o] = { type: 'string' };
+    const parsed = parseArgs({ args: argv, options: spec, allowPositionals: true, strict: true });
+    const positionals = parsed.positionals;
+    const options: Record<string, boolean> = {};
+    const values: Record<string, string> = {};
+    for (const [k, v] of Object.entries(parsed.values)) {
+      if (typeof v === 'string') values[k] = v;
+      else if (v === true) options[k] = true;
+    }
     if (options.version) {
       console.log(version());
       return 0;
@@ -90,15 +108,13 @@ export function main(argv: string[]): number {
       console.log(commandHelp(command));
       return 0;
     }
-    const stray = Object.keys(options).find((o) => !(o in command.options));
+    const stray = [...Object.keys(options), ...Object.keys(values)]
+      .find((o) => !(o in command.options) && !(o in (command.values ?? {})));
     if (stray) throw new UsageError(`${name} has no option --${stray}`);
-    return command.run(rest, options);
+    for (const [k, v] of Object.entries(command.values ?? {})) values[k] ??= v.default;
+    const code = command.run(rest, options, values);
+    return typeof code === 'number' ? code : code.catch(fail);
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`vfio: ${(err as Error).message}\n${usage()}\n`);
-      return 2;
-    }
-    process.stderr.write(`vfio: ${err instanceof CliError ? err.message : explain(err)}\n`);
-    return 1;
+    return fail(err);
   }
 }

@@ -1,21 +1,30 @@
 // vfio nvme identify|smart <bdf>: an NVMe controller's identity or health, through vfio/nvme.
 import { NvmeController } from '../nvme';
 import { findDevice, hex, oneBdf, table, UsageError, type Command } from './common';
+import { perf, perfOptions } from './nvme-perf';
 
-const SUBCOMMANDS = ['identify', 'smart'] as const;
+const SUBCOMMANDS = ['identify', 'smart', 'perf'] as const;
 
 export const nvme: Command = {
   name: 'nvme',
-  args: 'identify|smart <bdf>',
-  summary: "an NVMe controller's identity (identify) or SMART/health log (smart), via vfio/nvme",
+  args: 'identify|smart|perf <bdf>',
+  summary: "an NVMe controller's identity, SMART/health log, or polled I/O performance, via vfio/nvme",
   options: { json: 'print JSON' },
-  run(positionals, options) {
+  values: {
+    rw: { description: 'perf: randread, randwrite, read or write', default: 'randread' },
+    bs: { description: 'perf: bytes per command', default: '4096' },
+    qd: { description: 'perf: commands in flight per queue pair', default: '32' },
+    time: { description: 'perf: seconds to run', default: '5' },
+    queues: { description: 'perf: queue pairs', default: '1' },
+  },
+  run(positionals, options, values) {
     const [sub, ...rest] = positionals;
     if (!SUBCOMMANDS.includes(sub as (typeof SUBCOMMANDS)[number])) {
-      throw new UsageError(`nvme takes identify or smart, got ${sub === undefined ? 'nothing' : `'${sub}'`}`);
+      throw new UsageError(`nvme takes identify, smart or perf, got ${sub === undefined ? 'nothing' : `'${sub}'`}`);
     }
     const bdf = oneBdf(rest, `nvme ${sub}`);
     findDevice(bdf);
+    if (sub === 'perf') return runPerf(bdf, options.json === true, values);
     const ctrl = NvmeController.open(bdf);
     try {
       const json = options.json === true;
@@ -44,3 +53,23 @@ export const nvme: Command = {
     return 0;
   },
 };
+
+async function runPerf(bdf: string, json: boolean, values: Record<string, string>): Promise<number> {
+  const o = perfOptions(values);
+  const ctrl = NvmeController.open(bdf);
+  try {
+    const live = !json && process.stdout.isTTY;
+    const r = await perf(ctrl, o, live ? (iops, t) => process.stdout.write(`\r${t.toFixed(0)} s: ${iops.toFixed(0)} IOPS`) : undefined);
+    if (live) process.stdout.write('\n');
+    if (json) {
+      console.log(JSON.stringify({ bdf, ...r }, null, 2));
+    } else {
+      console.log(`${bdf} ${r.rw} bs ${r.bs} qd ${r.qd} x ${r.queues} queue(s), ${r.seconds.toFixed(1)} s, polled`);
+      console.log(`  ${r.iops.toFixed(0)} IOPS, ${r.mibps.toFixed(1)} MiB/s; latency p50 ${r.latencyUs.p50.toFixed(1)} us, ` +
+        `p99 ${r.latencyUs.p99.toFixed(1)} us, max ${r.latencyUs.max.toFixed(1)} us`);
+    }
+    return 0;
+  } finally {
+    ctrl.close();
+  }
+}

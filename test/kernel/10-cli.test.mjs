@@ -237,5 +237,20 @@ test('vfio nvme identify and smart read the lab controller, as a table and as JS
   const smart = vfio(['--json', 'nvme', 'smart', nvme.bdf]);
   assert.equal(smart.status, 0, smart.stderr);
   assert.ok(JSON.parse(smart.stdout).temperatureK > 200);
-  assertUsage(vfio(['nvme', 'frob', nvme.bdf]), /nvme takes identify or smart/);
+  assertUsage(vfio(['nvme', 'frob', nvme.bdf]), /nvme takes identify, smart or perf/);
+});
+
+test('vfio nvme perf runs polled I/O and reports IOPS, bandwidth and latency percentiles', () => {
+  const r = vfio(['nvme', 'perf', nvme.bdf, '--time', '1', '--qd', '4', '--queues', '2', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const p = JSON.parse(r.stdout);
+  assert.equal(p.rw, 'randread');
+  assert.deepEqual([p.bs, p.qd, p.queues], [4096, 4, 2]);
+  assert.ok(p.ios > 0 && p.iops > 0 && p.mibps > 0);
+  assert.ok(p.latencyUs.p50 > 0 && p.latencyUs.p50 <= p.latencyUs.p99 && p.latencyUs.p99 <= p.latencyUs.max);
+  const w = vfio(['nvme', 'perf', nvme.bdf, '--rw', 'write', '--bs', '8192', '--time', '1', '--qd', '2']);
+  assert.equal(w.status, 0, w.stderr);
+  assert.match(w.stdout, /write bs 8192 qd 2 x 1 queue.*\n.*IOPS, .* MiB\/s; latency p50 .* us, p99 .* us, max .* us/);
+  assertUsage(vfio(['nvme', 'perf', nvme.bdf, '--qd', '0']), /--qd must be an integer from 1/);
+  assertUsage(vfio(['nvme', 'perf', nvme.bdf, '--rw', 'sideways']), /--rw must be one of/);
 });
