@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DmaBuffer } from 'vfio';
-import { EDU, openEdu, startDma, waitDmaIdle } from './edu.mjs';
+import { EDU, openEdu, startDma, startWordBounce, waitDmaIdle } from './edu.mjs';
 
 test('iovaRanges returns the ranges the kernel reports, around the x86 MSI window', () => {
   const edu = openEdu();
@@ -97,10 +97,8 @@ test('load32 sees a completion word the device DMAs into the buffer, polled with
     edu.dev.config.enableBusMaster();
     const iova = edu.ioas.map(buf);
     buf.store32(0, 0xc0de0001);
-    startDma(bar, { src: iova, dst: EDU.BUFFER, count: 4, toRam: false });
-    waitDmaIdle(bar);
     // The CPU polls the word while the device writes it: each load32 reads the memory again.
-    startDma(bar, { src: EDU.BUFFER, dst: iova + 4096n, count: 4, toRam: true });
+    startWordBounce(bar, iova);
     const end = Date.now() + 5000;
     while (buf.load32(4096) !== 0xc0de0001 && Date.now() < end);
     assert.equal(buf.load32(4096), 0xc0de0001);
@@ -132,9 +130,7 @@ test('a worker polls a completion word in shared DMA memory that the device writ
     edu.dev.config.enableBusMaster();
     const iova = edu.ioas.map(buf);
     buf.store32(0, 0xc0de0002);
-    startDma(bar, { src: iova, dst: EDU.BUFFER, count: 4, toRam: false });
-    waitDmaIdle(bar);
-    startDma(bar, { src: EDU.BUFFER, dst: iova + 4096n, count: 4, toRam: true });
+    startWordBounce(bar, iova);
     assert.equal(await new Promise((resolve) => worker.once('message', resolve)), 0xc0de0002);
     waitDmaIdle(bar);
     await new Promise((resolve) => worker.once('exit', resolve));

@@ -3,21 +3,20 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DmaBuffer } from 'vfio';
 import { NvmeController, NvmeError } from 'vfio/nvme';
-import { deviceOf } from './lab.mjs';
+import { deviceOf, withResource } from './lab.mjs';
 
 const nvme = deviceOf('nvme');
 
-function withController(fn, options) {
-  const ctrl = NvmeController.open(nvme.bdf, options);
-  const close = () => ctrl.close();
-  let r;
-  try {
-    r = fn(ctrl);
-  } catch (err) {
-    close();
-    throw err;
-  }
-  return r && typeof r.then === 'function' ? r.finally(close) : (close(), r);
+const withController = (fn, options) => withResource(NvmeController.open(nvme.bdf, options), (c) => c.close(), fn);
+
+/** Run `fn(qp, buf)` on a new queue pair and a `bytes`-byte buffer, then release both. */
+function withQueue(ctrl, options, bytes, fn) {
+  const buf = DmaBuffer.alloc(bytes);
+  return withResource(ctrl.createQueuePair(options), (qp) => {
+    qp.close();
+    ctrl.release(buf);
+    buf.free();
+  }, (qp) => fn(qp, buf));
 }
 
 test('open brings the controller up: identify and the namespace', () => {
@@ -75,9 +74,7 @@ test('data written through two queue pairs (polled and MSI-X) over the whole nam
 
 test('a small queue wraps around many times, synchronously and with many commands in flight', async () => {
   await withController(async (ctrl) => {
-    const qp = ctrl.createQueuePair({ size: 4, interrupts: false });
-    const buf = DmaBuffer.alloc(8 * 512);
-    try {
+    await withQueue(ctrl, { size: 4, interrupts: false }, 8 * 512, async (qp, buf) => {
       for (let i = 0; i < 100; i++) {
         buf.store32(0, i);
         qp.writeSync(1, 1000 + (i % 8), 1, buf);
@@ -88,11 +85,7 @@ test('a small queue wraps around many times, synchronously and with many command
       assert.equal(qp.outstanding, 0);
       qp.readSync(1, 1000 + (99 % 8), 1, buf);
       assert.equal(buf.load32(0), 99);
-    } finally {
-      qp.close();
-      ctrl.release(buf);
-      buf.free();
-    }
+    });
   });
 });
 
@@ -129,9 +122,7 @@ test('close() shuts the controller down and it can be opened again; use after cl
 
 test('submit() sends a raw command: the library fills the command id and the PRPs', async () => {
   await withController(async (ctrl) => {
-    const qp = ctrl.createQueuePair({ interrupts: false });
-    const buf = DmaBuffer.alloc(4096);
-    try {
+    await withQueue(ctrl, { interrupts: false }, 4096, async (qp, buf) => {
       buf.store32(0, 0xfeedf00d);
       await qp.write(1, 77, 1, buf);
       buf.store32(0, 0);
@@ -147,11 +138,7 @@ test('submit() sends a raw command: the library fills the command id and the PRP
       bad[4] = 1; // nsid 1: QEMU checks the namespace before the opcode
       await assert.rejects(qp.submit(bad), (e) => e instanceof NvmeError && e.status === 'Invalid Command Opcode' && e.opcode === 0x7f);
       await assert.rejects(qp.submit(new Uint8Array(63)), TypeError);
-    } finally {
-      qp.close();
-      ctrl.release(buf);
-      buf.free();
-    }
+    });
   });
 });
 
@@ -196,28 +183,20 @@ test('a queue pair moved to a worker with share() is driven there; the owner del
 
 test('a reset while I/O is outstanding rejects every outstanding command, and I/O works after it', async () => {
   await withController(async (ctrl) => {
-    const qp = ctrl.createQueuePair({ interrupts: false });
-    const buf = DmaBuffer.alloc(8 * 512);
-    try {
+    await withQueue(ctrl, { interrupts: false }, 8 * 512, async (qp, buf) => {
       const pending = [0, 1, 2, 3].map((k) => qp.read(1, k, 1, buf, k * 512));
       ctrl.reset();
       for (const p of pending) await assert.rejects(p, { code: 'ECANCELED' });
       assert.equal(qp.outstanding, 0);
       await qp.read(1, 0, 1, buf);
       qp.writeSync(1, 5, 1, buf);
-    } finally {
-      qp.close();
-      ctrl.release(buf);
-      buf.free();
-    }
+    });
   });
 });
 
 test('a command that times out (the controller disabled underneath) rejects, and the controller recovers', async () => {
   await withController(async (ctrl) => {
-    const qp = ctrl.createQueuePair({ interrupts: false });
-    const buf = DmaBuffer.alloc(4096);
-    try {
+    await withQueue(ctrl, { interrupts: false }, 4096, async (qp, buf) => {
       ctrl.bar.write32(0x14, 0); // CC.EN = 0 behind the driver's back
       await assert.rejects(qp.read(1, 0, 1, buf), { code: 'ETIMEDOUT', message: /did not complete within 300 ms/ });
       const end = Date.now() + 5000;
@@ -231,10 +210,6 @@ test('a command that times out (the controller disabled underneath) rejects, and
         }
       }
       assert.equal(ctrl.bar.read32(0x1c) & 1, 1, 'the controller is ready again');
-    } finally {
-      qp.close();
-      ctrl.release(buf);
-      buf.free();
-    }
+    });
   }, { timeoutMs: 300 });
 });

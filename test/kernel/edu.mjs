@@ -17,6 +17,16 @@ export function startDma(bar, { src, dst, count, toRam, irq = false }) {
   bar.write64(EDU.DMA_CMD, BigInt(EDU.CMD_START | (toRam ? EDU.CMD_TO_RAM : 0) | (irq ? EDU.CMD_IRQ : 0)));
 }
 
+/**
+ * Copy the 4-byte word at `iova` into edu's buffer, then start copying it back to `iova + 4096`
+ * without waiting: the caller watches the word arrive.
+ */
+export function startWordBounce(bar, iova) {
+  startDma(bar, { src: iova, dst: EDU.BUFFER, count: 4, toRam: false });
+  waitDmaIdle(bar);
+  startDma(bar, { src: EDU.BUFFER, dst: iova + 4096n, count: 4, toRam: true });
+}
+
 /** Poll the DMA command register until the device clears its start bit. */
 export function waitDmaIdle(bar, timeoutMs = 5000) {
   const end = Date.now() + timeoutMs;

@@ -60,20 +60,24 @@ export function openBound(kind, { n = 0, attach = true } = {}) {
   return { info, iommufd, dev, ioas, close };
 }
 
+/** Run `fn(resource)` and then `close(resource)`, whatever `fn` does (sync or async). */
+export function withResource(resource, close, fn) {
+  let result;
+  try {
+    result = fn(resource);
+  } catch (err) {
+    close(resource);
+    throw err;
+  }
+  if (result && typeof result.then === 'function') return result.finally(() => close(resource));
+  close(resource);
+  return result;
+}
+
 /**
  * Run `fn({ info, iommufd, dev, ioas })` on a device opened by openBound and close it all
  * afterwards, whatever `fn` does (sync or async).
  */
 export function withBound(kind, fn, options) {
-  const ctx = openBound(kind, options);
-  let result;
-  try {
-    result = fn(ctx);
-  } catch (err) {
-    ctx.close();
-    throw err;
-  }
-  if (result && typeof result.then === 'function') return result.finally(ctx.close);
-  ctx.close();
-  return result;
+  return withResource(openBound(kind, options), (ctx) => ctx.close(), fn);
 }
