@@ -14,6 +14,8 @@ export interface NativeBinding {
   /** The ioctl table: request name -> number (native/uapi.h). */
   readonly ioctls: Readonly<Record<string, number>>;
   pageSize(): number;
+  /** Does nothing: the cheapest call into the addon (npm run bench's floor row). */
+  noop(): void;
 
   deviceOpen(path: string): NativeHandle;
   deviceFromFd(fd: number, own: boolean, path?: string): NativeHandle;

@@ -5,7 +5,7 @@
 #include <napi.h>
 #include <uv.h>
 
-#include <set>
+#include <unordered_set>
 
 namespace vfio {
 
@@ -18,7 +18,7 @@ struct AddonData {
   // process.exit()), which is how a blocking wait notices that it must return.
   Napi::FunctionReference probe;
   // Every live handle, released by the env cleanup hook if JS never closed it.
-  std::set<Handle*> live;
+  std::unordered_set<Handle*> live;
   // Set while the env tears down: no JS handles may be touched then.
   bool tearingDown = false;
   // uv handles closed but whose close callback has not run yet. The env's async cleanup hook

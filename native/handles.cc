@@ -1,4 +1,4 @@
-// Type tags, unwrapping, and the fd handle every fd-backed kernel object shares.
+// Unwrapping typed handles, and the fd handle every fd-backed kernel object shares.
 #include "handles.h"
 
 #include <fcntl.h>
@@ -11,37 +11,27 @@ namespace vfio {
 
 namespace {
 
-// Random 128-bit tags, one per Kind (napi_type_tag_object).
-const napi_type_tag kTags[] = {
-    {0x6a1b3c2d4e5f6071ULL, 0x8293a4b5c6d7e8f9ULL},  // Device
-    {0x0f1e2d3c4b5a6978ULL, 0x8796a5b4c3d2e1f0ULL},  // Iommufd
-    {0x13579bdf2468ace0ULL, 0xfdb97531eca86420ULL},  // DmaBuffer
-    {0x2b4d6f8091a3c5e7ULL, 0x7e5c3a1908f6d4b2ULL},  // Mapping
-    {0x5a5aa5a5c3c33c3cULL, 0x9696696912122121ULL},  // IrqWatcher
-    {0x71c2d3e4f5061728ULL, 0x394a5b6c7d8e9fa0ULL},  // Group
-    {0x4e6f2a1c9d8b7a65ULL, 0x0c1d2e3f40516273ULL},  // Container
-};
+// The live handle of `kind` that v holds, or null.
+Handle* Find(Napi::Env env, const Napi::Value& v, Kind kind) {
+  // Only Externals can be ours (napi_get_value_external refuses anything else without throwing);
+  // their pointer is compared against the live set before any use.
+  void* data = nullptr;
+  if (v.IsEmpty() || napi_get_value_external(env, v, &data) != napi_ok) return nullptr;
+  AddonData* addon = GetAddon(env);
+  auto* h = static_cast<Handle*>(data);
+  if (addon == nullptr || addon->live.find(h) == addon->live.end() || h->kind != kind) return nullptr;
+  return h;
+}
 
 }  // namespace
 
-const napi_type_tag* TagFor(Kind kind) { return &kTags[static_cast<int>(kind)]; }
-
-bool HasKind(Napi::Env env, const Napi::Value& v, Kind kind) {
-  // Only Externals carry our tags. Checking the type first matters: the tag check on null or
-  // undefined would leave a pending JS exception behind.
-  napi_valuetype type;
-  if (v.IsEmpty() || napi_typeof(env, v, &type) != napi_ok || type != napi_external) return false;
-  bool ok = false;
-  return napi_check_object_type_tag(env, v, TagFor(kind), &ok) == napi_ok && ok;
-}
+bool HasKind(Napi::Env env, const Napi::Value& v, Kind kind) { return Find(env, v, kind) != nullptr; }
 
 Handle* UnwrapAny(const Napi::Value& v, Kind kind, const char* what) {
   Napi::Env env = v.Env();
-  void* data = nullptr;
-  if (!HasKind(env, v, kind) || napi_get_value_external(env, v, &data) != napi_ok) {
-    ThrowType(env, std::string("expected a native ") + what + " handle");
-  }
-  return static_cast<Handle*>(data);
+  Handle* h = Find(env, v, kind);
+  if (h == nullptr) ThrowType(env, std::string("expected a native ") + what + " handle");
+  return h;
 }
 
 void FdHandle::Release() {

@@ -1,6 +1,9 @@
-// Type-tagged handles. Every resource is a Handle owned by a Napi::External tagged with its
-// kind (napi_type_tag_object); lib/ holds the External and passes it back, and Unwrap checks
-// the tag, so a wrong object can never be reinterpreted as another resource.
+// Typed handles. Every resource is a Handle owned by a Napi::External; lib/ holds the External
+// and passes it back. Unwrap accepts an External only if its pointer is one of this env's live
+// handles (AddonData::live, looked up without dereferencing it) and the handle is of the
+// expected kind, so no other object, and no handle of another kind, is ever reinterpreted as a
+// resource. (A live External keeps its Handle alive: only its GC finalizer deletes it.) This is
+// the check napi_type_tag_object gives, at a fraction of its cost per call.
 #pragma once
 
 #include <napi.h>
@@ -13,6 +16,9 @@ namespace vfio {
 
 // A native resource. Release() frees the OS resource and is idempotent; the destructor
 // (GC finalizer or env teardown) calls it as a backstop.
+// One kind per sort of handle.
+enum class Kind { None, Device, Iommufd, DmaBuffer, Mapping, IrqWatcher, Group, Container };
+
 struct Handle {
   explicit Handle(AddonData* a) : addon(a) { addon->live.insert(this); }
   virtual ~Handle() {
@@ -20,12 +26,9 @@ struct Handle {
   }
   virtual void Release() = 0;
   AddonData* addon;
+  Kind kind = Kind::None;  // set once, by WrapHandle
 };
 
-// One type tag per kind of handle.
-enum class Kind { Device, Iommufd, DmaBuffer, Mapping, IrqWatcher, Group, Container };
-
-const napi_type_tag* TagFor(Kind kind);
 bool HasKind(Napi::Env env, const Napi::Value& v, Kind kind);
 Handle* UnwrapAny(const Napi::Value& v, Kind kind, const char* what);
 template <typename T>
@@ -40,11 +43,8 @@ void FinalizeHandle(Napi::Env, T* handle) {
 
 template <typename T>
 Napi::External<T> WrapHandle(Napi::Env env, T* handle, Kind kind) {
-  auto ext = Napi::External<T>::New(env, handle, FinalizeHandle<T>);
-  if (napi_type_tag_object(env, ext, TagFor(kind)) != napi_ok) {
-    throw Napi::Error::New(env, "vfio: could not tag a native handle");
-  }
-  return ext;
+  handle->kind = kind;
+  return Napi::External<T>::New(env, handle, FinalizeHandle<T>);
 }
 
 // A file descriptor held by a handle: the device, iommufd, group and container fds.
