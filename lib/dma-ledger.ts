@@ -21,6 +21,12 @@ function keyOf(v: bigint): number | bigint {
 /** The pinned ranges of one address space. */
 export class DmaLedger {
   readonly #entries = new Map<number | bigint, LedgerEntry>();
+  #generation = 0;
+
+  /** Changes whenever a mapping goes away: an IOVA cached under one generation is valid while it lasts. */
+  get generation(): number {
+    return this.#generation;
+  }
 
   /** Number of live mappings. */
   get size(): number {
@@ -39,6 +45,7 @@ export class DmaLedger {
     const e = this.#entries.get(key);
     if (e === undefined || e.length !== BigInt(length)) return false;
     this.#entries.delete(key);
+    this.#generation++;
     e.buffer?._unpin();
     return true;
   }
@@ -48,6 +55,7 @@ export class DmaLedger {
     for (const [key, e] of this.#entries) {
       if (e.iova >= first && e.iova + e.length - 1n <= last) {
         this.#entries.delete(key);
+        this.#generation++;
         e.buffer?._unpin();
       }
     }
@@ -57,6 +65,7 @@ export class DmaLedger {
   clear(): void {
     for (const e of this.#entries.values()) e.buffer?._unpin();
     this.#entries.clear();
+    this.#generation++;
   }
 
   /** The mapping that contains `iova`. */

@@ -146,6 +146,11 @@ export class IoAddressSpace {
     return got;
   }
 
+  /** @internal Changes whenever a mapping here goes away (see DmaLedger.generation). */
+  get _generation(): number {
+    return this.#ledger.generation;
+  }
+
   /** The IOVA of byte `offset` of a DmaBuffer mapped here. */
   iovaOf(buffer: DmaBuffer, offset = 0): bigint {
     this.#native();

@@ -58,6 +58,9 @@ export class NvmeController {
   #adminMem: DmaBuffer;
   #scratch: DmaBuffer;
   #scratchIova: bigint;
+  /** IOVA (as a number) of each buffer mapped for I/O, valid while the IOAS generation holds. */
+  #iovaCache = new Map<DmaBuffer, number>();
+  #iovaGeneration = -1;
   #identity: NvmeIdentity;
   #namespaces: NvmeNamespace[];
   #queues = new Set<NvmeQueuePair>();
@@ -178,13 +181,13 @@ export class NvmeController {
   }
 
   /** @internal Run an admin command synchronously; returns completion dword 0. */
-  _admin(opcode: number, cdw: number[], options: { nsid?: number; data?: { iova: bigint; length: number } } = {}): number {
+  _admin(opcode: number, cdw: number[], options: { nsid?: number; data?: { iova: number; length: number } } = {}): number {
     return this.#adminQueue().run({ opcode, cdw: cdw as [number?], ...options });
   }
 
   /** Read `length` bytes of a data-in admin command into a copy (through the scratch page). */
   #adminIn(opcode: number, cdw: number[], length: number, nsid?: number): Uint8Array {
-    this._admin(opcode, cdw, { ...(nsid !== undefined ? { nsid } : {}), data: { iova: this.#scratchIova, length } });
+    this._admin(opcode, cdw, { ...(nsid !== undefined ? { nsid } : {}), data: { iova: Number(this.#scratchIova), length } });
     return this.#scratch.bytes.slice(0, length);
   }
 
@@ -287,6 +290,25 @@ export class NvmeController {
       this.#mapped.add(buf);
     }
     return this.#ioas.iovaOf(buf, offset);
+  }
+
+  /**
+   * @internal The IOVA of byte `offset` of `buf` as a number (the I/O hot path): cached per
+   * buffer, and looked up again in the IOAS's ledger whenever a mapping there went away.
+   */
+  _iova(buf: DmaBuffer, offset: number): number {
+    const generation = this.#ioas._generation;
+    if (generation !== this.#iovaGeneration) {
+      this.#iovaCache.clear();
+      this.#iovaGeneration = generation;
+    }
+    let base = this.#iovaCache.get(buf);
+    if (base === undefined) {
+      base = Number(this._iovaOf(buf, 0));
+      if (base + buf.size > Number.MAX_SAFE_INTEGER) throw new RangeError('the buffer is mapped above 2^53');
+      this.#iovaCache.set(buf, base);
+    }
+    return base + offset;
   }
 
   /** Unmap a buffer used for I/O (buffers stay mapped from their first I/O until this or close()). */

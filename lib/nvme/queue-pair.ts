@@ -1,6 +1,6 @@
 // NvmeQueuePair: an I/O submission/completion queue pair with promise, polled and synchronous
 // reads and writes; completions by its own MSI-X vector or by polling.
-import { describe, toIndex } from '../args';
+import { MAX_SAFE_N, describe, toIndex } from '../args';
 import { DmaBuffer, type SharedDmaBuffer } from '../dma-buffer';
 import { busyError, closedError } from '../errors';
 import type { Interrupts } from '../interrupts';
@@ -22,8 +22,17 @@ export interface SharedNvmeQueuePair {
 /** What I/O needs besides the queues: from the controller, or from a shared value in a worker. */
 interface IoContext {
   namespaces: NvmeNamespace[];
+  /** Per nsid: the block size and the block count (as a number: below 2^53 on any real device). */
+  byNsid: Map<number, { blockSize: number; blocks: number }>;
   maxTransfer: number;
-  iovaOf(buf: DmaBuffer, offset: number): bigint;
+  /** The IOVA of byte `offset` of `buf` (a number). */
+  iova(buf: DmaBuffer, offset: number): number;
+}
+
+function ioContext(namespaces: NvmeNamespace[], maxTransfer: number, iova: IoContext['iova']): IoContext {
+  const byNsid = new Map(namespaces.map((n) => [n.nsid,
+    { blockSize: n.blockSize, blocks: Number(n.blockCount > MAX_SAFE_N ? MAX_SAFE_N : n.blockCount) }]));
+  return { namespaces, byNsid, maxTransfer, iova };
 }
 
 /** An argument error as a rejected promise (the async calls never throw synchronously). */
@@ -49,6 +58,8 @@ export class NvmeQueuePair {
   #q: QueuePair;
   #mem: DmaBuffer;
   #irqs: Interrupts | null = null;
+  /** With interrupts: the timer that runs the expiry pass (polling runs it otherwise). */
+  #expiryTimer: ReturnType<typeof setInterval> | null = null;
   #pollScheduled = false;
   #interrupts = false;
   /** Set once share() moved the queue pair to another thread. */
@@ -66,7 +77,7 @@ export class NvmeQueuePair {
   }
 
   static #contextOf(ctrl: NvmeController): IoContext {
-    return { namespaces: ctrl.namespaces, maxTransfer: ctrl.maxTransfer, iovaOf: (b, o) => ctrl._iovaOf(b, o) };
+    return ioContext(ctrl.namespaces, ctrl.maxTransfer, (b, o) => ctrl._iova(b, o));
   }
 
   /** @internal Use `controller.createQueuePair()`. */
@@ -87,12 +98,17 @@ export class NvmeQueuePair {
       q.onTimeout = () => ctrl._timedOut();
       if (interrupts) {
         made.#irqs = ctrl.device.enableIrq('msix', { start: qid, count: 1 });
-        made.#irqs.on('interrupt', () => made.#q.poll());
+        made.#irqs.on('interrupt', () => made.#pollSafely());
+        const period = Math.max(10, Math.min(timeoutMs / 4, 1000));
+        made.#expiryTimer = setInterval(() => made.#q.expire(), period).unref();
       }
       made.#createQueues(ctrl);
       return made;
     } catch (err) {
-      if (qp) qp.#irqs?.disable();
+      if (qp) {
+        qp.#irqs?.disable();
+        qp.#stopExpiryTimer();
+      }
       if (iova !== null) ioas.unmap(iova, mem.size);
       mem.free();
       throw err;
@@ -103,13 +119,18 @@ export class NvmeQueuePair {
   #createQueues(ctrl: NvmeController): void {
     const { qid, size } = this;
     ctrl._admin(ADMIN.CREATE_CQ, [((size - 1) << 16) | qid, 1 | (this.#interrupts ? 2 | (qid << 16) : 0)],
-      { data: { iova: this.#q.cqIova, length: 4096 } });
+      { data: { iova: Number(this.#q.cqIova), length: 4096 } });
     try {
-      ctrl._admin(ADMIN.CREATE_SQ, [((size - 1) << 16) | qid, (qid << 16) | 1], { data: { iova: this.#q.sqIova, length: 4096 } });
+      ctrl._admin(ADMIN.CREATE_SQ, [((size - 1) << 16) | qid, (qid << 16) | 1], { data: { iova: Number(this.#q.sqIova), length: 4096 } });
     } catch (err) {
       ctrl._admin(ADMIN.DELETE_CQ, [qid]);
       throw err;
     }
+  }
+
+  #stopExpiryTimer(): void {
+    if (this.#expiryTimer) clearInterval(this.#expiryTimer);
+    this.#expiryTimer = null;
   }
 
   /** @internal The controller is resetting: reject every outstanding command. */
@@ -135,18 +156,24 @@ export class NvmeQueuePair {
     return this.#io;
   }
 
-  /** The command for `blocks` blocks at `lba` of namespace `nsid`, to or from `buf` at `offset`. */
-  #rw(opcode: number, nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset: number): Command {
-    const io = this.#context();
-    toIndex(nsid, 'nsid', 0xffffffff);
-    const ns = io.namespaces.find((n) => n.nsid === nsid);
-    if (!ns) throw new RangeError(`nsid ${nsid} is not an active namespace of this controller`);
-    const first = typeof lba === 'bigint' ? lba : BigInt(toIndex(lba, 'lba'));
-    if (first < 0n) throw new RangeError('lba must not be negative');
+  /** Check a read or write and return its length in bytes; throws before anything is submitted. */
+  #checkRw(io: IoContext, nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset: number): number {
+    const ns = io.byNsid.get(nsid);
+    if (ns === undefined) {
+      toIndex(nsid, 'nsid', 0xffffffff);
+      throw new RangeError(`nsid ${nsid} is not an active namespace of this controller`);
+    }
+    let first: number;
+    if (typeof lba === 'bigint') {
+      if (lba < 0n) throw new RangeError('lba must not be negative');
+      first = lba > MAX_SAFE_N ? Number.MAX_SAFE_INTEGER : Number(lba);
+    } else {
+      first = toIndex(lba, 'lba');
+    }
     toIndex(blocks, 'blocks', 65536);
     if (blocks === 0) throw new RangeError('blocks must be at least 1');
-    if (first + BigInt(blocks) > ns.blockCount) {
-      throw new RangeError(`lba ${first} + ${blocks} blocks is past the end of namespace ${nsid} (${ns.blockCount} blocks)`);
+    if (first + blocks > ns.blocks) {
+      throw new RangeError(`lba ${lba} + ${blocks} blocks is past the end of namespace ${nsid} (${ns.blocks} blocks)`);
     }
     if (!DmaBuffer.isDmaBuffer(buf)) throw new TypeError(`buf must be a DmaBuffer, got ${describe(buf)}`);
     toIndex(offset, 'offset');
@@ -154,17 +181,32 @@ export class NvmeQueuePair {
     const length = blocks * ns.blockSize;
     if (offset + length > buf.size) throw new RangeError(`buf is too small: ${offset} + ${length} bytes > ${buf.size}`);
     if (length > io.maxTransfer) throw new RangeError(`${length} bytes is more than the controller's MDTS (${io.maxTransfer})`);
-    const iova = io.iovaOf(buf, offset);
-    return {
-      opcode, nsid, data: { iova, length },
-      cdw: [Number(first & 0xffffffffn), Number(first >> 32n), blocks - 1],
-    };
+    return length;
   }
 
-  #async(cmd: Command): Promise<void> {
-    const p = this.#q.submit(cmd);
+  #submitIo(opcode: number, nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset: number): Promise<void> {
+    const io = this.#context();
+    const length = this.#checkRw(io, nsid, lba, blocks, buf, offset);
+    const p = this.#q.submitRw(opcode, nsid, Number(lba), blocks, io.iova(buf, offset), length);
     if (!this.#irqs) this.#schedulePoll();
-    return p.then(() => undefined);
+    return p;
+  }
+
+  #ioSync(opcode: number, nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset: number): void {
+    const io = this.#context();
+    const length = this.#checkRw(io, nsid, lba, blocks, buf, offset);
+    const first = Number(lba);
+    this.#q.run({ opcode, nsid, data: { iova: io.iova(buf, offset), length },
+      cdw: [first % 2 ** 32, Math.floor(first / 2 ** 32), blocks - 1] });
+  }
+
+  /** poll() from the event loop: a doorbell that cannot be written fails the commands, not the process. */
+  #pollSafely(): void {
+    try {
+      this.#q.poll();
+    } catch (err) {
+      this.#q.abandon(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
   /** Without interrupts: poll on the event loop while commands are outstanding. */
@@ -174,7 +216,7 @@ export class NvmeQueuePair {
     setImmediate(() => {
       this.#pollScheduled = false;
       if (!this.#io || this.#moved) return;
-      this.#q.poll();
+      this.#pollSafely();
       if (this.#q.outstanding) this.#schedulePoll();
     });
   }
@@ -182,7 +224,7 @@ export class NvmeQueuePair {
   /** Read `blocks` blocks from `lba` into `buf` at `offset`. */
   read(nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset = 0): Promise<void> {
     try {
-      return this.#async(this.#rw(NVM.READ, nsid, lba, blocks, buf, offset));
+      return this.#submitIo(NVM.READ, nsid, lba, blocks, buf, offset);
     } catch (err) {
       return rejected(err);
     }
@@ -191,7 +233,7 @@ export class NvmeQueuePair {
   /** Write `blocks` blocks at `lba` from `buf` at `offset`. */
   write(nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset = 0): Promise<void> {
     try {
-      return this.#async(this.#rw(NVM.WRITE, nsid, lba, blocks, buf, offset));
+      return this.#submitIo(NVM.WRITE, nsid, lba, blocks, buf, offset);
     } catch (err) {
       return rejected(err);
     }
@@ -201,7 +243,9 @@ export class NvmeQueuePair {
   flush(nsid: number): Promise<void> {
     try {
       this.#context();
-      return this.#async({ opcode: NVM.FLUSH, nsid: toIndex(nsid, 'nsid', 0xffffffff) });
+      const p = this.#q.submit({ opcode: NVM.FLUSH, nsid: toIndex(nsid, 'nsid', 0xffffffff) });
+      if (!this.#irqs) this.#schedulePoll();
+      return p.then(() => undefined);
     } catch (err) {
       return rejected(err);
     }
@@ -209,12 +253,12 @@ export class NvmeQueuePair {
 
   /** read(), completed by polling before it returns. */
   readSync(nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset = 0): void {
-    this.#q.run(this.#rw(NVM.READ, nsid, lba, blocks, buf, offset));
+    this.#ioSync(NVM.READ, nsid, lba, blocks, buf, offset);
   }
 
   /** write(), completed by polling before it returns. */
   writeSync(nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset = 0): void {
-    this.#q.run(this.#rw(NVM.WRITE, nsid, lba, blocks, buf, offset));
+    this.#ioSync(NVM.WRITE, nsid, lba, blocks, buf, offset);
   }
 
   /** Reap completions now, without waiting; returns how many (for hot polling loops). */
@@ -244,7 +288,7 @@ export class NvmeQueuePair {
         if (length === 0 || offset % 4) throw new RangeError('data.length must be > 0 and data.offset a multiple of 4');
         if (offset + length > data.buffer.size) throw new RangeError('data.offset + data.length is outside the buffer');
         if (length > io.maxTransfer) throw new RangeError(`${length} bytes is more than the controller's MDTS (${io.maxTransfer})`);
-        cmd.data = { iova: io.iovaOf(data.buffer, offset), length };
+        cmd.data = { iova: io.iova(data.buffer, offset), length };
       }
       const p = this.#q.submit(cmd);
       if (!this.#irqs) this.#schedulePoll();
@@ -281,6 +325,7 @@ export class NvmeQueuePair {
     this.#moved = true;
     this.#irqs?.disable();
     this.#irqs = null;
+    this.#stopExpiryTimer();
     return value;
   }
 
@@ -295,12 +340,13 @@ export class NvmeQueuePair {
     const buffers = v.buffers.map((b) => ({ buffer: DmaBuffer.fromShared(b.buffer), iova: b.iova }));
     const q = new QueuePair(mem, 0, v.queueIova, bar, v.qid, v.size, v.dstrd, v.timeoutMs);
     q.ring = v.ring;
-    const iovaOf = (buf: DmaBuffer, offset: number): bigint => {
-      const found = buffers.find((b) => b.buffer === buf);
-      if (!found) throw new RangeError('buf is not one of the buffers shared with this queue pair (qp.buffers)');
-      return found.iova + BigInt(offset);
+    const bases = new Map(buffers.map((b) => [b.buffer, Number(b.iova)]));
+    const iova = (buf: DmaBuffer, offset: number): number => {
+      const base = bases.get(buf);
+      if (base === undefined) throw new RangeError('buf is not one of the buffers shared with this queue pair (qp.buffers)');
+      return base + offset;
     };
-    const qp = new NvmeQueuePair(null, { namespaces: v.namespaces, maxTransfer: v.maxTransfer, iovaOf }, v.qid, q, mem);
+    const qp = new NvmeQueuePair(null, ioContext(v.namespaces, v.maxTransfer, iova), v.qid, q, mem);
     qp.#worker = { bar, buffers: buffers.map((b) => b.buffer) };
     return qp;
   }
@@ -337,6 +383,7 @@ export class NvmeQueuePair {
     } finally {
       this.#q.failAll(closedError(`NVMe queue pair ${this.qid} was closed`));
       this.#irqs?.disable();
+      this.#stopExpiryTimer();
       const { ioas } = ctrl._context();
       ioas.unmap(this.#q.sqIova, this.#mem.size);
       this.#mem.free();

@@ -213,3 +213,66 @@ test('a command that times out (the controller disabled underneath) rejects, and
     });
   }, { timeoutMs: 300 });
 });
+
+test('a command on a queue pair completed by interrupts times out too, and the controller recovers', async () => {
+  await withController(async (ctrl) => {
+    await withQueue(ctrl, { interrupts: true }, 4096, async (qp, buf) => {
+      ctrl.bar.write32(0x14, 0); // CC.EN = 0: no completion, no interrupt
+      await assert.rejects(qp.read(1, 0, 1, buf), { code: 'ETIMEDOUT' });
+      const end = Date.now() + 5000;
+      for (;;) {
+        try {
+          await qp.read(1, 0, 1, buf);
+          break;
+        } catch (err) {
+          if (Date.now() > end) throw err;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    });
+  }, { timeoutMs: 300 });
+});
+
+test('doorbells of commands submitted in one turn are written once, after it', async () => {
+  await withController(async (ctrl) => {
+    await withQueue(ctrl, { size: 16, interrupts: false }, 8 * 512, async (qp, buf) => {
+      const writes = [];
+      const write32 = ctrl.bar.write32.bind(ctrl.bar);
+      ctrl.bar.write32 = (offset, value) => {
+        writes.push(offset);
+        write32(offset, value);
+      };
+      try {
+        const reads = [0, 1, 2, 3, 4, 5, 6, 7].map((k) => qp.read(1, k, 1, buf, k * 512));
+        assert.equal(writes.length, 0, 'nothing is written during the turn that submits');
+        await Promise.all(reads);
+        const sqDoorbell = 0x1000 + 2 * qp.qid * 4;
+        assert.equal(writes.filter((o) => o === sqDoorbell).length, 1, 'one SQ tail write for the eight commands');
+      } finally {
+        delete ctrl.bar.write32;
+      }
+    });
+  });
+});
+
+test('a doorbell that cannot be written (memory off) rejects the commands, and the unannounced ones never run', async () => {
+  await withController(async (ctrl) => {
+    await withQueue(ctrl, { interrupts: false }, 4096, async (qp, buf) => {
+      const cmd = ctrl.device.config.command;
+      buf.bytes.fill(0);
+      qp.writeSync(1, 7, 1, buf);
+      buf.bytes.fill(0x5a);
+      const p = qp.write(1, 7, 1, buf);
+      ctrl.device.config.write16(4, cmd & ~2); // before the turn ends: the flush finds the BAR off
+      await assert.rejects(p, { code: 'ERR_VFIO_MEMORY_OFF' });
+      assert.equal(qp.outstanding, 0);
+      ctrl.device.config.write16(4, cmd);
+      buf.bytes.fill(0x11);
+      qp.writeSync(1, 3, 1, buf); // the next doorbell: it must not announce the dropped write
+      qp.readSync(1, 7, 1, buf);
+      assert.deepEqual([...new Set(buf.bytes.subarray(0, 512))], [0], 'the dropped write of 0x5a never ran');
+      qp.readSync(1, 3, 1, buf);
+      assert.equal(buf.bytes[511], 0x11);
+    });
+  });
+});
