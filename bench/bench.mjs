@@ -1,24 +1,41 @@
-// Runs in the lab guest: the library's operations and the C program's, on the same edu device
-// in the same boot, several runs each; prints medians side by side and writes them as JSON.
-//   npm run bench            (builds the C program, boots the lab, runs this)
+// Runs in the lab guest: the library's operations and the C programs', on the same devices in
+// the same boot, several alternating runs each; prints medians side by side and writes them as JSON.
+//   npm run bench            (builds the C programs, boots the lab, runs this)
+//   BENCH_RUNS=N             runs per figure (default 5)
+//   BENCH_ONLY=edu|nvme      one of the two sets
+//   BENCH_NVME_SECONDS=S     length of one NVMe run (default 3)
 import { spawnSync } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DmaBuffer, Iommufd, VfioDevice } from 'vfio';
+import { NvmeController } from 'vfio/nvme';
+import { createRequire } from 'node:module';
+import { closeKoffi, koffiFloor, koffiRun, openKoffi } from './koffi-side.mjs';
 import { EDU } from '../examples/build/edu.js';
 
 const RUNS = Number(process.env.BENCH_RUNS || 5);
+const ONLY = process.env.BENCH_ONLY || '';
+const NVME_SECONDS = Number(process.env.BENCH_NVME_SECONDS || 3);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const manifest = JSON.parse(fs.readFileSync(process.env.VFIO_LAB_MANIFEST, 'utf8'));
 const edus = manifest.devices.filter((d) => d.kind === 'edu');
 if (edus.length < 2) throw new Error('the bench needs two edu devices');
+const nvme = manifest.devices.find((d) => d.kind === 'nvme');
+if (!nvme) throw new Error('the bench needs the lab nvme device');
 
 
+const { native } = createRequire(import.meta.url)('../dist/native.js');
+
+// c: the C program's bench for the row (default: the same key; null: none).
 const BENCHES = [
+  { key: 'floor', label: 'floor: the cheapest call into the addon (noop)', unit: 'calls/s', c: null },
   { key: 'getinfo', label: 'ioctl VFIO_DEVICE_GET_INFO (info())', unit: 'calls/s' },
+  { key: 'regioninfo', label: 'ioctl VFIO_DEVICE_GET_REGION_INFO (regionInfo())', unit: 'calls/s' },
   { key: 'pread32', label: 'read32 through pread (Region)', unit: 'reads/s' },
   { key: 'mmio32', label: 'read32 through the BAR mmap (MappedRegion)', unit: 'reads/s' },
+  { key: 'mmiow32', label: 'write32 through the BAR mmap (MappedRegion)', unit: 'writes/s' },
   { key: 'mmioblock', label: 'read32 x64 in one batch (MappedRegion.readInto)', unit: 'reads/s' },
   { key: 'map4k', label: 'IOAS map + unmap, 4 KiB', unit: 'pairs/s' },
   { key: 'map2m', label: 'IOAS map + unmap, 2 MiB', unit: 'pairs/s' },
@@ -43,10 +60,20 @@ async function jsRun(ctx, key) {
   let t0;
   let sink = 0;
   switch (key) {
+    case 'floor':
+      n = 200000;
+      t0 = now();
+      for (let i = 0; i < n; i++) native.noop();
+      return perOp(t0, n);
     case 'getinfo':
       n = 20000;
       t0 = now();
       for (let i = 0; i < n; i++) sink += dev.info().numRegions;
+      return perOp(t0, n);
+    case 'regioninfo':
+      n = 20000;
+      t0 = now();
+      for (let i = 0; i < n; i++) sink += Number(dev.regionInfo(0).size);
       return perOp(t0, n);
     case 'pread32':
       n = 20000;
@@ -57,6 +84,11 @@ async function jsRun(ctx, key) {
       n = 200000;
       t0 = now();
       for (let i = 0; i < n; i++) sink += bar.read32(0);
+      return perOp(t0, n);
+    case 'mmiow32':
+      n = 50000;
+      t0 = now();
+      for (let i = 0; i < n; i++) bar.write32(EDU.LIVENESS, i);
       return perOp(t0, n);
     case 'mmioblock': {
       const out = new Uint32Array(64);
@@ -170,44 +202,161 @@ function closeJs(ctx) {
   ctx.iommufd.close();
 }
 
-const cBinary = path.join(here, 'out', 'vfio-bench');
+/**
+ * The library side of the NVMe bench: bring-up through vfio/nvme, one polled queue pair, `qd`
+ * 4 KiB reads at random LBAs in flight for `seconds`; returns IOPS. The hot loop a driver
+ * writes: each slot awaits its read and issues the next; one loop spins on poll() until
+ * something completes, then yields so that those continuations run.
+ */
+async function nvmeJs(qd, seconds) {
+  const ctrl = NvmeController.open(nvme.bdf);
+  const buf = DmaBuffer.alloc(4096 * qd);
+  try {
+    const qp = ctrl.createQueuePair({ size: qd + 1, interrupts: false });
+    const ns = ctrl.namespaces[0];
+    const blocks = 4096 / ns.blockSize;
+    const span = Number(ns.blockCount) / blocks;
+    let running = true;
+    let ios = 0;
+    const slot = async (k) => {
+      while (running) {
+        await qp.read(1, Math.floor(Math.random() * span) * blocks, blocks, buf, k * 4096);
+        if (running) ios++;
+      }
+    };
+    const t0 = performance.now();
+    const end = t0 + seconds * 1000;
+    let stop = t0;
+    const slots = Array.from({ length: qd }, (_, k) => slot(k));
+    // Spin on the CQ until something completes, then yield so the continuations resubmit.
+    while (running) {
+      let now = performance.now();
+      while (qp.poll() === 0 && now < end) now = performance.now();
+      await null;
+      if (now >= end) {
+        running = false;
+        stop = now;
+      }
+    }
+    while (qp.outstanding) {
+      qp.poll();
+      await null;
+    }
+    await Promise.all(slots);
+    return ios / ((stop - t0) / 1000);
+  } finally {
+    ctrl.close();
+    buf.free();
+  }
+}
+
+const NVME_BENCHES = [
+  { key: 'nvme-qd1', label: 'NVMe 4 KiB random read, polled, QD1', qd: 1 },
+  { key: 'nvme-qd32', label: 'NVMe 4 KiB random read, polled, QD32', qd: 32 },
+];
+
+function cProgram(name) {
+  const file = path.join(here, 'out', name);
+  if (!fs.existsSync(file)) throw new Error(`${file} is missing: run the benchmarks with npm run bench`);
+  return file;
+}
+
 const cpus = fs.readFileSync('/proc/self/status', 'utf8').match(/^Cpus_allowed_list:\s*(\S+)/m)?.[1];
-if (!fs.existsSync(cBinary)) throw new Error(`${cBinary} is missing: run the benchmarks with npm run bench`);
+const fmtRate = (x) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(1));
+const fmtTime = (ns) => (ns >= 1e6 ? `${(ns / 1e6).toFixed(1)} ms` : `${(ns / 1000).toFixed(2)} us`);
+function printTable(table) {
+  const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
+  for (const row of table) console.log(row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
+}
+const result = { date: new Date().toISOString(), kernel: manifest.kernel, node: process.version, runs: RUNS, rows: [], raw: {} };
+console.log(`\nmedian of ${RUNS} alternating runs, guest kernel ${manifest.kernel}, node ${process.version}, CPUs ${cpus}`);
 
 // C on the second edu, the library on the first: each side owns its device for the whole run.
 // The runs alternate (C, library, C, library, ...) so that drift in the emulator hits both.
-const cKeys = [...new Set(BENCHES.map((b) => b.c ?? b.key))];
-const cTimes = Object.fromEntries(cKeys.map((k) => [k, []]));
-const jsTimes = Object.fromEntries(BENCHES.map((b) => [b.key, []]));
-const ctx = openJs(edus[0].cdevPath);
-try {
-  for (const b of BENCHES) await jsRun(ctx, b.key); // warm up (JIT)
-  for (let r = 0; r < RUNS; r++) {
-    process.stderr.write(`bench: round ${r + 1} of ${RUNS}\n`);
-    const cRun = spawnSync(cBinary, [edus[1].cdevPath, '1', ...cKeys], { encoding: 'utf8', timeout: 300_000 });
-    if (cRun.status !== 0) throw new Error(`vfio-bench failed: ${cRun.stderr || cRun.error}`);
-    for (const [k, v] of Object.entries(JSON.parse(cRun.stdout))) cTimes[k].push(...v);
-    for (const b of BENCHES) jsTimes[b.key].push(await jsRun(ctx, b.key));
+const cKey = (b) => (b.c === undefined ? b.key : b.c);
+let floorNs = 0;
+if (ONLY !== 'nvme') {
+  const cBinary = cProgram('vfio-bench');
+  const cKeys = [...new Set(BENCHES.map(cKey).filter((k) => k !== null))];
+  const cTimes = Object.fromEntries(cKeys.map((k) => [k, []]));
+  const jsTimes = Object.fromEntries(BENCHES.map((b) => [b.key, []]));
+  const koffiTimes = Object.fromEntries(BENCHES.map((b) => [b.key, []]));
+  const ctx = openJs(edus[0].cdevPath);
+  try {
+    for (const b of BENCHES) await jsRun(ctx, b.key); // warm up (JIT)
+    for (let r = 0; r < RUNS; r++) {
+      process.stderr.write(`bench: edu round ${r + 1} of ${RUNS}\n`);
+      const cRun = spawnSync(cBinary, [edus[1].cdevPath, '1', ...cKeys], { encoding: 'utf8', timeout: 300_000 });
+      if (cRun.status !== 0) throw new Error(`vfio-bench failed: ${cRun.stderr || cRun.error}`);
+      for (const [k, v] of Object.entries(JSON.parse(cRun.stdout))) cTimes[k].push(...v);
+      // koffi on the same edu as C, once the C program has let it go.
+      const kctx = openKoffi(edus[1].cdevPath);
+      try {
+        for (const b of BENCHES) {
+          const t = b.key === 'floor' ? koffiFloor() : koffiRun(kctx, cKey(b) ?? b.key);
+          if (t !== null) koffiTimes[b.key].push(t);
+        }
+      } finally {
+        closeKoffi(kctx);
+      }
+      for (const b of BENCHES) jsTimes[b.key].push(await jsRun(ctx, b.key));
+    }
+  } finally {
+    closeJs(ctx);
   }
-} finally {
-  closeJs(ctx);
+  floorNs = median(jsTimes.floor);
+  const rows = BENCHES.map((b) => {
+    const js = median(jsTimes[b.key]);
+    const ck = cKey(b);
+    const c = ck === null ? null : median(cTimes[ck]);
+    const koffiNs = koffiTimes[b.key].length ? median(koffiTimes[b.key]) : null;
+    return { key: b.key, label: b.label, unit: b.unit, libNs: js, cNs: c, koffiNs, floorNs,
+      libPerSec: 1e9 / js, cPerSec: c === null ? null : 1e9 / c, ratio: c === null ? null : js / c,
+      ratioFloor: js / ((c ?? 0) + floorNs) };
+  });
+  console.log('\nedu and core calls (time per operation; ratios: lower is better; floor = the noop row)\n');
+  const dash = (x, f) => (x === null ? '-' : f(x));
+  printTable([
+    ['benchmark', 'library', '', 'C', 'koffi', 'library/C', 'library/(C+floor)'],
+    ...rows.map((r) => [r.label, `${fmtRate(r.libPerSec)} ${r.unit}`, fmtTime(r.libNs), dash(r.cNs, fmtTime),
+      dash(r.koffiNs, fmtTime), dash(r.ratio, (x) => `${x.toFixed(2)}x`), `${r.ratioFloor.toFixed(2)}x`]),
+  ]);
+  result.rows.push(...rows);
+  result.raw.lib = jsTimes;
+  result.raw.c = cTimes;
+  result.raw.koffi = koffiTimes;
 }
 
-const rows = BENCHES.map((b) => {
-  const js = median(jsTimes[b.key]);
-  const c = median(cTimes[b.c ?? b.key]);
-  return { key: b.key, label: b.label, unit: b.unit, libNs: js, cNs: c, libPerSec: 1e9 / js, cPerSec: 1e9 / c, ratio: js / c };
-});
+// NVMe: one controller, so the sides take turns on it (C, library, C, library, ...), each run
+// a full bring-up, the workload, and a normal shutdown.
+if (ONLY !== 'edu') {
+  const cBinary = cProgram('nvme-bench');
+  const cIops = Object.fromEntries(NVME_BENCHES.map((b) => [b.key, []]));
+  const jsIops = Object.fromEntries(NVME_BENCHES.map((b) => [b.key, []]));
+  await nvmeJs(32, 1); // warm up (JIT)
+  for (let r = 0; r < RUNS; r++) {
+    process.stderr.write(`bench: nvme round ${r + 1} of ${RUNS}\n`);
+    for (const b of NVME_BENCHES) {
+      const cRun = spawnSync(cBinary, [nvme.cdevPath, String(b.qd), String(NVME_SECONDS)], { encoding: 'utf8', timeout: 120_000 });
+      if (cRun.status !== 0) throw new Error(`nvme-bench failed: ${cRun.stderr || cRun.error}`);
+      cIops[b.key].push(JSON.parse(cRun.stdout).iops);
+      jsIops[b.key].push(await nvmeJs(b.qd, NVME_SECONDS));
+    }
+  }
+  const rows = NVME_BENCHES.map((b) => {
+    const lib = median(jsIops[b.key]);
+    const c = median(cIops[b.key]);
+    return { key: b.key, label: b.label, unit: 'IOPS', libNs: 1e9 / lib, cNs: 1e9 / c, koffiNs: null, floorNs,
+      libPerSec: lib, cPerSec: c, ratio: lib / c, ratioFloor: (1e9 / lib) / (1e9 / c + floorNs) };
+  });
+  console.log(`\nvfio/nvme against a minimal C driver (${NVME_SECONDS} s per run; library/C: IOPS ratio, higher is better)\n`);
+  printTable([
+    ['benchmark', 'vfio/nvme', '', 'C', '', 'library/C'],
+    ...rows.map((r) => [r.label, `${fmtRate(r.libPerSec)} IOPS`, fmtTime(r.libNs), `${fmtRate(r.cPerSec)} IOPS`, fmtTime(r.cNs), r.ratio.toFixed(2)]),
+  ]);
+  result.rows.push(...rows);
+  result.raw.nvmeLib = jsIops;
+  result.raw.nvmeC = cIops;
+}
 
-const fmtRate = (x) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(1));
-const fmtTime = (ns) => (ns >= 1e6 ? `${(ns / 1e6).toFixed(1)} ms` : `${(ns / 1000).toFixed(2)} us`);
-const table = [
-  ['benchmark', 'library', '', 'C', '', 'library/C'],
-  ...rows.map((r) => [r.label, `${fmtRate(r.libPerSec)} ${r.unit}`, fmtTime(r.libNs), `${fmtRate(r.cPerSec)} ${r.unit}`, fmtTime(r.cNs), `${r.ratio.toFixed(2)}x`]),
-];
-const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
-console.log(`\nmedian of ${RUNS} alternating runs, guest kernel ${manifest.kernel}, node ${process.version}, CPUs ${cpus}\n`);
-for (const row of table) console.log(row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
-
-const result = { date: new Date().toISOString(), kernel: manifest.kernel, node: process.version, runs: RUNS, rows, raw: { lib: jsTimes, c: cTimes } };
 if (process.env.VFIO_LAB_OUT) fs.writeFileSync(path.join(process.env.VFIO_LAB_OUT, 'bench.json'), `${JSON.stringify(result, null, 2)}\n`);

@@ -1,23 +1,32 @@
 #!/usr/bin/env node
-// npm run bench: build the C side with the machine's compiler, then run bench/bench.mjs in the
+// npm run bench: build the C programs with the machine's compiler, then run bench/bench.mjs in the
 // lab and keep its JSON in bench/out/ (latest.json and a dated copy) for later comparison.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EDU } from '../examples/build/edu.js';
+import * as nvmeSpec from '../dist/nvme/spec.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const out = path.join(here, 'out');
 fs.mkdirSync(out, { recursive: true });
 const cxx = process.env.CXX || 'c++';
-// The edu register map comes from examples/edu.ts, the ioctls and structs from native/uapi.h.
+// Register maps come from their one home (examples/edu.ts, lib/nvme/spec.ts) as -D flags; the
+// ioctls and structs from native/uapi.h.
 const eduFlags = Object.entries(EDU).map(([k, v]) => `-DEDU_${k}=${v}`);
-const build = spawnSync(cxx, ['-std=c++17', '-O2', '-Wall', '-Wextra', '-Wno-missing-field-initializers', ...eduFlags,
-  '-o', path.join(out, 'vfio-bench'), path.join(here, 'vfio-bench.cc')], { stdio: 'inherit' });
-if (build.status !== 0) {
-  console.error(`bench: building bench/vfio-bench.cc with ${cxx} failed`);
-  process.exit(1);
+const nvmeFlags = Object.entries(nvmeSpec).filter(([group]) => /^[A-Z_]+$/.test(group)).flatMap(([group, v]) => {
+  if (typeof v === 'number') return [`-DNVME_${group}=${v}`];
+  if (typeof v === 'object' && v !== null) return Object.entries(v).map(([k, n]) => `-DNVME_${group}_${k}=${n}`);
+  return [];
+});
+for (const [name, flags] of [['vfio-bench', eduFlags], ['nvme-bench', nvmeFlags]]) {
+  const build = spawnSync(cxx, ['-std=c++17', '-O2', '-Wall', '-Wextra', '-Wno-missing-field-initializers', ...flags,
+    '-o', path.join(out, name), path.join(here, `${name}.cc`)], { stdio: 'inherit' });
+  if (build.status !== 0) {
+    console.error(`bench: building bench/${name}.cc with ${cxx} failed`);
+    process.exit(1);
+  }
 }
 const results = fs.mkdtempSync(path.join(out, 'run-'));
 const lab = spawnSync(process.execPath, [path.join(here, '..', 'test', 'lab', 'run.mjs'), '--timeout', '600', '--out', results, 'sh', '-c',
