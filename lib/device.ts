@@ -3,7 +3,7 @@ import { describe, optionsObject, toIndex, toPath } from './args';
 import { flags as C } from './constants';
 import { alreadyBoundError, busyError, closedError, notBoundError, type VfioStateError } from './errors';
 import {
-  decodeDeviceInfo, decodeHotResetInfo, decodeIrqInfo, decodeRegionInfo, type DeviceInfo, type HotResetInfo, type IrqInfo,
+  decodeDeviceInfo, decodeHotResetInfo, decodeIrqInfo, decodeRegionInfo, decodeRegionInfoWords, type DeviceInfo, type HotResetInfo, type IrqInfo,
   type RegionInfo,
 } from './decoders';
 import { Interrupts } from './interrupts';
@@ -54,6 +54,7 @@ export interface FeatureOptions {
 export type { IrqIndexName } from './irq-owners';
 /** struct vfio_device_info, filled by deviceGetInfoInto (reused: info() allocates nothing else). */
 const INFO_SCRATCH = new Uint32Array(6);
+const REGION_SCRATCH = new Uint32Array(8);
 const U32 = 0xffffffff;
 
 function deviceClosed(syscall: string, ioctl?: string, path?: string): VfioStateError {
@@ -309,7 +310,13 @@ export class VfioDevice extends EventEmitter {
   /** VFIO_DEVICE_GET_REGION_INFO, with its capability chain decoded. */
   regionInfo(index: number): RegionInfo {
     toIndex(index, 'index', U32);
-    return decodeRegionInfo(native.deviceGetRegionInfo(this._handle('ioctl', 'VFIO_DEVICE_GET_REGION_INFO'), index), index);
+    const h = this._handle('ioctl', 'VFIO_DEVICE_GET_REGION_INFO');
+    const argsz = native.deviceGetRegionInfoInto(h, index, REGION_SCRATCH);
+    // A capability chain follows when the kernel asks for more: read the whole, larger struct.
+    if (REGION_SCRATCH[1] & C.VFIO_REGION_INFO_FLAG_CAPS && argsz > 32) {
+      return decodeRegionInfo(native.deviceGetRegionInfo(h, index), index);
+    }
+    return decodeRegionInfoWords(REGION_SCRATCH, index);
   }
 
   /** VFIO_DEVICE_GET_IRQ_INFO. */

@@ -27,6 +27,7 @@ export interface NativeBinding {
   deviceGetInfo(h: NativeHandle): Uint8Array;
   deviceGetInfoInto(h: NativeHandle, out: Uint32Array): number;
   deviceGetRegionInfo(h: NativeHandle, index: number): Uint8Array;
+  deviceGetRegionInfoInto(h: NativeHandle, index: number, out: Uint32Array): number;
   deviceGetIrqInfo(h: NativeHandle, index: number): [number, number];
   deviceSetIrqs(h: NativeHandle, flags: number, index: number, start: number, count: number,
     data?: Uint8Array | Int32Array | null): void;

@@ -108,6 +108,21 @@ Napi::Value GetRegionInfo(const Napi::CallbackInfo& info) {
                                                sizeof(vfio_region_info), 0, PrepareRegionInfo, index, ArgszNeed));
 }
 
+// (dev, index, out: Uint32Array(8)) => argsz the kernel asks for. The fast path of
+// regionInfo(): no allocation; with capabilities (argsz > 32) lib/ calls deviceGetRegionInfo.
+Napi::Value GetRegionInfoInto(const Napi::CallbackInfo& info) {
+  Device* d = Dev(info);
+  uint32_t index = ArgU32(info, 1, "index");
+  Bytes out = ArgBytes(info, 2, "out");
+  if (out.length < sizeof(vfio_region_info)) ThrowRange(info.Env(), "out must hold 32 bytes");
+  vfio_region_info r{};
+  r.argsz = sizeof(r);
+  r.index = index;
+  Call<Ioctl::VFIO_DEVICE_GET_REGION_INFO>(info.Env(), d, &r);
+  memcpy(out.data, &r, sizeof(r));
+  return Napi::Number::New(info.Env(), r.argsz);
+}
+
 // (dev, index) => [flags, count]
 Napi::Value GetIrqInfo(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
@@ -307,6 +322,7 @@ void InitDevice(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "deviceGetInfo", GetInfo);
   Export(env, exports, "deviceGetInfoInto", GetInfoInto);
   Export(env, exports, "deviceGetRegionInfo", GetRegionInfo);
+  Export(env, exports, "deviceGetRegionInfoInto", GetRegionInfoInto);
   Export(env, exports, "deviceGetIrqInfo", GetIrqInfo);
   Export(env, exports, "deviceSetIrqs", SetIrqs);
   Export(env, exports, "deviceReset", Reset);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
 import {
-  decodeDeviceInfo, decodeHotResetInfo, decodeIrqInfo, decodeRegionInfo, parseCaps,
+  decodeDeviceInfo, decodeHotResetInfo, decodeIrqInfo, decodeRegionInfo, decodeRegionInfoWords, parseCaps,
 } from '../../dist/decoders.js';
 
 const lab = JSON.parse(fs.readFileSync(new URL('./fixtures/lab-6.12.117.json', import.meta.url), 'utf8'));
@@ -30,6 +30,22 @@ test('region info: config space is region 7 at 7 << 40, not mmappable', () => {
   assert.equal(r.offset, 7n << 40n);
   assert.equal(r.size, 256);
   assert.equal(r.mmappable, false);
+});
+
+test('region info from words (the fast path) decodes every capability-free region as the byte decoder does', () => {
+  let checked = 0;
+  for (const dev of Object.values(lab.devices)) {
+    for (const [index, hex] of Object.entries(dev.regions ?? {})) {
+      const raw = bytes(hex);
+      if (new DataView(raw.buffer).getUint32(4, true) & 8) continue; // has capabilities
+      const words = new Uint32Array(raw.buffer.slice(0, 32));
+      assert.deepEqual(decodeRegionInfoWords(words, Number(index)), decodeRegionInfo(raw, Number(index)));
+      checked++;
+    }
+  }
+  assert.ok(checked >= 4, `only ${checked} regions checked`);
+  const high = new Uint32Array([32, 7, 0, 0, 0x1000, 0, 0x10, 0xffffffff]);
+  assert.equal(decodeRegionInfoWords(high, 0).offset, (0xffffffffn << 32n) | 0x10n, 'offsets past 2^53 stay exact');
 });
 
 test('region info: the nvme BAR0 capability chain says the MSI-X table may be mmapped', () => {
