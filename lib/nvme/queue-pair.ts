@@ -6,7 +6,7 @@ import { busyError, closedError } from '../errors';
 import type { Interrupts } from '../interrupts';
 import { MappedRegion, type SharedMappedRegion } from '../region';
 import type { NvmeController, NvmeNamespace } from './controller';
-import { QueuePair, queueBytes, type Command, type RingState } from './queue';
+import { QueuePair, queueBytes, type Command, type Done, type RingState } from './queue';
 import { ADMIN, NVM } from './spec';
 
 /** What {@link NvmeQueuePair.share} returns: post it to a worker, open it with fromShared(). */
@@ -221,8 +221,24 @@ export class NvmeQueuePair {
     });
   }
 
-  /** Read `blocks` blocks from `lba` into `buf` at `offset`. */
-  read(nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset = 0): Promise<void> {
+  #submitIoCallback(opcode: number, nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset: number,
+    done: unknown): void {
+    if (typeof done !== 'function') throw new TypeError(`callback must be a function, got ${describe(done)}`);
+    const io = this.#context();
+    const length = this.#checkRw(io, nsid, lba, blocks, buf, offset);
+    this.#q.submitRw(opcode, nsid, Number(lba), blocks, io.iova(buf, offset), length, done as Done);
+    if (!this.#irqs) this.#schedulePoll();
+  }
+
+  /**
+   * Read `blocks` blocks from `lba` into `buf` at `offset`. With `callback`, no promise is made:
+   * bad arguments throw, and the completion calls `callback(err | null)` from poll() (or the
+   * queue's interrupt); the allocation-free form for hot loops, as SPDK's callbacks are.
+   */
+  read(nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset?: number): Promise<void>;
+  read(nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset: number, callback: Done): void;
+  read(nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset = 0, callback?: Done): Promise<void> | void {
+    if (callback !== undefined) return this.#submitIoCallback(NVM.READ, nsid, lba, blocks, buf, offset, callback);
     try {
       return this.#submitIo(NVM.READ, nsid, lba, blocks, buf, offset);
     } catch (err) {
@@ -230,8 +246,11 @@ export class NvmeQueuePair {
     }
   }
 
-  /** Write `blocks` blocks at `lba` from `buf` at `offset`. */
-  write(nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset = 0): Promise<void> {
+  /** Write `blocks` blocks at `lba` from `buf` at `offset`; `callback` as for read(). */
+  write(nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset?: number): Promise<void>;
+  write(nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset: number, callback: Done): void;
+  write(nsid: number, lba: bigint | number, blocks: number, buf: DmaBuffer, offset = 0, callback?: Done): Promise<void> | void {
+    if (callback !== undefined) return this.#submitIoCallback(NVM.WRITE, nsid, lba, blocks, buf, offset, callback);
     try {
       return this.#submitIo(NVM.WRITE, nsid, lba, blocks, buf, offset);
     } catch (err) {

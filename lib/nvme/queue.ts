@@ -34,6 +34,25 @@ export interface RingState {
 
 type Resolve = (dw0: number | undefined) => void;
 type Reject = (err: Error) => void;
+/** Completion callback of the callback-style calls: null on success. */
+export type Done = (err: Error | null) => void;
+
+/** Marks a slot whose #reject holds a Done callback instead of a promise's functions. */
+const CALLBACK: Resolve = () => undefined;
+
+/**
+ * Call a completion callback. An exception it throws is the caller's bug and must not break the
+ * queue's bookkeeping half way: it is rethrown on its own, as an event listener's would be.
+ */
+function settle(fn: Reject | Done, err: Error | null): void {
+  try {
+    (fn as Done)(err);
+  } catch (e) {
+    process.nextTick(() => {
+      throw e;
+    });
+  }
+}
 
 /** The memory a queue pair needs: SQ, CQ and one PRP-list page per command slot. */
 export function queueBytes(size: number): number {
@@ -147,7 +166,11 @@ export class QueuePair {
    * The I/O hot path: a read or write of `length` bytes at IOVA `iova`, `blocks` blocks from LBA
    * `lba` (a number below 2^53), without a Command object. Resolves with nothing.
    */
-  submitRw(opcode: number, nsid: number, lba: number, blocks: number, iova: number, length: number): Promise<void> {
+  submitRw(opcode: number, nsid: number, lba: number, blocks: number, iova: number, length: number): Promise<void>;
+  /** The same with a completion callback instead of a promise (no allocation at all). */
+  submitRw(opcode: number, nsid: number, lba: number, blocks: number, iova: number, length: number, done: Done): void;
+  submitRw(opcode: number, nsid: number, lba: number, blocks: number, iova: number, length: number,
+    done?: Done): Promise<void> | void {
     const cid = this.#take();
     const sq = this.#sq;
     const at = this.#tail * (SQE_SIZE / 4);
@@ -170,7 +193,10 @@ export class QueuePair {
     sq[at + 14] = 0;
     sq[at + 15] = 0;
     this.#tail = this.#tail + 1 === this.size ? 0 : this.#tail + 1;
-    return this.#pend(cid, opcode, false) as Promise<void>;
+    if (done === undefined) return this.#pend(cid, opcode, false) as Promise<void>;
+    this.#resolve[cid] = CALLBACK;
+    this.#reject[cid] = done;
+    this.#started(cid, opcode);
   }
 
   /** Submit and spin on poll() until that command completes (admin commands, *Sync calls). */
@@ -273,7 +299,7 @@ export class QueuePair {
       rejects.push(reject);
     }
     this.#outstanding = 0;
-    for (const reject of rejects) reject(err);
+    for (const reject of rejects) settle(reject, err);
   }
 
   #write(cid: number, cmd: Command): void {
@@ -357,7 +383,8 @@ export class QueuePair {
       this.#reject[cid] = null;
       this.#outstanding--;
       this.#free.push(cid);
-      if (status === 0) resolve(this.#wantsDw0[cid] ? dw0 : undefined);
+      if (resolve === CALLBACK) settle(reject, status === 0 ? null : new NvmeError(status, this.#opcode[cid], this.qid));
+      else if (status === 0) resolve(this.#wantsDw0[cid] ? dw0 : undefined);
       else reject(new NvmeError(status, this.#opcode[cid], this.qid));
     }
     if (n) {
@@ -399,7 +426,7 @@ export class QueuePair {
       this.#outstanding--;
       expired = true;
       const opcode = this.#opcode[cid];
-      reject(new VfioError({ errno: ETIMEDOUT, syscall: 'poll', code: 'ETIMEDOUT',
+      settle(reject, new VfioError({ errno: ETIMEDOUT, syscall: 'poll', code: 'ETIMEDOUT',
         message: `ETIMEDOUT: NVMe command 0x${opcode.toString(16)} on queue ${this.qid} did not complete within ${this.#timeoutMs} ms` }));
     }
     if (expired) this.onTimeout?.();
@@ -446,7 +473,7 @@ export class QueuePair {
       rejects.push(reject);
     }
     this.#outstanding = 0;
-    for (const reject of rejects) reject(err);
+    for (const reject of rejects) settle(reject, err);
   }
 
   get memory(): DmaBuffer {

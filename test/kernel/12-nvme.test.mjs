@@ -276,3 +276,52 @@ test('a doorbell that cannot be written (memory off) rejects the commands, and t
     });
   });
 });
+
+test('read() and write() with a callback complete from poll(), make no promise, and throw on bad arguments', async () => {
+  await withController(async (ctrl) => {
+    await withQueue(ctrl, { size: 8, interrupts: false }, 4096, async (qp, buf) => {
+      const results = [];
+      buf.bytes.fill(0x3c, 0, 512);
+      assert.equal(qp.write(1, 9, 1, buf, 0, (err) => results.push(['write', err])), undefined);
+      while (qp.outstanding) qp.poll();
+      buf.bytes.fill(0, 0, 512);
+      qp.read(1, 9, 1, buf, 0, (err) => results.push(['read', err]));
+      while (qp.outstanding) qp.poll();
+      assert.deepEqual(results, [['write', null], ['read', null]]);
+      assert.equal(buf.bytes[511], 0x3c);
+      assert.throws(() => qp.read(1, 32768, 1, buf, 0, () => {}), { name: 'RangeError', message: /past the end/ });
+      assert.throws(() => qp.read(1, 0, 1, buf, 0, 'nope'), { name: 'TypeError', message: /callback must be a function/ });
+      assert.throws(() => qp.read(1, 0, 1, new Uint8Array(512), 0, () => {}), TypeError);
+      assert.equal(qp.outstanding, 0);
+    });
+  });
+});
+
+test('a completion callback that throws is reported as an uncaught exception, and the queue goes on', async () => {
+  await withController(async (ctrl) => {
+    await withQueue(ctrl, { size: 8, interrupts: false }, 4096, async (qp, buf) => {
+      const uncaught = [];
+      const onUncaught = (err) => uncaught.push(err);
+      process.prependListener('uncaughtException', onUncaught);
+      const listeners = process.rawListeners('uncaughtException').filter((l) => l !== onUncaught);
+      for (const l of listeners) process.off('uncaughtException', l);
+      try {
+        let second = null;
+        qp.read(1, 0, 1, buf, 0, () => {
+          throw new Error('a bug in the callback');
+        });
+        qp.read(1, 1, 1, buf, 512, (err) => {
+          second = err;
+        });
+        while (qp.outstanding) qp.poll();
+        assert.equal(second, null, 'the other completion was delivered');
+        await new Promise((r) => setImmediate(r));
+        assert.deepEqual(uncaught.map((e) => e.message), ['a bug in the callback']);
+        await qp.read(1, 2, 1, buf);
+      } finally {
+        process.off('uncaughtException', onUncaught);
+        for (const l of listeners) process.on('uncaughtException', l);
+      }
+    });
+  });
+});
