@@ -250,9 +250,103 @@ async function nvmeJs(qd, seconds) {
   }
 }
 
+/**
+ * Where the library's time per I/O goes, piece by piece, with `batch` reads per turn (1: the QD1
+ * pattern; 31: a QD32 batch): submitting (checks, SQE and PRPs, the promise, in an async task as
+ * the bench's slots are), the doorbell flush (one SQ tail write), reaping (poll() over the batch,
+ * resolving the promises), and resuming the awaiting tasks (with the CQ head write). The device
+ * completes the batch during a 20 ms spin between submitting and reaping, so no step waits on it.
+ */
+async function nvmeBreakdown(batch, rounds) {
+  const ctrl = NvmeController.open(nvme.bdf);
+  const buf = DmaBuffer.alloc(4096 * batch);
+  const sum = { submit: 0, flush: 0, reap: 0, resume: 0 };
+  try {
+    const qp = ctrl.createQueuePair({ size: batch + 1, interrupts: false });
+    const blocks = 4096 / ctrl.namespaces[0].blockSize;
+    for (let round = 0; round < rounds + 20; round++) {
+      let done = 0;
+      const t0 = performance.now();
+      for (let k = 0; k < batch; k++) {
+        (async () => {
+          await qp.read(1, k * blocks, blocks, buf, k * 4096);
+          done++;
+        })();
+      }
+      const t1 = performance.now();
+      await null; // the flush microtask runs here
+      const t2 = performance.now();
+      // Let the device finish without returning to the event loop, where the queue pair's own
+      // poller (setImmediate, as it has no interrupts) would reap the batch first.
+      for (const until = performance.now() + 20; performance.now() < until;);
+      const t3 = performance.now();
+      if (qp.poll() !== batch) throw new Error('the device did not complete the batch within 20 ms');
+      const t4 = performance.now();
+      while (done < batch) await null;
+      const t5 = performance.now();
+      if (round < 20) continue; // warm-up
+      sum.submit += t1 - t0;
+      sum.flush += t2 - t1;
+      sum.reap += t4 - t3;
+      sum.resume += t5 - t4;
+    }
+  } finally {
+    ctrl.close();
+    buf.free();
+  }
+  const us = (ms) => (ms * 1000) / (rounds * batch);
+  return { batch, submitUs: us(sum.submit), flushUs: us(sum.flush), reapUs: us(sum.reap), resumeUs: us(sum.resume),
+    totalUs: us(sum.submit + sum.flush + sum.reap + sum.resume) };
+}
+
+/**
+ * The same workload with read()'s callback form: no promise per I/O. Each completion callback
+ * issues the next read; the loop spins on poll(), which runs the callbacks, as SPDK's does.
+ */
+function nvmeJsCallback(qd, seconds) {
+  const ctrl = NvmeController.open(nvme.bdf);
+  const buf = DmaBuffer.alloc(4096 * qd);
+  try {
+    const qp = ctrl.createQueuePair({ size: qd + 1, interrupts: false });
+    const ns = ctrl.namespaces[0];
+    const blocks = 4096 / ns.blockSize;
+    const span = Number(ns.blockCount) / blocks;
+    let running = true;
+    let ios = 0;
+    let failed = null;
+    const issue = (k) => {
+      const done = (err) => {
+        if (err) failed = err;
+        else if (running) {
+          ios++;
+          issue(k);
+        }
+      };
+      qp.read(1, Math.floor(Math.random() * span) * blocks, blocks, buf, k * 4096, done);
+    };
+    const t0 = performance.now();
+    const end = t0 + seconds * 1000;
+    for (let k = 0; k < qd; k++) issue(k);
+    let now = t0;
+    while (now < end) {
+      qp.poll();
+      now = performance.now();
+    }
+    running = false;
+    while (qp.outstanding) qp.poll();
+    if (failed) throw failed;
+    return ios / ((now - t0) / 1000);
+  } finally {
+    ctrl.close();
+    buf.free();
+  }
+}
+
 const NVME_BENCHES = [
-  { key: 'nvme-qd1', label: 'NVMe 4 KiB random read, polled, QD1', qd: 1 },
-  { key: 'nvme-qd32', label: 'NVMe 4 KiB random read, polled, QD32', qd: 32 },
+  { key: 'nvme-qd1', label: 'NVMe 4 KiB random read, polled, QD1', qd: 1, run: nvmeJs },
+  { key: 'nvme-qd32', label: 'NVMe 4 KiB random read, polled, QD32', qd: 32, run: nvmeJs },
+  { key: 'nvme-qd1-cb', label: 'the same, QD1, read() with a callback', qd: 1, run: nvmeJsCallback },
+  { key: 'nvme-qd32-cb', label: 'the same, QD32, read() with a callback', qd: 32, run: nvmeJsCallback },
 ];
 
 function cProgram(name) {
@@ -283,7 +377,8 @@ if (ONLY !== 'nvme') {
   const koffiTimes = Object.fromEntries(BENCHES.map((b) => [b.key, []]));
   const ctx = openJs(edus[0].cdevPath);
   try {
-    for (const b of BENCHES) await jsRun(ctx, b.key); // warm up (JIT)
+    // Warm up: V8 tiers code up only after many calls, which under TCG takes a few rounds.
+    for (let w = 0; w < 3; w++) for (const b of BENCHES) await jsRun(ctx, b.key);
     for (let r = 0; r < RUNS; r++) {
       process.stderr.write(`bench: edu round ${r + 1} of ${RUNS}\n`);
       const cRun = spawnSync(cBinary, [edus[1].cdevPath, '1', ...cKeys], { encoding: 'utf8', timeout: 300_000 });
@@ -333,14 +428,14 @@ if (ONLY !== 'edu') {
   const cBinary = cProgram('nvme-bench');
   const cIops = Object.fromEntries(NVME_BENCHES.map((b) => [b.key, []]));
   const jsIops = Object.fromEntries(NVME_BENCHES.map((b) => [b.key, []]));
-  await nvmeJs(32, 1); // warm up (JIT)
+  for (const b of NVME_BENCHES) await b.run(b.qd, 2); // warm up (JIT)
   for (let r = 0; r < RUNS; r++) {
     process.stderr.write(`bench: nvme round ${r + 1} of ${RUNS}\n`);
     for (const b of NVME_BENCHES) {
       const cRun = spawnSync(cBinary, [nvme.cdevPath, String(b.qd), String(NVME_SECONDS)], { encoding: 'utf8', timeout: 120_000 });
       if (cRun.status !== 0) throw new Error(`nvme-bench failed: ${cRun.stderr || cRun.error}`);
       cIops[b.key].push(JSON.parse(cRun.stdout).iops);
-      jsIops[b.key].push(await nvmeJs(b.qd, NVME_SECONDS));
+      jsIops[b.key].push(await b.run(b.qd, NVME_SECONDS));
     }
   }
   const rows = NVME_BENCHES.map((b) => {
@@ -357,6 +452,16 @@ if (ONLY !== 'edu') {
   result.rows.push(...rows);
   result.raw.nvmeLib = jsIops;
   result.raw.nvmeC = cIops;
+
+  const parts = [await nvmeBreakdown(31, 60)];
+  console.log('\nvfio/nvme: the library\'s own time per I/O, piece by piece (device time excluded)\n');
+  const f = (x) => `${x.toFixed(2)} us`;
+  printTable([
+    ['reads per turn', 'submit', 'doorbell flush', 'reap (poll)', 'resume + CQ doorbell', 'total per I/O', 'QD32 gap to C per I/O'],
+    ...parts.map((p) => [String(p.batch), f(p.submitUs), f(p.flushUs), f(p.reapUs), f(p.resumeUs), f(p.totalUs),
+      f((rows[1].libNs - rows[1].cNs) / 1000)]),
+  ]);
+  result.nvmeBreakdown = parts;
 }
 
 if (process.env.VFIO_LAB_OUT) fs.writeFileSync(path.join(process.env.VFIO_LAB_OUT, 'bench.json'), `${JSON.stringify(result, null, 2)}\n`);
