@@ -174,6 +174,55 @@ async function jsRun(ctx, key) {
   }
 }
 
+/**
+ * The addon call alone, without the TypeScript layer (its checks, state and bookkeeping), for the
+ * control-path rows: library minus this is what lib/ adds, this minus C the crossing. null: none.
+ */
+function nativeRun(ctx, key) {
+  const { dev, ioas, iommufd } = ctx;
+  let n;
+  let t0;
+  let sink = 0;
+  switch (key) {
+    case 'getinfo': {
+      const h = dev._handle('ioctl');
+      const out = new Uint32Array(6);
+      n = 20000;
+      t0 = now();
+      for (let i = 0; i < n; i++) sink += native.deviceGetInfoInto(h, out);
+      return perOp(t0, n);
+    }
+    case 'regioninfo': {
+      const h = dev._handle('ioctl');
+      const out = new Uint32Array(8);
+      n = 20000;
+      t0 = now();
+      for (let i = 0; i < n; i++) sink += native.deviceGetRegionInfoInto(h, 0, out);
+      return perOp(t0, n);
+    }
+    case 'pread32': {
+      const h = dev._handle('pread');
+      n = 20000;
+      t0 = now();
+      for (let i = 0; i < n; i++) sink += native.deviceRead32(h, 0);
+      return perOp(t0, n);
+    }
+    case 'map4k': {
+      const ih = iommufd._native();
+      const b = ctx.buf4k._native();
+      n = 2000;
+      t0 = now();
+      for (let i = 0; i < n; i++) {
+        native.ioasMap(ih, ioas.id, 7, b, 0, 4096, 0x200000);
+        sink += native.ioasUnmap(ih, ioas.id, 0x200000, 4096);
+      }
+      return perOp(t0, n);
+    }
+    default:
+      return sink === -1 ? 0 : null;
+  }
+}
+
 function openJs(cdevPath) {
   const iommufd = Iommufd.open();
   const dev = VfioDevice.open(cdevPath);
@@ -375,6 +424,7 @@ if (ONLY !== 'nvme') {
   const cTimes = Object.fromEntries(cKeys.map((k) => [k, []]));
   const jsTimes = Object.fromEntries(BENCHES.map((b) => [b.key, []]));
   const koffiTimes = Object.fromEntries(BENCHES.map((b) => [b.key, []]));
+  const nativeTimes = Object.fromEntries(BENCHES.map((b) => [b.key, []]));
   const ctx = openJs(edus[0].cdevPath);
   try {
     // Warm up: V8 tiers code up only after many calls, which under TCG takes a few rounds.
@@ -395,6 +445,10 @@ if (ONLY !== 'nvme') {
         closeKoffi(kctx);
       }
       for (const b of BENCHES) jsTimes[b.key].push(await jsRun(ctx, b.key));
+      for (const b of BENCHES) {
+        const t = nativeRun(ctx, b.key);
+        if (t !== null) nativeTimes[b.key].push(t);
+      }
     }
   } finally {
     closeJs(ctx);
@@ -405,21 +459,23 @@ if (ONLY !== 'nvme') {
     const ck = cKey(b);
     const c = ck === null ? null : median(cTimes[ck]);
     const koffiNs = koffiTimes[b.key].length ? median(koffiTimes[b.key]) : null;
-    return { key: b.key, label: b.label, unit: b.unit, libNs: js, cNs: c, koffiNs, floorNs,
+    const nativeNs = nativeTimes[b.key].length ? median(nativeTimes[b.key]) : null;
+    return { key: b.key, label: b.label, unit: b.unit, libNs: js, cNs: c, koffiNs, floorNs, nativeNs,
       libPerSec: 1e9 / js, cPerSec: c === null ? null : 1e9 / c, ratio: c === null ? null : js / c,
       ratioFloor: js / ((c ?? 0) + floorNs) };
   });
   console.log('\nedu and core calls (time per operation; ratios: lower is better; floor = the noop row)\n');
   const dash = (x, f) => (x === null ? '-' : f(x));
   printTable([
-    ['benchmark', 'library', '', 'C', 'koffi', 'library/C', 'library/(C+floor)'],
-    ...rows.map((r) => [r.label, `${fmtRate(r.libPerSec)} ${r.unit}`, fmtTime(r.libNs), dash(r.cNs, fmtTime),
+    ['benchmark', 'library', '', 'addon call alone', 'C', 'koffi', 'library/C', 'library/(C+floor)'],
+    ...rows.map((r) => [r.label, `${fmtRate(r.libPerSec)} ${r.unit}`, fmtTime(r.libNs), dash(r.nativeNs, fmtTime), dash(r.cNs, fmtTime),
       dash(r.koffiNs, fmtTime), dash(r.ratio, (x) => `${x.toFixed(2)}x`), `${r.ratioFloor.toFixed(2)}x`]),
   ]);
   result.rows.push(...rows);
   result.raw.lib = jsTimes;
   result.raw.c = cTimes;
   result.raw.koffi = koffiTimes;
+  result.raw.native = nativeTimes;
 }
 
 // NVMe: one controller, so the sides take turns on it (C, library, C, library, ...), each run
