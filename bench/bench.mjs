@@ -257,14 +257,22 @@ function closeJs(ctx) {
  * writes: each slot awaits its read and issues the next; one loop spins on poll() until
  * something completes, then yields so that those continuations run.
  */
-async function nvmeJs(qd, seconds) {
+/** Run `fn({ qp, buf, blocks, span })` on a fresh controller, one polled queue pair and a buffer of `qd` 4 KiB slots. */
+async function withNvmeQueue(qd, fn) {
   const ctrl = NvmeController.open(nvme.bdf);
   const buf = DmaBuffer.alloc(4096 * qd);
   try {
     const qp = ctrl.createQueuePair({ size: qd + 1, interrupts: false });
-    const ns = ctrl.namespaces[0];
-    const blocks = 4096 / ns.blockSize;
-    const span = Number(ns.blockCount) / blocks;
+    const blocks = 4096 / ctrl.namespaces[0].blockSize;
+    return await fn({ qp, buf, blocks, span: Number(ctrl.namespaces[0].blockCount) / blocks });
+  } finally {
+    ctrl.close();
+    buf.free();
+  }
+}
+
+function nvmeJs(qd, seconds) {
+  return withNvmeQueue(qd, async ({ qp, buf, blocks, span }) => {
     let running = true;
     let ios = 0;
     const slot = async (k) => {
@@ -293,10 +301,7 @@ async function nvmeJs(qd, seconds) {
     }
     await Promise.all(slots);
     return ios / ((stop - t0) / 1000);
-  } finally {
-    ctrl.close();
-    buf.free();
-  }
+  });
 }
 
 /**
@@ -307,12 +312,8 @@ async function nvmeJs(qd, seconds) {
  * completes the batch during a 20 ms spin between submitting and reaping, so no step waits on it.
  */
 async function nvmeBreakdown(batch, rounds) {
-  const ctrl = NvmeController.open(nvme.bdf);
-  const buf = DmaBuffer.alloc(4096 * batch);
   const sum = { submit: 0, flush: 0, reap: 0, resume: 0 };
-  try {
-    const qp = ctrl.createQueuePair({ size: batch + 1, interrupts: false });
-    const blocks = 4096 / ctrl.namespaces[0].blockSize;
+  await withNvmeQueue(batch, async ({ qp, buf, blocks }) => {
     for (let round = 0; round < rounds + 20; round++) {
       let done = 0;
       const t0 = performance.now();
@@ -339,10 +340,7 @@ async function nvmeBreakdown(batch, rounds) {
       sum.reap += t4 - t3;
       sum.resume += t5 - t4;
     }
-  } finally {
-    ctrl.close();
-    buf.free();
-  }
+  });
   const us = (ms) => (ms * 1000) / (rounds * batch);
   return { batch, submitUs: us(sum.submit), flushUs: us(sum.flush), reapUs: us(sum.reap), resumeUs: us(sum.resume),
     totalUs: us(sum.submit + sum.flush + sum.reap + sum.resume) };
@@ -353,13 +351,7 @@ async function nvmeBreakdown(batch, rounds) {
  * issues the next read; the loop spins on poll(), which runs the callbacks, as SPDK's does.
  */
 function nvmeJsCallback(qd, seconds) {
-  const ctrl = NvmeController.open(nvme.bdf);
-  const buf = DmaBuffer.alloc(4096 * qd);
-  try {
-    const qp = ctrl.createQueuePair({ size: qd + 1, interrupts: false });
-    const ns = ctrl.namespaces[0];
-    const blocks = 4096 / ns.blockSize;
-    const span = Number(ns.blockCount) / blocks;
+  return withNvmeQueue(qd, ({ qp, buf, blocks, span }) => {
     let running = true;
     let ios = 0;
     let failed = null;
@@ -385,10 +377,7 @@ function nvmeJsCallback(qd, seconds) {
     while (qp.outstanding) qp.poll();
     if (failed) throw failed;
     return ios / ((now - t0) / 1000);
-  } finally {
-    ctrl.close();
-    buf.free();
-  }
+  });
 }
 
 const NVME_BENCHES = [

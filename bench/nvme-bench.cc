@@ -6,39 +6,15 @@
 // flags; the ioctls and structs come from native/uapi.h.
 //
 //   nvme-bench <cdev> <qd> <seconds>        prints {"iops": N, "ios": N, "seconds": S}
-#include <errno.h>
-#include <fcntl.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <time.h>
-#include <unistd.h>
-
 #include <atomic>
 
-#include "../native/uapi.h"
+#include "bench-device.h"
 
 #ifndef NVME_REG_CAP
 #error "build with bench/run.mjs: it passes the NVMe register map (lib/nvme/spec.ts) as -DNVME_* flags"
 #endif
 
-using namespace vfio;
-
-static unsigned long Req(Ioctl i) { return Info(i).number; }
-
-static void die(const char* what) {
-  fprintf(stderr, "nvme-bench: %s: %s\n", what, errno ? strerror(errno) : "failed");
-  exit(1);
-}
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
-}
+using namespace bench;
 
 static volatile uint8_t* bar;
 static uint32_t rd32(uint32_t off) { return *reinterpret_cast<volatile uint32_t*>(bar + off); }
@@ -125,6 +101,7 @@ static void wait_ready(bool ready, uint32_t ms) {
 }
 
 int main(int argc, char** argv) {
+  program = "nvme-bench";
   if (argc != 4) {
     fprintf(stderr, "usage: nvme-bench <cdev> <qd> <seconds>\n");
     return 2;
@@ -134,35 +111,13 @@ int main(int argc, char** argv) {
   if (qd < 1 || qd > 1023 || seconds <= 0) die("bad arguments");
 
   // The device, bound to an iommufd and attached to an IOAS, BAR0 mapped, bus master on.
-  int dev = open(argv[1], O_RDWR | O_CLOEXEC);
-  if (dev < 0) die(argv[1]);
-  int ictx = open("/dev/iommu", O_RDWR | O_CLOEXEC);
-  if (ictx < 0) die("/dev/iommu");
-  vfio_device_bind_iommufd b{};
-  b.argsz = kBindMinsz;
-  b.iommufd = ictx;
-  if (ioctl(dev, Req(Ioctl::VFIO_DEVICE_BIND_IOMMUFD), &b)) die("bind");
-  iommu_ioas_alloc a{sizeof a, 0, 0};
-  if (ioctl(ictx, Req(Ioctl::IOMMU_IOAS_ALLOC), &a)) die("ioas alloc");
-  vfio_device_attach_iommufd_pt at{kAttachMinsz, 0, a.out_ioas_id, 0};
-  if (ioctl(dev, Req(Ioctl::VFIO_DEVICE_ATTACH_IOMMUFD_PT), &at)) die("attach");
-  vfio_region_info r{sizeof r, 0, 0, 0, 0, 0};
-  if (ioctl(dev, Req(Ioctl::VFIO_DEVICE_GET_REGION_INFO), &r)) die("region info");
-  void* p = mmap(NULL, r.size, PROT_READ | PROT_WRITE, MAP_SHARED, dev, r.offset);
-  if (p == MAP_FAILED) die("mmap bar0");
-  bar = static_cast<volatile uint8_t*>(p);
-  size_t bar_size = r.size;
-  r = vfio_region_info{sizeof r, 0, 7, 0, 0, 0};
-  if (ioctl(dev, Req(Ioctl::VFIO_DEVICE_GET_REGION_INFO), &r)) die("config region info");
-  uint16_t cmd;
-  if (pread(dev, &cmd, 2, r.offset + 4) != 2) die("read command");
-  cmd |= 4;  // bus master
-  if (pwrite(dev, &cmd, 2, r.offset + 4) != 2) die("write command");
-  p = mmap(NULL, kMemSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  Device d = open_device(argv[1]);
+  bar = d.bar;
+  void* p = mmap(NULL, kMemSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (p == MAP_FAILED) die("mmap anonymous");
   mem = static_cast<uint8_t*>(p);
-  iommu_ioas_map m{sizeof m, 7, a.out_ioas_id, 0, (uintptr_t)mem, kMemSize, kIova};  // FIXED_IOVA|WRITEABLE|READABLE
-  if (ioctl(ictx, Req(Ioctl::IOMMU_IOAS_MAP), &m)) die("ioas map");
+  iommu_ioas_map m{sizeof m, 7, d.ioas, 0, (uintptr_t)mem, kMemSize, kIova};  // FIXED_IOVA|WRITEABLE|READABLE
+  if (ioctl(d.ictx, Req(Ioctl::IOMMU_IOAS_MAP), &m)) die("ioas map");
 
   // Bring-up: disable, admin queues, enable; identify namespace 1.
   uint64_t cap = rd64(NVME_REG_CAP);
@@ -252,12 +207,12 @@ int main(int argc, char** argv) {
   uint64_t shn_end = now_ns() + 5000000000ull;
   while ((rd32(NVME_REG_CSTS) & NVME_CSTS_SHST_MASK) != NVME_CSTS_SHST_COMPLETE && now_ns() < shn_end) {
   }
-  iommu_ioas_unmap u{sizeof u, a.out_ioas_id, kIova, kMemSize};
-  if (ioctl(ictx, Req(Ioctl::IOMMU_IOAS_UNMAP), &u)) die("ioas unmap");
+  iommu_ioas_unmap u{sizeof u, d.ioas, kIova, kMemSize};
+  if (ioctl(d.ictx, Req(Ioctl::IOMMU_IOAS_UNMAP), &u)) die("ioas unmap");
   munmap(mem, kMemSize);
-  munmap(const_cast<uint8_t*>(bar), bar_size);
-  close(dev);
-  close(ictx);
+  munmap(const_cast<uint8_t*>(bar), d.bar0_size);
+  close(d.dev);
+  close(d.ictx);
   printf("{\"iops\": %.1f, \"ios\": %llu, \"seconds\": %.3f, \"doorbellNs\": %.0f, \"doorbellsPerIo\": %.2f}\n", ios / took,
          (unsigned long long)ios, took, per_doorbell, doorbells_per_io);
   return 0;

@@ -6,78 +6,35 @@
 //   vfio-bench <cdev> <runs> <bench>...      prints {"bench": [ns per op, one per run], ...}
 //
 // Benches: getinfo, regioninfo, pread32, mmio32, mmiow32, mmioblock, map4k, map2m, irq, dma.
-#include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <atomic>
 
-#include "../native/uapi.h"
+#include "bench-device.h"
 
 #ifndef EDU_IRQ_STATUS
 #error "build with bench/run.mjs: it passes the edu register map (examples/edu.ts) as -DEDU_* flags"
 #endif
 
-using namespace vfio;
-
-static unsigned long Req(Ioctl i) { return Info(i).number; }
+using namespace bench;
 
 static int dev, ictx, efd;
 static uint32_t ioas;
-static uint64_t bar0_off, cfg_off;
+static uint64_t bar0_off;
 static volatile uint8_t* bar;
-
-static void die(const char* what) {
-  fprintf(stderr, "vfio-bench: %s: %s\n", what, strerror(errno));
-  exit(1);
-}
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
-}
 
 static uint32_t rd32(uint32_t off) { return *reinterpret_cast<volatile uint32_t*>(bar + off); }
 static void wr32(uint32_t off, uint32_t v) { *reinterpret_cast<volatile uint32_t*>(bar + off) = v; }
 static void wr64(uint32_t off, uint64_t v) { *reinterpret_cast<volatile uint64_t*>(bar + off) = v; }
 
 static void setup(const char* path) {
-  dev = open(path, O_RDWR | O_CLOEXEC);
-  if (dev < 0) die(path);
-  ictx = open("/dev/iommu", O_RDWR | O_CLOEXEC);
-  if (ictx < 0) die("/dev/iommu");
-  vfio_device_bind_iommufd b{};
-  b.argsz = kBindMinsz;
-  b.iommufd = ictx;
-  if (ioctl(dev, Req(Ioctl::VFIO_DEVICE_BIND_IOMMUFD), &b)) die("bind");
-  iommu_ioas_alloc a{sizeof a, 0, 0};
-  if (ioctl(ictx, Req(Ioctl::IOMMU_IOAS_ALLOC), &a)) die("ioas alloc");
-  ioas = a.out_ioas_id;
-  vfio_device_attach_iommufd_pt at{kAttachMinsz, 0, ioas, 0};
-  if (ioctl(dev, Req(Ioctl::VFIO_DEVICE_ATTACH_IOMMUFD_PT), &at)) die("attach");
-  vfio_region_info r{sizeof r, 0, 0, 0, 0, 0};
-  if (ioctl(dev, Req(Ioctl::VFIO_DEVICE_GET_REGION_INFO), &r)) die("region info");
-  bar0_off = r.offset;
-  void* p = mmap(NULL, r.size, PROT_READ | PROT_WRITE, MAP_SHARED, dev, r.offset);
-  if (p == MAP_FAILED) die("mmap bar0");
-  bar = static_cast<volatile uint8_t*>(p);
-  r = vfio_region_info{sizeof r, 0, 7, 0, 0, 0};
-  if (ioctl(dev, Req(Ioctl::VFIO_DEVICE_GET_REGION_INFO), &r)) die("region info 7");
-  cfg_off = r.offset;
-  uint16_t cmd;
-  if (pread(dev, &cmd, 2, cfg_off + 4) != 2) die("read command");
-  cmd |= 4;  // bus master
-  if (pwrite(dev, &cmd, 2, cfg_off + 4) != 2) die("write command");
+  Device d = open_device(path);
+  dev = d.dev;
+  ictx = d.ictx;
+  ioas = d.ioas;
+  bar0_off = d.bar0_off;
+  bar = d.bar;
   efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   struct {
     vfio_irq_set s;
@@ -208,6 +165,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "usage: vfio-bench <cdev> <runs> <bench>...\n");
     return 2;
   }
+  program = "vfio-bench";
   setup(argv[1]);
   int runs = atoi(argv[2]);
   printf("{");

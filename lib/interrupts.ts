@@ -144,10 +144,24 @@ export class Interrupts extends EventEmitter {
       return;
     }
     if (this.#waiters.length) {
-      const ready = this.#waiters.filter((w) => w.vector === vector);
-      if (ready.length) {
-        this.#waiters = this.#waiters.filter((w) => w.vector !== vector);
-        for (const w of ready) w.resolve(count);
+      // One pass: the waiters of this vector resolve, the others stay (usually there is one).
+      const waiters = this.#waiters;
+      let kept: Waiter[] | null = null;
+      let resolved = false;
+      for (let i = 0; i < waiters.length; i++) {
+        const w = waiters[i];
+        if (w.vector !== vector) {
+          (kept ??= []).push(w);
+          continue;
+        }
+        if (!resolved) {
+          resolved = true;
+          this.#waiters = [];
+        }
+        w.resolve(count);
+      }
+      if (resolved) {
+        if (kept) this.#waiters = kept.concat(this.#waiters);
         this.#update(this.listenerCount('interrupt') + this.#waiters.length);
       }
     }
@@ -228,6 +242,13 @@ export class Interrupts extends EventEmitter {
     // An abort rejects with the signal's reason, whatever the caller chose it to be (as Node's APIs do).
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
     if (signal?.aborted) return Promise.reject(signal.reason);
+    if (signal === undefined && timeoutMs === undefined) {
+      // The common case, without a timer or an abort to undo: the promise's own functions.
+      return new Promise<number>((resolve, reject) => {
+        this.#waiters.push({ vector: v, resolve, reject });
+        this.#update(this.listenerCount('interrupt') + this.#waiters.length);
+      });
+    }
     return new Promise<number>((resolve, reject) => {
       let cancelTimer: (() => void) | undefined;
       const settle = (): void => {

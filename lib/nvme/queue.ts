@@ -152,13 +152,7 @@ export class QueuePair {
 
   /** Submit a command; the promise settles when poll() reaps its completion (dword 0). */
   submit(cmd: Command): Promise<number> {
-    const cid = this.#take();
-    try {
-      this.#write(cid, cmd);
-    } catch (err) {
-      this.#free.push(cid);
-      throw err;
-    }
+    const cid = this.#takeAndWrite(cmd);
     return this.#pend(cid, cmd.opcode, true) as Promise<number>;
   }
 
@@ -201,13 +195,7 @@ export class QueuePair {
 
   /** Submit and spin on poll() until that command completes (admin commands, *Sync calls). */
   run(cmd: Command): number {
-    const cid = this.#take();
-    try {
-      this.#write(cid, cmd);
-    } catch (err) {
-      this.#free.push(cid);
-      throw err;
-    }
+    const cid = this.#takeAndWrite(cmd);
     let out: { err: Error | null; dw0: number } | null = null;
     this.#resolve[cid] = (dw0) => {
       out = { err: null, dw0: dw0 ?? 0 };
@@ -228,6 +216,18 @@ export class QueuePair {
     const { err, dw0 } = out as { err: Error | null; dw0: number };
     if (err) throw err;
     return dw0;
+  }
+
+  /** A free slot with `cmd` written at the tail (the slot is freed again if writing fails). */
+  #takeAndWrite(cmd: Command): number {
+    const cid = this.#take();
+    try {
+      this.#write(cid, cmd);
+    } catch (err) {
+      this.#free.push(cid);
+      throw err;
+    }
+    return cid;
   }
 
   #take(): number {
