@@ -10,7 +10,22 @@ import { fileURLToPath } from 'node:url';
 
 export const LAB_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_DIR = path.resolve(LAB_DIR, '..', '..');
-const SOURCE_PACKAGE = 'linux-source-6.12';
+/**
+ * The lab kernels, by series: Debian's source package, and for one the machine's apt does not
+ * carry, the repository it comes from (read through a private sources list and package lists in
+ * the lab cache, checked against the machine's Debian keyring; the machine's own apt sources are
+ * never touched). `objects` is how many files a build compiles, for the progress line.
+ */
+export const KERNELS = Object.freeze({
+  '6.12': { package: 'linux-source-6.12', repo: null, objects: 1380 },
+  '7.3': {
+    package: 'linux-source-7.3',
+    repo: 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main',
+    objects: 1700,
+  },
+});
+/** The series `npm test` and `npm run lab` use when none is named. */
+export const DEFAULT_KERNEL = '6.12';
 
 /** Print a lab message on stderr, prefixed so it stands out from guest output. */
 export function say(message) {
@@ -81,12 +96,48 @@ export const KERNEL_BUILD_PACKAGES = [
   'bc', 'bison', 'flex', 'libelf-dev', 'libssl-dev', 'cpio', 'xz-utils', 'gcc', 'make',
 ];
 
-/** The Debian version of linux-source-6.12 to build: $VFIO_LAB_KERNEL_VERSION or apt's candidate. */
-function sourceVersion() {
-  if (process.env.VFIO_LAB_KERNEL_VERSION) return process.env.VFIO_LAB_KERNEL_VERSION;
-  const r = run('apt-cache', ['show', '--no-all-versions', SOURCE_PACKAGE]);
+/** apt options that read `k.repo` through a private sources list and lists in the cache. */
+function aptOptions(k) {
+  if (!k.repo) return [];
+  const dir = path.join(cacheDir(), 'apt', k.package);
+  const lists = path.join(dir, 'lists');
+  fs.mkdirSync(path.join(lists, 'partial'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'cache', 'archives', 'partial'), { recursive: true });
+  const sources = path.join(dir, 'sources.list');
+  if (!fs.existsSync(sources) || fs.readFileSync(sources, 'utf8') !== `${k.repo}\n`) fs.writeFileSync(sources, `${k.repo}\n`);
+  return ['-o', `Dir::Etc::SourceList=${sources}`, '-o', 'Dir::Etc::SourceParts=/nonexistent',
+    '-o', `Dir::State::Lists=${lists}`, '-o', `Dir::Cache=${path.join(dir, 'cache')}`, '-o', 'Debug::NoLocking=1'];
+}
+
+/** Refresh the private package lists of `k` when they are missing or a day old; a problem, or null. */
+function refreshLists(k) {
+  if (!k.repo) return null;
+  const options = aptOptions(k);
+  const lists = path.join(cacheDir(), 'apt', k.package, 'lists');
+  const stamp = fs.readdirSync(lists).filter((f) => f.endsWith('Packages') || f.endsWith('InRelease'))
+    .map((f) => fs.statSync(path.join(lists, f)).mtimeMs).sort().pop() ?? 0;
+  if (Date.now() - stamp < 24 * 3600 * 1000) return null;
+  say(`reading the package list of ${k.repo.replace(/^deb \[[^\]]*\] /, '')} (private to the lab cache)`);
+  const r = run('apt-get', [...options, 'update', '-q', '--error-on=any'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.status === 0) return null;
+  return `could not read the package list for ${k.package} from ${k.repo}:\n${(r.stderr || '').trim()}\n` +
+    'check the network, or set VFIO_LAB_KERNEL to a bzImage built with test/lab/kernel.config';
+}
+
+/**
+ * The Debian version of the kernel source to build ($VFIO_LAB_KERNEL_VERSION or apt's
+ * candidate) as `{ version }`, or `{ version: null, problem }` saying why there is none.
+ */
+export function sourceVersion(k) {
+  if (process.env.VFIO_LAB_KERNEL_VERSION) return { version: process.env.VFIO_LAB_KERNEL_VERSION, problem: null };
+  const problem = refreshLists(k);
+  const r = run('apt-cache', [...aptOptions(k), 'show', '--no-all-versions', k.package]);
   const m = /^Version:\s*(\S+)/m.exec(r.stdout || '');
-  return m ? m[1] : null;
+  if (m) return { version: m[1], problem: null };
+  return { version: null, problem: problem ?? (k.repo
+    ? `${k.repo} has no ${k.package}; set VFIO_LAB_KERNEL to a bzImage built with test/lab/kernel.config`
+    : `apt does not know ${k.package}; refresh the package lists as root (apt-get update) ` +
+      'or set VFIO_LAB_KERNEL to a bzImage built with test/lab/kernel.config') };
 }
 
 function fragmentText() {
@@ -105,10 +156,18 @@ function requiredOptions(fragment) {
   return out;
 }
 
-function checkConfig(configPath, fragment) {
+/** The config symbols a source tree's Kconfig files define (an option can go away: PROC_SYSCTL in 7.x). */
+function knownSymbols(tree) {
+  const r = run('grep', ['-rhoE', '--include=Kconfig*', '^[[:space:]]*(menu)?config [A-Za-z0-9_]+', '.'], { cwd: tree, maxBuffer: 64 << 20 });
+  return new Set((r.stdout || '').split('\n').map((l) => `CONFIG_${l.trim().split(/\s+/)[1]}`));
+}
+
+function checkConfig(configPath, fragment, tree) {
   const config = fs.readFileSync(configPath, 'utf8');
+  const known = knownSymbols(tree);
   const bad = [];
   for (const [name, value] of requiredOptions(fragment)) {
+    if (!known.has(name)) continue; // not an option of this kernel
     const has = new RegExp(`^${name}=(.*)$`, 'm').exec(config);
     const actual = has ? has[1] : 'n';
     if (actual !== value) bad.push(`${name} wanted ${value}, got ${actual}`);
@@ -122,21 +181,24 @@ function kernelKey(version, fragment) {
   return `${version.replace(/[^A-Za-z0-9.+-]/g, '_')}-${hash}`;
 }
 
-function newestCachedKernel(kernelsDir, fragment) {
+function newestCachedKernel(kernelsDir, fragment, series) {
   const hash = createHash('sha256').update(fragment).digest('hex').slice(0, 12);
   if (!fs.existsSync(kernelsDir)) return null;
   const hits = fs
     .readdirSync(kernelsDir)
-    .filter((d) => d.endsWith(`-${hash}`) && fs.existsSync(path.join(kernelsDir, d, 'bzImage')))
+    .filter((d) => d.startsWith(`${series}.`) && d.endsWith(`-${hash}`) && fs.existsSync(path.join(kernelsDir, d, 'bzImage')))
     .sort();
   return hits.length ? path.join(kernelsDir, hits[hits.length - 1], 'bzImage') : null;
 }
 
 /**
- * Return the path of a lab kernel, building it on first use. The built bzImage is cached
- * under <cache>/kernels/<version>-<fragment hash>/, so later runs skip the build.
+ * Return the path of the lab kernel of `series` (a key of KERNELS), building it on first use.
+ * The built bzImage is cached under <cache>/kernels/<version>-<fragment hash>/, so later runs
+ * skip the build.
  */
-export async function ensureKernel() {
+export async function ensureKernel(series = DEFAULT_KERNEL) {
+  const k = KERNELS[series];
+  if (!k) fail(`--kernel must be one of ${Object.keys(KERNELS).join(', ')}, got '${series}'`, 2);
   if (process.env.VFIO_LAB_KERNEL) {
     if (!fs.existsSync(process.env.VFIO_LAB_KERNEL)) {
       fail(`VFIO_LAB_KERNEL=${process.env.VFIO_LAB_KERNEL} does not exist`);
@@ -146,27 +208,27 @@ export async function ensureKernel() {
   const cache = cacheDir();
   const fragment = fragmentText();
   const kernelsDir = path.join(cache, 'kernels');
-  const version = sourceVersion();
+  const { version, problem } = sourceVersion(k);
   if (!version) {
-    const cached = newestCachedKernel(kernelsDir, fragment);
-    if (cached) return cached;
-    fail(
-      `apt does not know ${SOURCE_PACKAGE}; refresh the package lists as root (apt-get update) ` +
-        'or set VFIO_LAB_KERNEL to a bzImage built with test/lab/kernel.config',
-    );
+    const cached = newestCachedKernel(kernelsDir, fragment, series);
+    if (cached) {
+      say(`${problem.split('\n')[0]}; using the cached ${path.basename(path.dirname(cached))}`);
+      return cached;
+    }
+    fail(problem);
   }
   const key = kernelKey(version, fragment);
   const image = path.join(kernelsDir, key, 'bzImage');
   if (fs.existsSync(image)) return image;
 
   ensurePackages(KERNEL_BUILD_PACKAGES, 'to build the lab kernel');
-  say(`building the lab kernel ${SOURCE_PACKAGE} ${version} (first run only; about 6 minutes on 2 cores)`);
+  say(`building the lab kernel ${k.package} ${version} (first run only; 6-10 minutes on 2 cores)`);
   const started = Date.now();
   const work = fs.mkdtempSync(path.join(cache, 'build-'));
   try {
-    const tree = await fetchSource(cache, version, work);
+    const tree = await fetchSource(cache, k, version, work);
     await configure(tree, fragment);
-    await buildImage(tree);
+    await buildImage(tree, k.objects);
     const out = path.join(kernelsDir, key);
     const tmp = `${out}.tmp-${process.pid}`;
     fs.mkdirSync(tmp, { recursive: true });
@@ -181,7 +243,8 @@ export async function ensureKernel() {
   }
 }
 
-async function fetchSource(cache, version, work) {
+async function fetchSource(cache, k, version, work) {
+  const SOURCE_PACKAGE = k.package;
   const debs = path.join(cache, 'debs');
   fs.mkdirSync(debs, { recursive: true });
   const deb = fs
@@ -190,12 +253,14 @@ async function fetchSource(cache, version, work) {
   let debPath = deb ? path.join(debs, deb) : null;
   if (!debPath) {
     say(`downloading ${SOURCE_PACKAGE}=${version} with apt-get download (~150 MB)`);
-    const r = run('apt-get', ['download', `${SOURCE_PACKAGE}=${version}`], { cwd: debs, stdio: 'inherit' });
+    const r = run('apt-get', [...aptOptions(k), 'download', `${SOURCE_PACKAGE}=${version}`], { cwd: debs, stdio: 'inherit' });
     if (r.status !== 0) fail(`apt-get download ${SOURCE_PACKAGE}=${version} failed`);
     const found = fs.readdirSync(debs).find((f) => f.startsWith(`${SOURCE_PACKAGE}_`) && f.endsWith('.deb'));
     if (!found) fail(`apt-get download left no ${SOURCE_PACKAGE} .deb in ${debs}`);
-    // Keep only the newest download to bound the cache size.
-    for (const f of fs.readdirSync(debs)) if (f !== found) fs.rmSync(path.join(debs, f), { force: true });
+    // Keep only the newest download of this package to bound the cache size.
+    for (const f of fs.readdirSync(debs)) {
+      if (f !== found && f.startsWith(`${SOURCE_PACKAGE}_`)) fs.rmSync(path.join(debs, f), { force: true });
+    }
     debPath = path.join(debs, found);
   }
   say('extracting the kernel source');
@@ -224,15 +289,13 @@ async function configure(tree, fragment) {
   });
   if (r.status !== 0) fail('merging test/lab/kernel.config failed');
   make(tree, ['olddefconfig']);
-  const bad = checkConfig(path.join(tree, '.config'), fragment);
+  const bad = checkConfig(path.join(tree, '.config'), fragment, tree);
   if (bad.length) fail(`the kernel config does not have what test/lab/kernel.config asks:\n  ${bad.join('\n  ')}`);
 }
 
-// The number of objects `make bzImage` compiles for this config, measured once; used only
+// `expected`: the number of objects `make bzImage` compiles for this config (KERNELS), used only
 // to show a rough percentage while building.
-const EXPECTED_OBJECTS = 1380;
-
-function buildImage(tree) {
+function buildImage(tree, expected) {
   return new Promise((resolve) => {
     const jobs = String(os.availableParallelism ? os.availableParallelism() : os.cpus().length);
     const child = spawn('make', [`-j${jobs}`, 'bzImage'], { cwd: tree, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -247,7 +310,7 @@ function buildImage(tree) {
       const now = Date.now();
       if (now - lastReport > 15000) {
         lastReport = now;
-        const pct = Math.min(99, Math.round((compiled / EXPECTED_OBJECTS) * 100));
+        const pct = Math.min(99, Math.round((compiled / expected) * 100));
         say(`building kernel: ${compiled} files compiled (~${pct}%), ${Math.round((now - started) / 1000)} s`);
       }
     };

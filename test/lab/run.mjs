@@ -3,8 +3,10 @@
 // devices.mjs) with the host's / as the guest's read-only root, runs one command in
 // the guest, streams its output, and exits with the command's exit status.
 //
-//   node test/lab/run.mjs [--timeout SECONDS] [--out DIR] [--] COMMAND [ARGS...]
-//   node test/lab/run.mjs --suite [FILE...]   # the kernel test suite (test/kernel/), or some files of it
+//   node test/lab/run.mjs [--kernel 6.12|7.3] [--timeout SECONDS] [--out DIR] [--] COMMAND [ARGS...]
+//   node test/lab/run.mjs [--kernel ...] --suite [FILE...]   # the kernel test suite, or some files of it
+//
+// --kernel picks the lab kernel series (host.mjs KERNELS; default DEFAULT_KERNEL there).
 //
 // Files the command writes to $VFIO_LAB_OUT in the guest are copied to DIR on the host (--out).
 // Environment: VFIO_LAB_TIMEOUT (seconds, default 900), VFIO_LAB_CACHE (cache dir),
@@ -15,14 +17,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LAB_DEVICES } from './devices.mjs';
-import { LAB_DIR, RUNTIME_PACKAGES, cacheDir, ensureKernel, ensurePackages, fail, say } from './host.mjs';
+import { DEFAULT_KERNEL, KERNELS, LAB_DIR, RUNTIME_PACKAGES, cacheDir, ensureKernel, ensurePackages, fail, say } from './host.mjs';
 
-const USAGE = 'usage: npm run lab -- [--timeout SECONDS] [--out DIR] COMMAND [ARGS...]   |   node test/lab/run.mjs --suite';
+const USAGE = `usage: npm run lab -- [--kernel ${Object.keys(KERNELS).join('|')}] [--timeout SECONDS] [--out DIR] COMMAND [ARGS...]   |   node test/lab/run.mjs [--kernel K] --suite`;
 const EXIT_TIMEOUT = 124;
 const EXIT_NO_STATUS = 125;
 
 function parseArgs(argv) {
-  const opts = { timeout: Number(process.env.VFIO_LAB_TIMEOUT || 900), out: null, command: [] };
+  const opts = { timeout: Number(process.env.VFIO_LAB_TIMEOUT || 900), out: null, command: [], kernel: DEFAULT_KERNEL };
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i];
@@ -31,6 +33,9 @@ function parseArgs(argv) {
       break;
     } else if (a === '--suite') {
       opts.command = [process.execPath, path.join(LAB_DIR, 'suite.mjs')];
+    } else if (a === '--kernel') {
+      opts.kernel = argv[++i];
+      if (!KERNELS[opts.kernel]) fail(`--kernel must be one of ${Object.keys(KERNELS).join(', ')}, got '${opts.kernel}'`, 2);
     } else if (a === '--timeout') {
       opts.timeout = Number(argv[++i]);
     } else if (a === '--out') {
@@ -146,7 +151,7 @@ function guestEnv() {
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   ensurePackages(RUNTIME_PACKAGES, 'to boot the lab guest');
-  const kernel = await ensureKernel();
+  const kernel = await ensureKernel(opts.kernel);
   const ioDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-lab-'));
   fs.mkdirSync(path.join(ioDir, 'out'));
   const command = resolveFromInitCwd(opts.command);

@@ -44,6 +44,30 @@ test('without root, a missing package stops the lab with the exact apt-get line'
   assert.match(r.stderr, /sudo apt-get install -y --no-install-recommends vfio-lab-no-such-package/);
 });
 
+test('--kernel names a lab kernel series; anything else is refused with the choices', () => {
+  const r = lab(['--kernel', '5.10', 'true']);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--kernel must be one of 6\.12, 7\.3, got '5\.10'/);
+});
+
+test('an unreachable kernel repository stops the lab with a message naming it and the way around', () => {
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-lab-cache-'));
+  const script = `import { sourceVersion } from ${JSON.stringify(path.join(path.dirname(runner), 'host.mjs'))};
+    const { version, problem } = sourceVersion({ package: 'linux-source-7.3',
+      repo: 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://127.0.0.1:9/debian trixie-backports main' });
+    if (version === null) { process.stderr.write(problem); process.exit(1); }`;
+  try {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script],
+      { encoding: 'utf8', env: { ...process.env, VFIO_LAB_CACHE: cache, VFIO_LAB_KERNEL_VERSION: '' }, timeout: 120_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /could not read the package list for linux-source-7\.3 from .*127\.0\.0\.1:9/);
+    assert.match(r.stderr, /VFIO_LAB_KERNEL/);
+    assert.equal(fs.existsSync(path.join(cache, 'apt', 'linux-source-7.3', 'sources.list')), true, 'the sources list is private to the lab cache');
+  } finally {
+    fs.rmSync(cache, { recursive: true, force: true });
+  }
+});
+
 test('a hung guest is stopped by the timeout and reported', () => {
   const r = lab(['--timeout', '10', 'sleep', '600']);
   assert.equal(r.status, 124);
