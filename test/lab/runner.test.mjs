@@ -50,6 +50,15 @@ test('--kernel names a lab kernel series; anything else is refused with the choi
   assert.match(r.stderr, /--kernel must be one of 6\.12, 7\.3, got '5\.10'/);
 });
 
+for (const series of ['6.12', '7.3']) {
+  test(`the ${series} lab kernel is taken from the cache once built`, () => {
+    const r = lab(['--kernel', series, 'uname', '-r']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^${series.replace('.', '\\.')}\\.`, 'm'));
+    assert.doesNotMatch(r.stderr, /building the lab kernel/);
+  });
+}
+
 test('an unreachable kernel repository stops the lab with a message naming it and the way around', () => {
   const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-lab-cache-'));
   const script = `import { sourceVersion } from ${JSON.stringify(path.join(path.dirname(runner), 'host.mjs'))};
