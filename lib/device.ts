@@ -296,6 +296,18 @@ export class VfioDevice extends EventEmitter {
     return probeGate(this.#live.handle);
   }
 
+  /**
+   * The raw escape hatch: ioctl `request` on the device fd with `arg` (the struct, starting with
+   * its argsz), copied in and out by the kernel; returns the ioctl's result. Behind the pre-bind
+   * gate like every other call. Requests the library wraps are refused (use its call); argsz
+   * must lie within `arg`. Pointers inside the struct are the caller's to get right.
+   */
+  ioctl(request: number, arg: Uint8Array): number {
+    const h = this._handle('ioctl');
+    if (!(arg instanceof Uint8Array)) throw new TypeError(`arg must be a Uint8Array, got ${describe(arg)}`);
+    return native.deviceIoctl(h, toIndex(request, 'request', 0xffffffff), arg);
+  }
+
   /** VFIO_DEVICE_GET_INFO. */
   info(): DeviceInfo {
     const h = this._handle('ioctl', 'VFIO_DEVICE_GET_INFO');

@@ -120,6 +120,19 @@ export class Iommufd {
     native.iommufdOption(this._native(), C.IOMMU_OPTION_OP_SET, id, objectId(objectIdArg, 'objectId'), v);
   }
 
+  /**
+   * The raw escape hatch: ioctl `request` on the iommufd with `arg` (the struct, starting with
+   * its own size), copied in and out by the kernel; returns the ioctl's result and throws
+   * VfioError with the errno. For brand-new kernel features before the library types them (the
+   * kernel's mock IOMMU test commands, say). Requests the library wraps are refused (use its
+   * call); the size must lie within `arg`. Pointers inside the struct are the caller's to get right.
+   */
+  ioctl(request: number, arg: Uint8Array): number {
+    const h = this._native();
+    if (!(arg instanceof Uint8Array)) throw new TypeError(`arg must be a Uint8Array, got ${describe(arg)}`);
+    return native.iommufdIoctl(h, toIndex(request, 'request', 0xffffffff), arg);
+  }
+
   /** IOMMU_DESTROY of any object id. */
   destroy(id: number): void {
     native.iommufdDestroy(this._native(), toIndex(id, 'id', 0xffffffff));

@@ -28,6 +28,8 @@ export interface NativeBinding {
   deviceGetInfoInto(h: NativeHandle, out: Uint32Array): number;
   deviceGetRegionInfo(h: NativeHandle, index: number): Uint8Array;
   deviceGetRegionInfoInto(h: NativeHandle, index: number, out: Uint32Array): number;
+  deviceIoctl(h: NativeHandle, request: number, arg: Uint8Array): number;
+  iommufdIoctl(h: NativeHandle, request: number, arg: Uint8Array): number;
   deviceGetIrqInfo(h: NativeHandle, index: number): [number, number];
   deviceSetIrqs(h: NativeHandle, flags: number, index: number, start: number, count: number,
     data?: Uint8Array | Int32Array | null): void;

@@ -341,6 +341,7 @@ void InitDevice(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "devicePwrite", Pwrite);
   Export(env, exports, "deviceMmap", Mmap);
   Export(env, exports, "deviceIoeventfd", Ioeventfd);
+  Export(env, exports, "deviceIoctl", [](const Napi::CallbackInfo& info) { return RawIoctl(info, Dev(info)); });
 }
 
 }  // namespace vfio

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "addon.h"
+#include "args.h"
 #include "errors.h"
 
 namespace vfio {
@@ -62,6 +63,34 @@ Napi::Value ToUint8Array(Napi::Env env, const std::vector<uint8_t>& buf) {
   auto out = Napi::Uint8Array::New(env, buf.size());
   memcpy(out.Data(), buf.data(), buf.size());
   return out;
+}
+
+Napi::Value RawIoctl(const Napi::CallbackInfo& info, const FdHandle* h) {
+  Napi::Env env = info.Env();
+  double d = ArgNumber(info, 1, "request");
+  if (!(d >= 0 && d <= 4294967295.0) || static_cast<double>(static_cast<uint32_t>(d)) != d) {
+    ThrowRange(env, "request must be an integer from 0 to 2^32-1");
+  }
+  auto request = static_cast<unsigned long>(d);
+  for (const IoctlInfo& row : kIoctls) {
+    if (row.number == request) {
+      ThrowType(env, std::string("request ") + std::to_string(request) + " is " + row.name +
+                         ", which the library wraps: use its own call (the raw ioctl is for requests it does not wrap yet)");
+    }
+  }
+  Bytes arg = ArgBytes(info, 2, "arg");
+  uint32_t size = 0;
+  if (arg.length >= 4) memcpy(&size, arg.data, 4);
+  if (arg.length < 4 || size < 4 || size > arg.length) {
+    ThrowRange(env, "arg must start with the struct's own size (argsz/size, a u32) and hold that many bytes (" +
+                        std::to_string(size) + " > " + std::to_string(arg.length) + ")");
+  }
+  int r = ioctl(h->fd, request, arg.data);
+  if (r < 0) {
+    int err = errno;
+    ThrowErrno(env, err, "ioctl", nullptr, h->path);
+  }
+  return Napi::Number::New(env, r);
 }
 
 void InitIoctlTable(Napi::Env env, Napi::Object exports) {

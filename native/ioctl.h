@@ -47,6 +47,11 @@ std::vector<uint8_t> GrowAndRetry(Napi::Env env, const FdHandle* h, Ioctl i, siz
 void PrepareArgsz(std::vector<uint8_t>& buf, uint32_t);
 size_t ArgszNeed(const std::vector<uint8_t>& buf);
 
+// (h, request, arg: Uint8Array) => the ioctl's result: the raw escape hatch for requests the
+// table does not have (those it has are refused, naming the library's call). The struct's own
+// size (its first u32) must lie within arg; the kernel copies in and out of arg.
+Napi::Value RawIoctl(const Napi::CallbackInfo& info, const FdHandle* h);
+
 // A copy of `buf` as a JS Uint8Array.
 Napi::Value ToUint8Array(Napi::Env env, const std::vector<uint8_t>& buf);
 

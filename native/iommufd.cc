@@ -209,6 +209,7 @@ void InitIommufd(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "iommufdClose", FdCloseAs<Kind::Iommufd>);
   Export(env, exports, "iommufdFd", FdNumberAs<Kind::Iommufd>);
   Export(env, exports, "ioasAlloc", IoasAllocCall);
+  Export(env, exports, "iommufdIoctl", [](const Napi::CallbackInfo& info) { return RawIoctl(info, Ictx(info)); });
   Export(env, exports, "iommufdDestroy", Destroy);
   Export(env, exports, "ioasMap", Map);
   Export(env, exports, "ioasMapFile", MapFile);
