@@ -201,14 +201,19 @@ Napi::Value WaitSync(const Napi::CallbackInfo& info) {
   }
   const bool forever = timeout < 0;
   const double deadline = NowMs() + (forever ? 0 : timeout);
-  struct pollfd p = {w->fd, POLLIN, 0};
+  // The eventfd, and the pipe libuv's signal handler writes to: a signal that JS listens for is
+  // seen even when it arrived before poll(2) started (no EINTR then).
+  struct pollfd p[2] = {{w->fd, POLLIN, 0}, {-1, POLLIN, 0}};
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) == napi_ok && loop && loop->signal_pipefd[0] >= 0) p[1].fd = loop->signal_pipefd[0];
+  const nfds_t n = p[1].fd >= 0 ? 2 : 1;
   for (;;) {
     double slice = kSliceMs;
     if (!forever) {
       double left = std::ceil(deadline - NowMs());
       if (left < slice) slice = left < 0 ? 0 : left;
     }
-    int r = poll(&p, 1, static_cast<int>(slice));
+    int r = poll(p, n, static_cast<int>(slice));
     if (r < 0) {
       int err = errno;
       if (err != EINTR) ThrowErrno(env, err, "poll");
@@ -217,10 +222,16 @@ Napi::Value WaitSync(const Napi::CallbackInfo& info) {
       continue;
     }
     if (r > 0) {
-      int err = 0;
-      uint64_t n = Drain(w->fd, &err);
-      if (err) ThrowErrno(env, err, "read");
-      if (n) return Napi::Number::New(env, static_cast<double>(n));
+      if (p[0].revents) {
+        int err = 0;
+        uint64_t count = Drain(w->fd, &err);
+        if (err) ThrowErrno(env, err, "read");
+        if (count) return Napi::Number::New(env, static_cast<double>(count));
+      }
+      if (n == 2 && (p[1].revents & POLLIN)) {
+        if (!CanRunJs(env)) return Napi::Number::New(env, -2);
+        return Napi::Number::New(env, -1);
+      }
     }
     if (!CanRunJs(env)) return Napi::Number::New(env, -2);
     if (!forever && NowMs() >= deadline) return Napi::Number::New(env, 0);
