@@ -288,18 +288,10 @@ export class QueuePair {
     }
     this.#tail = this.#announcedTail;
     this.#sqDirty = false;
-    const rejects: Reject[] = [];
-    for (let cid = 0; cid < this.size; cid++) {
-      const reject = this.#reject[cid];
-      if (reject === null) continue;
-      this.#resolve[cid] = null;
-      this.#reject[cid] = null;
+    this.#failEach(err, (cid) => {
       if (unannounced.has(cid)) this.#free.push(cid);
       else this.#expired[cid] = 1;
-      rejects.push(reject);
-    }
-    this.#outstanding = 0;
-    for (const reject of rejects) settle(reject, err);
+    });
   }
 
   #write(cid: number, cmd: Command): void {
@@ -464,12 +456,18 @@ export class QueuePair {
 
   /** Reject every outstanding command (the controller is being reset or the queue deleted). */
   failAll(err: Error): void {
+    this.#failEach(err);
+  }
+
+  /** Take every outstanding command off its slot (`slot(cid)` says what becomes of the slot), then reject them all. */
+  #failEach(err: Error, slot?: (cid: number) => void): void {
     const rejects: Reject[] = [];
     for (let cid = 0; cid < this.size; cid++) {
       const reject = this.#reject[cid];
       if (reject === null) continue;
       this.#resolve[cid] = null;
       this.#reject[cid] = null;
+      slot?.(cid);
       rejects.push(reject);
     }
     this.#outstanding = 0;
