@@ -17,11 +17,14 @@ export const REPO_DIR = path.resolve(LAB_DIR, '..', '..');
  * never touched). `objects` is how many files a build compiles, for the progress line.
  */
 export const KERNELS = Object.freeze({
-  '6.12': { package: 'linux-source-6.12', repo: null, objects: 1380 },
+  '6.12': { package: 'linux-source-6.12', repo: null, objects: 1380, config: ['kernel.config'] },
   '7.3': {
     package: 'linux-source-7.3',
     repo: 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main',
-    objects: 1440,
+    objects: 1460,
+    // The newest kernel also carries the kernel's mock IOMMU (CONFIG_IOMMUFD_TEST), so the HWPT
+    // features QEMU's VT-d lacks are tested against the real iommufd core.
+    config: ['kernel.config', 'kernel-mock-iommu.config'],
   },
 });
 /** The series `npm run lab` uses when none is named: the newest. (`npm test` runs them all.) */
@@ -140,8 +143,9 @@ export function sourceVersion(k) {
       'or set VFIO_LAB_KERNEL to a bzImage built with test/lab/kernel.config') };
 }
 
-function fragmentText() {
-  return fs.readFileSync(path.join(LAB_DIR, 'kernel.config'), 'utf8');
+/** The config fragment of a series: its files in test/lab/, in order, joined. */
+function fragmentText(k) {
+  return k.config.map((f) => fs.readFileSync(path.join(LAB_DIR, f), 'utf8')).join('\n');
 }
 
 /** Options the fragment requires, as `[name, value]`, value `'n'` for "is not set". */
@@ -206,7 +210,7 @@ export async function ensureKernel(series = DEFAULT_KERNEL) {
     return process.env.VFIO_LAB_KERNEL;
   }
   const cache = cacheDir();
-  const fragment = fragmentText();
+  const fragment = fragmentText(k);
   const kernelsDir = path.join(cache, 'kernels');
   const { version, problem } = sourceVersion(k);
   if (!version) {
@@ -287,10 +291,10 @@ async function configure(tree, fragment) {
     cwd: tree,
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  if (r.status !== 0) fail('merging test/lab/kernel.config failed');
+  if (r.status !== 0) fail('merging the kernel config fragment (test/lab/kernel*.config) failed');
   make(tree, ['olddefconfig']);
   const bad = checkConfig(path.join(tree, '.config'), fragment, tree);
-  if (bad.length) fail(`the kernel config does not have what test/lab/kernel.config asks:\n  ${bad.join('\n  ')}`);
+  if (bad.length) fail(`the kernel config does not have what test/lab/kernel*.config ask:\n  ${bad.join('\n  ')}`);
 }
 
 // `expected`: the number of objects `make bzImage` compiles for this config (KERNELS), used only
