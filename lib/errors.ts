@@ -1,4 +1,4 @@
-import { constants as os } from 'node:os';
+import { constants as os, release } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 
 /** Fields of a {@link VfioError}. `errno` is negative, as in Node's fs errors. */
@@ -36,8 +36,23 @@ export const IOCTL_HINTS: Readonly<Record<string, Readonly<Record<string, string
   },
   VFIO_IOMMU_MAP_DMA: { ENOMEM: MEMLOCK },
   IOMMU_IOAS_UNMAP: { ENOENT: 'nothing is mapped there, or the range does not cover whole mappings' },
-  IOMMU_IOAS_MAP_FILE: { ENOTTY: 'IOMMU_IOAS_MAP_FILE needs Linux 6.13 or newer' },
   VFIO_DEVICE_RESET: { EINVAL: 'the device does not support reset (info().canReset is false)' },
+};
+
+/**
+ * The Linux release that added each request the library wraps after 6.6 (a row of the addon's
+ * ioctl table; a unit test checks the names). An ENOTTY from one of them on an older kernel is a
+ * {@link VfioUnsupportedError} with code ERR_VFIO_NEEDS_KERNEL.
+ */
+export const IOCTL_SINCE: Readonly<Record<string, string>> = {
+  IOMMU_HWPT_SET_DIRTY_TRACKING: '6.7',
+  IOMMU_HWPT_GET_DIRTY_BITMAP: '6.7',
+  IOMMU_HWPT_INVALIDATE: '6.8',
+  IOMMU_FAULT_QUEUE_ALLOC: '6.11',
+  IOMMU_IOAS_MAP_FILE: '6.13',
+  IOMMU_VIOMMU_ALLOC: '6.13',
+  IOMMU_VDEVICE_ALLOC: '6.13',
+  IOMMU_VEVENTQ_ALLOC: '6.15',
 };
 
 /** Likely causes of well-known failures of the other syscalls (open, write to sysfs). */
@@ -61,7 +76,23 @@ function hintFor(e: VfioErrorFields & { code: string }): string | undefined {
   return SYSCALL_HINTS.find(([match]) => match(e))?.[1];
 }
 
+/**
+ * Linux errnos that the VFIO and iommufd ioctls return and that Node's errno map lacks or names
+ * after another use (95 is ENOTSUP "on socket" to Node; the kernel returns EOPNOTSUPP), by
+ * number: [name, description]. Every other errno is named from Node's own map.
+ */
+export const LINUX_ERRNOS: Readonly<Record<number, readonly [string, string]>> = {
+  62: ['ETIME', 'timer expired'],
+  77: ['EBADFD', 'file descriptor in bad state'],
+  95: ['EOPNOTSUPP', 'operation not supported'],
+  512: ['ERESTARTSYS', 'interrupted system call, to be restarted (kernel-internal)'],
+  515: ['ENOIOCTLCMD', 'no ioctl command (kernel-internal)'],
+  524: ['ENOTSUPP', 'operation not supported (kernel-internal)'],
+};
+
 function errnoName(errno: number): [string, string] {
+  const linux = LINUX_ERRNOS[-errno];
+  if (linux) return [linux[0], linux[1]];
   const entry = getSystemErrorMap().get(errno);
   return entry ? [entry[0], entry[1]] : [`E${-errno}`, `error ${-errno}`];
 }
@@ -164,8 +195,67 @@ export function memoryOffError(message: string): VfioStateError {
   return new VfioStateError('ERR_VFIO_MEMORY_OFF', EIO, 'mmap', message);
 }
 
+/** Codes of {@link VfioUnsupportedError}. */
+export type VfioUnsupportedCode = 'ERR_VFIO_NEEDS_KERNEL' | 'ERR_VFIO_UNSUPPORTED';
+
+/**
+ * A call the running kernel or the IOMMU under the device cannot do: `ERR_VFIO_NEEDS_KERNEL`
+ * when the feature is newer than the kernel (`needs` names the release that added it),
+ * `ERR_VFIO_UNSUPPORTED` when the kernel has it but the IOMMU or device does not. `errno` is the
+ * kernel's own answer (ENOTTY, EOPNOTSUPP, ...).
+ */
+export class VfioUnsupportedError extends VfioError {
+  declare readonly code: VfioUnsupportedCode;
+  /** The Linux release that added the feature (ERR_VFIO_NEEDS_KERNEL). */
+  readonly needs?: string;
+  /** The running kernel's release (`os.release()`). */
+  readonly kernel: string;
+  constructor(code: VfioUnsupportedCode, errno: number, message: string, extra: { ioctl?: string; needs?: string; syscall?: string } = {}) {
+    const { needs, syscall = 'ioctl', ...where } = extra;
+    super({ errno, syscall, code, message: `${code}: ${message}`, ...where });
+    if (needs !== undefined) this.needs = needs;
+    this.kernel = release();
+  }
+}
+Object.defineProperty(VfioUnsupportedError.prototype, 'name', { value: 'VfioUnsupportedError', configurable: true, writable: true });
+
+/** Whether the running kernel is older than `version` ('6.13'); false when its release does not parse. */
+export function kernelBefore(version: string, running = release()): boolean {
+  const have = /^(\d+)\.(\d+)/.exec(running);
+  const want = /^(\d+)\.(\d+)$/.exec(version);
+  if (!have || !want) return false;
+  const [hMaj, hMin, wMaj, wMin] = [have[1], have[2], want[1], want[2]].map(Number);
+  return hMaj < wMaj || (hMaj === wMaj && hMin < wMin);
+}
+
+/** ERR_VFIO_NEEDS_KERNEL for `what`, added in Linux `needs`, refused by this kernel with `errno`. */
+export function needsKernelError(what: string, needs: string, errno: number, ioctl?: string): VfioUnsupportedError {
+  const [name] = errnoName(errno);
+  return new VfioUnsupportedError('ERR_VFIO_NEEDS_KERNEL', errno,
+    `${what} needs Linux ${needs} or newer; this kernel is ${release()} (it answered ${name})`,
+    { needs, ...(ioctl ? { ioctl } : {}) });
+}
+
+/**
+ * Run `call`; a refusal with ENOTTY, EOPNOTSUPP or EINVAL (how older kernels answer unknown
+ * requests, flags and fields) on a kernel older than `needs` becomes ERR_VFIO_NEEDS_KERNEL.
+ */
+export function withKernel<T>(what: string, needs: string, call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    if (err instanceof VfioError && !(err instanceof VfioUnsupportedError) && kernelBefore(needs) &&
+        (err.code === 'ENOTTY' || err.code === 'EOPNOTSUPP' || err.code === 'EINVAL')) {
+      throw needsKernelError(what, needs, err.errno, err.ioctl);
+    }
+    throw err;
+  }
+}
+
 /** Error factory handed to the native addon: it throws these for failed syscalls. */
 export function makeNativeError(errno: number, syscall: string, ioctl?: string, path?: string): VfioError {
+  const since = ioctl !== undefined ? IOCTL_SINCE[ioctl] : undefined;
+  if (since !== undefined && errno === os.errno.ENOTTY) return needsKernelError(ioctl!, since, -errno, ioctl);
   return new VfioError({ errno: -errno, syscall, ...(ioctl ? { ioctl } : {}), ...(path ? { path } : {}) });
 }
 

@@ -46,3 +46,32 @@ test('the ioctl table gives JS the kernel\'s request numbers', async () => {
   assert.equal(native.ioctls.IOMMU_IOAS_MAP_FILE, 0x3b8f);
   assert.ok(Object.isFrozen(native.ioctls));
 });
+
+test('errnos Node does not name are named as the kernel names them, from one table', async () => {
+  const { makeNativeError, LINUX_ERRNOS } = await import('../../dist/errors.js');
+  const badfd = makeNativeError(77, 'ioctl', 'VFIO_DEVICE_BIND_IOMMUFD');
+  assert.equal(badfd.code, 'EBADFD');
+  assert.equal(badfd.errno, -77);
+  assert.match(badfd.message, /^EBADFD: file descriptor in bad state, VFIO_DEVICE_BIND_IOMMUFD/);
+  assert.equal(makeNativeError(95, 'ioctl', 'IOMMU_HWPT_ALLOC').code, 'EOPNOTSUPP');
+  assert.equal(makeNativeError(16, 'ioctl').code, 'EBUSY', 'the rest from Node\'s own map');
+  for (const [n, [name]] of Object.entries(LINUX_ERRNOS)) assert.match(name, /^E[A-Z]+$/, `errno ${n}`);
+});
+
+test('an ENOTTY from a request newer than the kernel is ERR_VFIO_NEEDS_KERNEL naming the release', async () => {
+  const { makeNativeError, IOCTL_SINCE, kernelBefore, VfioUnsupportedError } = await import('../../dist/errors.js');
+  const { native } = await import('../../dist/native.js');
+  for (const name of Object.keys(IOCTL_SINCE)) assert.ok(name in native.ioctls, `${name} is a row of the ioctl table`);
+  const e = makeNativeError(25, 'ioctl', 'IOMMU_VIOMMU_ALLOC');
+  assert.ok(e instanceof VfioUnsupportedError);
+  assert.equal(e.code, 'ERR_VFIO_NEEDS_KERNEL');
+  assert.equal(e.needs, '6.13');
+  assert.equal(e.errno, -25);
+  assert.match(e.message, /IOMMU_VIOMMU_ALLOC needs Linux 6\.13 or newer; this kernel is .* \(it answered ENOTTY\)/);
+  assert.equal(makeNativeError(25, 'ioctl', 'VFIO_DEVICE_RESET').code, 'ENOTTY', 'not for requests as old as iommufd');
+  assert.equal(kernelBefore('6.13', '6.12.117-amd64'), true);
+  assert.equal(kernelBefore('6.13', '6.13.0'), false);
+  assert.equal(kernelBefore('6.13', '7.3.4'), false);
+  assert.equal(kernelBefore('6.17', '6.9.1'), true);
+  assert.equal(kernelBefore('6.13', 'weird'), false);
+});
