@@ -14,6 +14,7 @@
         "native/dma_buffer.cc",
         "native/mapping.cc",
         "native/irq_watcher.cc",
+        "native/event_queue.cc",
         "native/group.cc",
         "native/container.cc"
       ],

@@ -105,6 +105,15 @@ export class DmaBuffer {
     return this.#handle === null;
   }
 
+  /**
+   * The memory's address in this process, for the user pointers of a raw ioctl's struct
+   * (`iommufd.ioctl()`, `dev.ioctl()`). Valid until free(); the library never frees memory that a
+   * DMA mapping pins, but a raw ioctl that keeps the pointer is the caller's to account for.
+   */
+  get address(): bigint {
+    return native.dmaAddress(this.#live());
+  }
+
   /** The memory as an ArrayBuffer (no copy). Detached by free(). */
   get buffer(): ArrayBuffer {
     if (!this.#buffer) this.#buffer = native.dmaArrayBuffer(this.#live());

@@ -2,13 +2,15 @@
  * vfio: drive Linux VFIO devices from Node.js through the device cdev and iommufd.
  * @packageDocumentation
  */
-export { VfioError, VfioStateError } from './errors';
-export type { VfioErrorFields, VfioStateCode } from './errors';
+export { VfioError, VfioStateError, VfioUnsupportedError } from './errors';
+export type { VfioErrorFields, VfioStateCode, VfioUnsupportedCode } from './errors';
 export { constants } from './constants';
 export { listPciDevices, mdevDevice, cdevPathFor, bindToVfioPci, unbindFromVfioPci, normalizeBdf } from './sysfs';
 export type { PciDeviceInfo, MdevDeviceInfo, BindOptions } from './sysfs';
-export { Iommufd, Hwpt } from './iommufd';
-export type { HwInfo, IommufdOptionName } from './iommufd';
+export { Iommufd, Hwpt, Viommu, Vdevice } from './iommufd';
+export type { HwInfo, HwInfoOptions, HwptOptions, DirtyBitmapOptions, IommufdDevice, IommufdOptionName } from './iommufd';
+export { FaultQueue, VeventQueue } from './event-queue';
+export type { IommuFault, IommuVevent, FaultResponse } from './event-queue';
 export { IoAddressSpace } from './ioas';
 export type { DmaMemory, MapOptions, MapFileOptions, IovaRange } from './ioas';
 export { DmaBuffer } from './dma-buffer';

@@ -1,6 +1,7 @@
 import { describe, optionsObject, toIndex, toPath, toU64 } from './args';
 import { flags as C } from './constants';
-import { closedError, notBoundError } from './errors';
+import { VfioError, VfioUnsupportedError, closedError, notBoundError, withKernel } from './errors';
+import { FaultQueue, VEVENT_DATA_SIZE, VeventQueue } from './event-queue';
 import { IoAddressSpace } from './ioas';
 import { native, type NativeHandle } from './native';
 
@@ -21,9 +22,44 @@ export interface HwInfo {
 /** Names of {@link Iommufd.getOption} / {@link Iommufd.setOption}. */
 export type IommufdOptionName = 'rlimitMode' | 'hugePages';
 
-/** Something a device can be bound to: has an iommufd fd. */
-interface DeviceLike {
-  readonly devId: number | null;
+/** A device bound to an iommufd (a VfioDevice), or its iommufd device id as a number (mock devices have only that). */
+export type IommufdDevice = { readonly devId: number | null } | number;
+
+/** Options of {@link Iommufd.allocHwpt}. */
+export interface HwptOptions {
+  /** Raw `IOMMU_HWPT_ALLOC_*` flags, or'ed with the named ones below. */
+  flags?: number;
+  /** A parent for nested HWPTs (IOMMU_HWPT_ALLOC_NEST_PARENT). */
+  nestParent?: boolean;
+  /** Dirty tracking enforced on attach (IOMMU_HWPT_ALLOC_DIRTY_TRACKING). */
+  dirtyTracking?: boolean;
+  /** Usable with PASIDs (IOMMU_HWPT_ALLOC_PASID). */
+  pasid?: boolean;
+  /** `IOMMU_HWPT_DATA_*` of `data`: a nested (user-managed) HWPT's driver data. */
+  dataType?: number;
+  /** The driver data, copied by the kernel. */
+  data?: ArrayBufferView;
+  /** Page faults of this HWPT go to this queue (IOMMU_HWPT_FAULT_ID_VALID, Linux 6.11+). */
+  faultQueue?: FaultQueue;
+}
+
+/** Options of {@link Iommufd.hwInfo}. */
+export interface HwInfoOptions {
+  /** Ask for this `IOMMU_HW_INFO_TYPE_*` of data (IOMMU_HW_INFO_FLAG_INPUT_TYPE, Linux 6.17+). */
+  dataType?: number;
+}
+
+/** Options of {@link Hwpt.getDirtyBitmap}. */
+export interface DirtyBitmapOptions {
+  /** Clear the dirty bits read (default true); false reads them only (NO_CLEAR). */
+  clear?: boolean;
+  /** Write into this bitmap instead of a new one (one bit per page, 64 per element); the words covering the range are overwritten, the rest left as they are. */
+  into?: BigUint64Array;
+}
+
+/** An object of an iommufd that its close() must let go of. */
+interface Owned {
+  _drop(): void;
 }
 
 const OPTION_IDS: Record<IommufdOptionName, number> = {
@@ -37,6 +73,8 @@ export class Iommufd {
   readonly path: string | null;
   readonly #ioases = new Set<IoAddressSpace>();
   readonly #hwpts = new Set<Hwpt>();
+  /** vIOMMUs, vDEVICEs and event queues. */
+  readonly #others = new Set<Owned>();
 
   private constructor(handle: NativeHandle, path: string | null) {
     this.#handle = handle;
@@ -83,28 +121,107 @@ export class Iommufd {
   }
 
   /** @internal */
-  _forget(object: IoAddressSpace | Hwpt): void {
+  _forget(object: IoAddressSpace | Hwpt | Owned): void {
     if (Hwpt.isHwpt(object)) this.#hwpts.delete(object);
-    else this.#ioases.delete(object);
+    else if (IoAddressSpace.isIoas(object)) this.#ioases.delete(object);
+    else this.#others.delete(object);
   }
 
-  /** IOMMU_GET_HW_INFO for a bound device. */
-  hwInfo(device: DeviceLike): HwInfo {
+  /** @internal */
+  _own<T extends Owned>(object: T): T {
+    this.#others.add(object);
+    return object;
+  }
+
+  /**
+   * IOMMU_GET_HW_INFO for a bound device (or a device id): the IOMMU's type, capabilities
+   * (`IOMMU_HW_CAP_*`) and vendor data; `{ dataType }` asks for one type of data (Linux 6.17+).
+   */
+  hwInfo(device: IommufdDevice, options?: HwInfoOptions): HwInfo {
     const devId = boundDevId(device);
-    const r = native.iommufdHwInfo(this._native(), devId);
+    const o = optionsObject(options, 'options');
+    const h = this._native();
+    const typed = o.dataType !== undefined;
+    const dataType = typed ? toIndex(o.dataType, 'options.dataType', 0xffffffff) : 0;
+    const r = withKernel('hwInfo({ dataType })', typed ? '6.17' : '0.0',
+      () => native.iommufdHwInfo(h, devId, typed ? C.IOMMU_HW_INFO_FLAG_INPUT_TYPE : 0, dataType));
     const out: HwInfo = { type: r.type, capabilities: r.capabilities, data: r.data };
     if (r.maxPasidLog2) out.maxPasidLog2 = r.maxPasidLog2;
     return out;
   }
 
-  /** IOMMU_HWPT_ALLOC: a page table for `device` on top of an IOAS (or a parent HWPT). */
-  allocHwpt(device: DeviceLike, ioasOrId: IoAddressSpace | Hwpt | number, options?: { flags?: number }): Hwpt {
+  /**
+   * IOMMU_HWPT_ALLOC: a page table for `device` on top of an IOAS (a kernel-managed HWPT), or on
+   * a nest-parent HWPT or vIOMMU with `{ dataType, data }` (a nested, user-managed one).
+   */
+  allocHwpt(device: IommufdDevice, parent: IoAddressSpace | Hwpt | Viommu | number, options?: HwptOptions): Hwpt {
     const devId = boundDevId(device);
-    const ptId = objectId(ioasOrId, 'ioasOrId');
-    const flags = toIndex(optionsObject(options, 'options').flags ?? 0, 'options.flags', 0xffffffff);
-    const hwpt = new Hwpt(this, native.iommufdHwptAlloc(this._native(), flags, devId, ptId));
+    const ptId = objectId(parent, 'parent');
+    const o = optionsObject(options, 'options');
+    let flags = toIndex(o.flags ?? 0, 'options.flags', 0xffffffff);
+    if (o.nestParent) flags |= C.IOMMU_HWPT_ALLOC_NEST_PARENT;
+    if (o.dirtyTracking) flags |= C.IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
+    if (o.pasid) flags |= C.IOMMU_HWPT_ALLOC_PASID;
+    let faultId = 0;
+    if (o.faultQueue !== undefined) {
+      if (!FaultQueue.isFaultQueue(o.faultQueue)) {
+        throw new TypeError(`options.faultQueue must be a FaultQueue, got ${describe(o.faultQueue)}`);
+      }
+      if (o.faultQueue.closed) throw closedError(`options.faultQueue: the fault queue ${o.faultQueue.id} is closed`);
+      faultId = o.faultQueue.id;
+      flags |= C.IOMMU_HWPT_FAULT_ID_VALID;
+    }
+    const data = o.data === undefined ? null : viewBytes(o.data, 'options.data');
+    if (data !== null && o.dataType === undefined) throw new TypeError('options.dataType is required with options.data');
+    const dataType = toIndex(o.dataType ?? C.IOMMU_HWPT_DATA_NONE, 'options.dataType', 0xffffffff);
+    const h = this._native();
+    const [what, needs] = faultId ? ['allocHwpt({ faultQueue })', '6.11'] : Viommu.isViommu(parent)
+      ? ['allocHwpt() on a vIOMMU', '6.13'] : ['allocHwpt()', '0.0'];
+    let id: number;
+    try {
+      id = withKernel(what, needs, () => native.iommufdHwptAlloc(h, flags, devId, ptId, dataType, data, faultId));
+    } catch (err) {
+      // A kernel-managed HWPT with a feature the IOMMU lacks: EOPNOTSUPP (VT-d without SSADS or
+      // nesting support, for instance).
+      const feature = o.dirtyTracking ? 'dirty tracking' : o.nestParent ? 'nesting' : o.pasid ? 'PASID domains' : null;
+      if (feature && data === null && err instanceof VfioError && err.code === 'EOPNOTSUPP') {
+        throw new VfioUnsupportedError('ERR_VFIO_UNSUPPORTED', err.errno,
+          `the IOMMU under device ${devId} does not support ${feature} (IOMMU_HWPT_ALLOC answered EOPNOTSUPP; ` +
+          'hwInfo(device).capabilities lists what it has)', { ioctl: 'IOMMU_HWPT_ALLOC' });
+      }
+      throw err;
+    }
+    const hwpt = new Hwpt(this, id);
     this.#hwpts.add(hwpt);
     return hwpt;
+  }
+
+  /**
+   * IOMMU_VIOMMU_ALLOC (Linux 6.13+): a virtual IOMMU of `type` (`IOMMU_VIOMMU_TYPE_*`) for the
+   * IOMMU behind `device`, on a nest-parent HWPT; `{ data }` is the type's driver data (in and out).
+   */
+  allocViommu(device: IommufdDevice, parent: Hwpt | number, type: number, options?: { data?: ArrayBufferView }): Viommu {
+    const devId = boundDevId(device);
+    if (!Hwpt.isHwpt(parent) && typeof parent !== 'number') {
+      throw new TypeError(`parent must be a nest-parent Hwpt or its id, got ${describe(parent)}`);
+    }
+    const hwptId = objectId(parent, 'parent');
+    const t = toIndex(type, 'type', 0xffffffff);
+    const o = optionsObject(options, 'options');
+    const data = o.data === undefined ? null : viewBytes(o.data, 'options.data');
+    const id = native.iommufdViommuAlloc(this._native(), t, devId, hwptId, data);
+    return this._own(new Viommu(this, id, t));
+  }
+
+  /**
+   * IOMMU_FAULT_QUEUE_ALLOC (Linux 6.11+): a queue for the I/O page faults of the HWPTs
+   * allocated with `{ faultQueue }`. An EventEmitter of `'fault'` events; respond(cookie, code).
+   */
+  allocFaultQueue(): FaultQueue {
+    const h = this._native();
+    const queue = new FaultQueue((callback) => native.iommufdFaultQueueAlloc(h, callback),
+      (id) => { this._forget(queue); this.destroy(id); });
+    return this._own(queue);
   }
 
   /** IOMMU_OPTION get: `'rlimitMode'` (0 per-user, 1 per-process) or `'hugePages'` (per IOAS). */
@@ -144,6 +261,8 @@ export class Iommufd {
    */
   close(): void {
     if (!this.#handle) return;
+    for (const other of this.#others) other._drop();
+    this.#others.clear();
     for (const ioas of this.#ioases) ioas._drop();
     this.#ioases.clear();
     for (const hwpt of this.#hwpts) hwpt._drop();
@@ -163,9 +282,10 @@ function optionId(name: IommufdOptionName): number {
   return id;
 }
 
-function boundDevId(device: DeviceLike): number {
+function boundDevId(device: IommufdDevice): number {
+  if (typeof device === 'number') return toIndex(device, 'device', 0xffffffff);
   if (!device || typeof device !== 'object' || !('devId' in device)) {
-    throw new TypeError(`device must be a VfioDevice, got ${describe(device)}`);
+    throw new TypeError(`device must be a bound VfioDevice or an iommufd device id, got ${describe(device)}`);
   }
   if (device.devId === null) {
     throw notBoundError('the device is not bound to an iommufd');
@@ -202,9 +322,36 @@ export function attachTarget(target: unknown, bound: Iommufd | null, where: { io
   return { id: target.id, ioas: isIoas ? target : null };
 }
 
-function objectId(value: IoAddressSpace | Hwpt | number, name: string): number {
-  if (IoAddressSpace.isIoas(value) || Hwpt.isHwpt(value)) return value.id;
+function objectId(value: IoAddressSpace | Hwpt | Viommu | number, name: string): number {
+  if (IoAddressSpace.isIoas(value) || Hwpt.isHwpt(value) || Viommu.isViommu(value)) {
+    if (value.destroyed) throw closedError(`${name}: object ${value.id} was destroyed (or its iommufd closed)`);
+    return value.id;
+  }
+  if (typeof value !== 'number') throw new TypeError(`${name} must be an iommufd object or its id, got ${describe(value)}`);
   return toIndex(value, name, 0xffffffff);
+}
+
+/** The bytes of an ArrayBufferView (a copy the kernel reads during the call). */
+function viewBytes(value: unknown, name: string): Uint8Array {
+  if (!ArrayBuffer.isView(value)) throw new TypeError(`${name} must be a TypedArray or DataView, got ${describe(value)}`);
+  return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+}
+
+/**
+ * IOMMU_HWPT_INVALIDATE of a nested HWPT or a vIOMMU: `entries` are driver-specific requests of
+ * `dataType`, all of one length (an empty list asks whether the type is supported). Returns how
+ * many the kernel handled.
+ */
+function invalidate(ictx: Iommufd, id: number, dataType: number, entries: readonly ArrayBufferView[]): number {
+  const h = ictx._native();
+  const type = toIndex(dataType, 'dataType', 0xffffffff);
+  if (!Array.isArray(entries)) throw new TypeError(`entries must be an array of TypedArrays, got ${describe(entries)}`);
+  const views = entries.map((e, i) => viewBytes(e, `entries[${i}]`));
+  const entryLen = views.length ? views[0].byteLength : 0;
+  if (views.some((v) => v.byteLength !== entryLen)) throw new RangeError('entries must all have the same byteLength');
+  const packed = new Uint8Array(entryLen * views.length);
+  views.forEach((v, i) => packed.set(v, i * entryLen));
+  return native.hwptInvalidate(h, id, type, entryLen, packed, views.length);
 }
 
 /** A hardware page table (IOMMU_HWPT_ALLOC). Attach it with `device.attach(hwpt)`. */
@@ -239,7 +386,176 @@ export class Hwpt {
     this.#ictx = null;
   }
 
+  #live(): Iommufd {
+    if (!this.#ictx) throw closedError(`the HWPT ${this.id} was destroyed (or its iommufd closed)`);
+    return this.#ictx;
+  }
+
+  /** IOMMU_HWPT_SET_DIRTY_TRACKING: start or stop dirty tracking (the HWPT needs `{ dirtyTracking }`). */
+  setDirtyTracking(on: boolean): void {
+    const ictx = this.#live();
+    if (typeof on !== 'boolean') throw new TypeError(`on must be a boolean, got ${describe(on)}`);
+    native.hwptSetDirtyTracking(ictx._native(), this.id, on);
+  }
+
+  /**
+   * IOMMU_HWPT_GET_DIRTY_BITMAP: which `pageSize` pages of [iova, iova + length) the device
+   * wrote since the last read. Bit i (element i >> 6, bit i & 63) is the page at
+   * iova + i * pageSize. The bits read are cleared unless `{ clear: false }`.
+   */
+  getDirtyBitmap(iova: bigint | number, length: bigint | number, pageSize: number, options?: DirtyBitmapOptions): BigUint64Array {
+    const ictx = this.#live();
+    const o = optionsObject(options, 'options');
+    const start = toU64(iova, 'iova');
+    const len = toU64(length, 'length');
+    const page = toIndex(pageSize, 'pageSize', 2 ** 52);
+    if (page === 0 || (page & (page - 1)) !== 0) throw new RangeError(`pageSize must be a power of two, got ${page}`);
+    if (len === 0n) throw new RangeError('length must not be 0');
+    const pages = (len + BigInt(page) - 1n) / BigInt(page);
+    if (pages > 2n ** 28n) {
+      throw new RangeError(`length / pageSize is ${pages} pages; at most 2^28 per call (a 32 MiB bitmap): split the range`);
+    }
+    const words = Number((pages + 63n) / 64n);
+    let bitmap = o.into;
+    if (bitmap === undefined) bitmap = new BigUint64Array(words);
+    else if (!(bitmap instanceof BigUint64Array)) throw new TypeError(`options.into must be a BigUint64Array, got ${describe(bitmap)}`);
+    else if (bitmap.length < words) throw new RangeError(`options.into holds ${bitmap.length} words; ${words} are needed`);
+    else bitmap.fill(0n, 0, words);
+    const flags = o.clear === false ? C.IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR : 0;
+    native.hwptGetDirtyBitmap(ictx._native(), this.id, flags, start, len, page, bitmap);
+    return bitmap;
+  }
+
+  /** IOMMU_HWPT_INVALIDATE of this nested HWPT's caches; returns how many entries the kernel handled. */
+  invalidate(dataType: number, entries: readonly ArrayBufferView[]): number {
+    return invalidate(this.#live(), this.id, dataType, entries);
+  }
+
   /** IOMMU_DESTROY; fails with EBUSY while a device is attached. Idempotent. */
+  destroy(): void {
+    if (!this.#ictx) return;
+    this.#ictx.destroy(this.id);
+    this.#ictx._forget(this);
+    this.#ictx = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.destroy();
+  }
+}
+
+/**
+ * A virtual IOMMU (IOMMU_VIOMMU_ALLOC, Linux 6.13+): a slice of the physical IOMMU for one VM,
+ * wrapping a nest-parent HWPT. Nested HWPTs can be allocated on it (`allocHwpt(dev, viommu,
+ * { dataType, data })`), devices get virtual ids on it (allocVdevice), and it reports events
+ * through an event queue (allocEventQueue).
+ */
+export class Viommu {
+  readonly id: number;
+  /** `IOMMU_VIOMMU_TYPE_*`. */
+  readonly type: number;
+  #ictx: Iommufd | null;
+
+  /** @internal */
+  constructor(ictx: Iommufd, id: number, type: number) {
+    this.#ictx = ictx;
+    this.id = id;
+    this.type = type;
+  }
+
+  /** Whether `value` is a Viommu made by this library. */
+  static isViommu(value: unknown): value is Viommu {
+    return typeof value === 'object' && value !== null && #ictx in value;
+  }
+
+  /** Whether destroy() ran or the iommufd was closed. */
+  get destroyed(): boolean {
+    return this.#ictx === null;
+  }
+
+  #live(): Iommufd {
+    if (!this.#ictx) throw closedError(`the vIOMMU ${this.id} was destroyed (or its iommufd closed)`);
+    return this.#ictx;
+  }
+
+  /** IOMMU_VDEVICE_ALLOC: `device` appears on this vIOMMU with the virtual id `virtId` (a vSID, vRID, ...). */
+  allocVdevice(device: IommufdDevice, virtId: bigint | number): Vdevice {
+    const ictx = this.#live();
+    const devId = boundDevId(device);
+    const virt = toU64(virtId, 'virtId');
+    const id = native.iommufdVdeviceAlloc(ictx._native(), this.id, devId, virt);
+    return ictx._own(new Vdevice(ictx, id, virt));
+  }
+
+  /**
+   * IOMMU_VEVENTQ_ALLOC (Linux 6.15+): the vIOMMU's queue of events of `type`
+   * (`IOMMU_VEVENTQ_TYPE_*`), at most `depth` waiting. `{ dataSize }` is the bytes of data per
+   * event for a type the library does not know.
+   */
+  allocEventQueue(type: number, depth: number, options?: { dataSize?: number }): VeventQueue {
+    const ictx = this.#live();
+    const t = toIndex(type, 'type', 0xffffffff);
+    const d = toIndex(depth, 'depth', 0xffffffff);
+    if (d === 0) throw new RangeError('depth must be at least 1');
+    const o = optionsObject(options, 'options');
+    const size = o.dataSize !== undefined ? toIndex(o.dataSize, 'options.dataSize', 4096) : VEVENT_DATA_SIZE[t];
+    if (size === undefined) {
+      throw new TypeError(`options.dataSize is required for event queue type ${t}, which the library does not know`);
+    }
+    const h = ictx._native();
+    const queue = new VeventQueue(t, size, d, (callback) => native.iommufdVeventqAlloc(h, this.id, t, d, callback),
+      (id) => { ictx._forget(queue); ictx.destroy(id); });
+    return ictx._own(queue);
+  }
+
+  /** IOMMU_HWPT_INVALIDATE through the vIOMMU (device caches, descriptor caches); returns entries handled. */
+  invalidate(dataType: number, entries: readonly ArrayBufferView[]): number {
+    return invalidate(this.#live(), this.id, dataType, entries);
+  }
+
+  /** @internal */
+  _drop(): void {
+    this.#ictx = null;
+  }
+
+  /** IOMMU_DESTROY (EBUSY while HWPTs, vDEVICEs or queues use it). Idempotent. */
+  destroy(): void {
+    if (!this.#ictx) return;
+    this.#ictx.destroy(this.id);
+    this.#ictx._forget(this);
+    this.#ictx = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.destroy();
+  }
+}
+
+/** A device's virtual instance on a vIOMMU (IOMMU_VDEVICE_ALLOC). */
+export class Vdevice {
+  readonly id: number;
+  /** The virtual device id on the vIOMMU. */
+  readonly virtId: bigint;
+  #ictx: Iommufd | null;
+
+  /** @internal */
+  constructor(ictx: Iommufd, id: number, virtId: bigint) {
+    this.#ictx = ictx;
+    this.id = id;
+    this.virtId = virtId;
+  }
+
+  /** Whether destroy() ran or the iommufd was closed. */
+  get destroyed(): boolean {
+    return this.#ictx === null;
+  }
+
+  /** @internal */
+  _drop(): void {
+    this.#ictx = null;
+  }
+
+  /** IOMMU_DESTROY; do it before closing the device. Idempotent. */
   destroy(): void {
     if (!this.#ictx) return;
     this.#ictx.destroy(this.id);

@@ -72,6 +72,7 @@ export interface NativeBinding {
   dmaShare(h: NativeHandle): bigint;
   dmaFromShared(id: bigint): NativeHandle;
   dmaSize(h: NativeHandle): number;
+  dmaAddress(h: NativeHandle): bigint;
 
   iommufdOpen(path: string): NativeHandle;
   iommufdFromFd(fd: number, own: boolean): NativeHandle;
@@ -89,9 +90,29 @@ export interface NativeBinding {
   ioasCopy(h: NativeHandle, flags: number, dstIoasId: number, srcIoasId: number, length: bigint, dstIova: bigint,
     srcIova: bigint): bigint;
   iommufdOption(h: NativeHandle, op: number, optionId: number, objectId: number, value: bigint): bigint;
-  iommufdHwInfo(h: NativeHandle, devId: number): { type: number; capabilities: bigint; maxPasidLog2: number;
-    data: Uint8Array };
-  iommufdHwptAlloc(h: NativeHandle, flags: number, devId: number, ptId: number): number;
+  iommufdHwInfo(h: NativeHandle, devId: number, flags: number, inDataType: number): { type: number;
+    capabilities: bigint; maxPasidLog2: number; data: Uint8Array };
+  iommufdHwptAlloc(h: NativeHandle, flags: number, devId: number, ptId: number, dataType: number,
+    data: Uint8Array | null, faultId: number): number;
+  hwptSetDirtyTracking(h: NativeHandle, hwptId: number, enable: boolean): void;
+  hwptGetDirtyBitmap(h: NativeHandle, hwptId: number, flags: number, iova: bigint, length: bigint, pageSize: number,
+    bitmap: BigUint64Array): void;
+  hwptInvalidate(h: NativeHandle, hwptId: number, dataType: number, entryLen: number, entries: Uint8Array,
+    count: number): number;
+  iommufdFaultQueueAlloc(h: NativeHandle, callback: (errno: number) => void): [number, NativeHandle];
+  iommufdViommuAlloc(h: NativeHandle, type: number, devId: number, hwptId: number, data: Uint8Array | null): number;
+  iommufdVdeviceAlloc(h: NativeHandle, viommuId: number, devId: number, virtId: bigint): number;
+  iommufdVeventqAlloc(h: NativeHandle, viommuId: number, type: number, depth: number,
+    callback: (errno: number) => void): [number, NativeHandle];
+
+  eventQueueStart(h: NativeHandle): void;
+  eventQueueStop(h: NativeHandle): void;
+  eventQueueRef(h: NativeHandle, ref: boolean): void;
+  /** Bytes read; 0 when the queue is empty. */
+  eventQueueRead(h: NativeHandle, into: Uint8Array): number;
+  eventQueueWrite(h: NativeHandle, bytes: Uint8Array): number;
+  eventQueueFd(h: NativeHandle): number;
+  eventQueueClose(h: NativeHandle): void;
 
   irqCreate(callback: (count: number, errno: number) => void): NativeHandle;
   irqFd(h: NativeHandle): number;

@@ -52,6 +52,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   InitDmaBuffer(env, exports);
   InitMapping(env, exports);
   InitIrqWatcher(env, exports);
+  InitEventQueue(env, exports);
   InitGroup(env, exports);
   InitContainer(env, exports);
   return exports;

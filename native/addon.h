@@ -42,6 +42,11 @@ bool CanRunJs(Napi::Env env);
 // eventfd: SET_IRQS takes the numbers in an array, IOEVENTFD takes the handle).
 int EventFdArg(const Napi::CallbackInfo& info, size_t i);
 
+// Take ownership of `fd`, an iommufd event queue (a fault queue or a vEVENTQ) that the kernel
+// just returned, as an EventQueue handle calling `callback(errno)` on the env's loop whenever it
+// is readable (lib/ reads the records). The fd is closed if the handle cannot be made.
+Napi::Value AdoptEventQueue(Napi::Env env, int fd, const Napi::Value& callback, const char* name);
+
 // exports[name] = a JS function calling cb.
 void Export(Napi::Env env, Napi::Object exports, const char* name, Napi::Function::Callback cb);
 
@@ -51,6 +56,7 @@ void InitIommufd(Napi::Env env, Napi::Object exports);
 void InitDmaBuffer(Napi::Env env, Napi::Object exports);
 void InitMapping(Napi::Env env, Napi::Object exports);
 void InitIrqWatcher(Napi::Env env, Napi::Object exports);
+void InitEventQueue(Napi::Env env, Napi::Object exports);
 void InitGroup(Napi::Env env, Napi::Object exports);
 void InitContainer(Napi::Env env, Napi::Object exports);
 void InitIoctlTable(Napi::Env env, Napi::Object exports);

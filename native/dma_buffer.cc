@@ -55,6 +55,11 @@ Napi::Value Size(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(Buf(info)->block->length));
 }
 
+// (buf) => its address in this process (a bigint), for user pointers in raw ioctl structs
+Napi::Value Address(const Napi::CallbackInfo& info) {
+  return ToBigInt(info.Env(), reinterpret_cast<uintptr_t>(Buf(info)->block->addr));
+}
+
 Napi::Value PageSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
 }
@@ -78,6 +83,7 @@ void InitDmaBuffer(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "dmaShare", Share);
   Export(env, exports, "dmaFromShared", FromShared);
   Export(env, exports, "dmaSize", Size);
+  Export(env, exports, "dmaAddress", Address);
 }
 
 }  // namespace vfio

@@ -17,7 +17,7 @@ namespace vfio {
 // A native resource. Release() frees the OS resource and is idempotent; the destructor
 // (GC finalizer or env teardown) calls it as a backstop.
 // One kind per sort of handle.
-enum class Kind { None, Device, Iommufd, DmaBuffer, Mapping, IrqWatcher, Group, Container };
+enum class Kind { None, Device, Iommufd, DmaBuffer, Mapping, IrqWatcher, EventQueue, Group, Container };
 
 struct Handle {
   explicit Handle(AddonData* a) : addon(a) { addon->live.insert(this); }

@@ -1,5 +1,5 @@
 // An iommufd (/dev/iommu): IOAS allocation, DMA map/unmap, IOVA ranges, options, HW info,
-// HWPT allocation. Each function is one ioctl; object lifetimes are tracked in lib/iommufd.ts.
+// HWPTs (allocation, dirty tracking, invalidation), vIOMMUs, vDEVICEs, fault and event queues. Each function is one ioctl; object lifetimes are tracked in lib/iommufd.ts.
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -169,13 +169,16 @@ Napi::Value Option(const Napi::CallbackInfo& info) {
   return ToBigInt(info.Env(), o.val64);
 }
 
-// (h, devId) => { type, capabilities: bigint, maxPasidLog2, data: Uint8Array }
+// (h, devId, flags, inDataType) => { type, capabilities: bigint, maxPasidLog2, data: Uint8Array }
+// flags IOMMU_HW_INFO_FLAG_INPUT_TYPE (6.17+) asks for the data of type inDataType.
 Napi::Value HwInfoCall(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Iommufd* h = Ictx(info);
   std::vector<uint8_t> data(256, 0);
   iommu_hw_info w{};
   w.dev_id = ArgU32(info, 1, "devId");
+  w.flags = ArgU32(info, 2, "flags");
+  w.out_data_type = ArgU32(info, 3, "inDataType");
   w.data_len = static_cast<uint32_t>(data.size());
   w.data_uptr = reinterpret_cast<uintptr_t>(data.data());
   Run<Ioctl::IOMMU_GET_HW_INFO>(info, h, &w);
@@ -190,15 +193,136 @@ Napi::Value HwInfoCall(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// (h, flags, devId, ptId) => hwpt id
+// (h, flags, devId, ptId, dataType, data: Uint8Array | null, faultId) => hwpt id
 Napi::Value HwptAllocCall(const Napi::CallbackInfo& info) {
   Iommufd* h = Ictx(info);
   iommu_hwpt_alloc a{};
   a.flags = ArgU32(info, 1, "flags");
   a.dev_id = ArgU32(info, 2, "devId");
   a.pt_id = ArgU32(info, 3, "ptId");
+  a.data_type = ArgU32(info, 4, "dataType");
+  if (!info[5].IsNull() && !info[5].IsUndefined()) {
+    Bytes d = ArgBytes(info, 5, "data");  // copied by the kernel during the call
+    if (d.length > UINT32_MAX) ThrowRange(info.Env(), "data is too long");
+    a.data_len = static_cast<uint32_t>(d.length);
+    a.data_uptr = reinterpret_cast<uintptr_t>(d.data);
+  }
+  a.fault_id = ArgU32(info, 6, "faultId");
   Run<Ioctl::IOMMU_HWPT_ALLOC>(info, h, &a);
   return Napi::Number::New(info.Env(), a.out_hwpt_id);
+}
+
+// (h, hwptId, enable)
+Napi::Value SetDirtyTracking(const Napi::CallbackInfo& info) {
+  Iommufd* h = Ictx(info);
+  iommu_hwpt_set_dirty_tracking d{};
+  d.hwpt_id = ArgU32(info, 1, "hwptId");
+  d.flags = info[2].ToBoolean() ? 1 : 0;  // IOMMU_HWPT_DIRTY_TRACKING_ENABLE
+  Run<Ioctl::IOMMU_HWPT_SET_DIRTY_TRACKING>(info, h, &d);
+  return Napi::Value();
+}
+
+// (h, hwptId, flags, iova, length, pageSize, bitmap: BigUint64Array) — the kernel sets one bit
+// per dirty page_size page of [iova, iova + length) into bitmap, which must hold them all.
+Napi::Value GetDirtyBitmap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Iommufd* h = Ictx(info);
+  iommu_hwpt_get_dirty_bitmap g{};
+  g.hwpt_id = ArgU32(info, 1, "hwptId");
+  g.flags = ArgU32(info, 2, "flags");
+  g.iova = ArgU64(info, 3, "iova");
+  g.length = ArgU64(info, 4, "length");
+  g.page_size = ArgU64(info, 5, "pageSize");
+  Bytes bitmap = ArgBytes(info, 6, "bitmap");
+  if (g.page_size == 0 || (g.page_size & (g.page_size - 1))) ThrowRange(env, "pageSize must be a power of two");
+  // The kernel writes whole u64 words of the bitmap: one bit per page, rounded up to 64.
+  uint64_t bits = g.length / g.page_size + (g.length % g.page_size ? 1 : 0);
+  uint64_t need = (bits + 63) / 64 * 8;
+  if (need > bitmap.length) ThrowRange(env, "bitmap holds fewer bits than length / pageSize");
+  g.data = reinterpret_cast<uintptr_t>(bitmap.data);
+  Run<Ioctl::IOMMU_HWPT_GET_DIRTY_BITMAP>(info, h, &g);
+  return Napi::Value();
+}
+
+// (h, hwptId, dataType, entryLen, entries: Uint8Array, count) => entries the kernel handled
+Napi::Value Invalidate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Iommufd* h = Ictx(info);
+  iommu_hwpt_invalidate v{};
+  v.hwpt_id = ArgU32(info, 1, "hwptId");
+  v.data_type = ArgU32(info, 2, "dataType");
+  v.entry_len = ArgU32(info, 3, "entryLen");
+  Bytes entries = ArgBytes(info, 4, "entries");
+  v.entry_num = ArgU32(info, 5, "count");
+  if (static_cast<uint64_t>(v.entry_len) * v.entry_num > entries.length) {
+    ThrowRange(env, "entries holds fewer than count entries of entryLen bytes");
+  }
+  v.data_uptr = reinterpret_cast<uintptr_t>(entries.data);
+  Run<Ioctl::IOMMU_HWPT_INVALIDATE>(info, h, &v);
+  return Napi::Number::New(env, v.entry_num);
+}
+
+// (h, callback(errno)) => [faultId, event queue handle]
+Napi::Value FaultQueueAlloc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Iommufd* h = Ictx(info);
+  if (!info[1].IsFunction()) ThrowType(env, "callback must be a function");
+  iommu_fault_alloc f{};
+  Run<Ioctl::IOMMU_FAULT_QUEUE_ALLOC>(info, h, &f);
+  auto out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, f.out_fault_id));
+  out.Set(1u, AdoptEventQueue(env, static_cast<int>(f.out_fault_fd), info[1], "vfio:fault-queue"));
+  return out;
+}
+
+// (h, type, devId, hwptId, data: Uint8Array | null) => viommu id
+Napi::Value ViommuAlloc(const Napi::CallbackInfo& info) {
+  Iommufd* h = Ictx(info);
+  iommu_viommu_alloc v{};
+  v.type = ArgU32(info, 1, "type");
+  v.dev_id = ArgU32(info, 2, "devId");
+  v.hwpt_id = ArgU32(info, 3, "hwptId");
+  if (!info[4].IsNull() && !info[4].IsUndefined()) {
+    Bytes d = ArgBytes(info, 4, "data");  // in and out (the kernel may write outputs back)
+    if (d.length > UINT32_MAX) ThrowRange(info.Env(), "data is too long");
+    v.data_len = static_cast<uint32_t>(d.length);
+    v.data_uptr = reinterpret_cast<uintptr_t>(d.data);
+  }
+  if (v.data_len) {
+    Run<Ioctl::IOMMU_VIOMMU_ALLOC>(info, h, &v);
+  } else {
+    // Without data, the struct as 6.13-6.15 know it, so those kernels take the call too.
+    v.size = kViommuAllocMinsz;
+    Call<Ioctl::IOMMU_VIOMMU_ALLOC>(info.Env(), h, &v);
+  }
+  return Napi::Number::New(info.Env(), v.out_viommu_id);
+}
+
+// (h, viommuId, devId, virtId) => vdevice id
+Napi::Value VdeviceAlloc(const Napi::CallbackInfo& info) {
+  Iommufd* h = Ictx(info);
+  iommu_vdevice_alloc v{};
+  v.viommu_id = ArgU32(info, 1, "viommuId");
+  v.dev_id = ArgU32(info, 2, "devId");
+  v.virt_id = ArgU64(info, 3, "virtId");
+  Run<Ioctl::IOMMU_VDEVICE_ALLOC>(info, h, &v);
+  return Napi::Number::New(info.Env(), v.out_vdevice_id);
+}
+
+// (h, viommuId, type, depth, callback(errno)) => [veventqId, event queue handle]
+Napi::Value VeventqAlloc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Iommufd* h = Ictx(info);
+  iommu_veventq_alloc v{};
+  v.viommu_id = ArgU32(info, 1, "viommuId");
+  v.type = ArgU32(info, 2, "type");
+  v.veventq_depth = ArgU32(info, 3, "depth");
+  if (!info[4].IsFunction()) ThrowType(env, "callback must be a function");
+  Run<Ioctl::IOMMU_VEVENTQ_ALLOC>(info, h, &v);
+  auto out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, v.out_veventq_id));
+  out.Set(1u, AdoptEventQueue(env, static_cast<int>(v.out_veventq_fd), info[4], "vfio:vevent-queue"));
+  return out;
 }
 
 }  // namespace
@@ -220,6 +344,13 @@ void InitIommufd(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "iommufdOption", Option);
   Export(env, exports, "iommufdHwInfo", HwInfoCall);
   Export(env, exports, "iommufdHwptAlloc", HwptAllocCall);
+  Export(env, exports, "hwptSetDirtyTracking", SetDirtyTracking);
+  Export(env, exports, "hwptGetDirtyBitmap", GetDirtyBitmap);
+  Export(env, exports, "hwptInvalidate", Invalidate);
+  Export(env, exports, "iommufdFaultQueueAlloc", FaultQueueAlloc);
+  Export(env, exports, "iommufdViommuAlloc", ViommuAlloc);
+  Export(env, exports, "iommufdVdeviceAlloc", VdeviceAlloc);
+  Export(env, exports, "iommufdVeventqAlloc", VeventqAlloc);
 }
 
 }  // namespace vfio

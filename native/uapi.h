@@ -44,10 +44,16 @@ namespace vfio {
   X(IOMMU_IOAS_MAP, 0x85, iommu_ioas_map)                               \
   X(IOMMU_IOAS_UNMAP, 0x86, iommu_ioas_unmap)                           \
   X(IOMMU_OPTION, 0x87, iommu_option)                                   \
-  X(IOMMU_VFIO_IOAS, 0x88, void)                                        \
   X(IOMMU_HWPT_ALLOC, 0x89, iommu_hwpt_alloc)                           \
   X(IOMMU_GET_HW_INFO, 0x8a, iommu_hw_info)                             \
-  X(IOMMU_IOAS_MAP_FILE, 0x8f, iommu_ioas_map_file)
+  X(IOMMU_HWPT_SET_DIRTY_TRACKING, 0x8b, iommu_hwpt_set_dirty_tracking) \
+  X(IOMMU_HWPT_GET_DIRTY_BITMAP, 0x8c, iommu_hwpt_get_dirty_bitmap)     \
+  X(IOMMU_HWPT_INVALIDATE, 0x8d, iommu_hwpt_invalidate)                 \
+  X(IOMMU_FAULT_QUEUE_ALLOC, 0x8e, iommu_fault_alloc)                   \
+  X(IOMMU_IOAS_MAP_FILE, 0x8f, iommu_ioas_map_file)                     \
+  X(IOMMU_VIOMMU_ALLOC, 0x90, iommu_viommu_alloc)                       \
+  X(IOMMU_VDEVICE_ALLOC, 0x91, iommu_vdevice_alloc)                     \
+  X(IOMMU_VEVENTQ_ALLOC, 0x93, iommu_veventq_alloc)
 
 // One enumerator per table row, in table order.
 enum class Ioctl {
@@ -247,13 +253,54 @@ static_assert(offsetof(iommu_hwpt_alloc, data_uptr) == 32, "iommu_hwpt_alloc.dat
 struct iommu_hw_info {
   uint32_t size, flags, dev_id, data_len;
   uint64_t data_uptr;
-  uint32_t out_data_type;
+  uint32_t out_data_type;  // in_data_type with IOMMU_HW_INFO_FLAG_INPUT_TYPE (6.17+)
   uint8_t out_max_pasid_log2;  // 6.15+; reserved (0) before
   uint8_t reserved[3];
   uint64_t out_capabilities;
 };
 static_assert(sizeof(iommu_hw_info) == 40, "iommu_hw_info");
 static_assert(offsetof(iommu_hw_info, out_capabilities) == 32, "iommu_hw_info.out_capabilities");
+
+struct iommu_hwpt_set_dirty_tracking {
+  uint32_t size, flags, hwpt_id, reserved;
+};
+static_assert(sizeof(iommu_hwpt_set_dirty_tracking) == 16, "iommu_hwpt_set_dirty_tracking");
+
+struct iommu_hwpt_get_dirty_bitmap {
+  uint32_t size, hwpt_id, flags, reserved;
+  uint64_t iova, length, page_size, data;
+};
+static_assert(sizeof(iommu_hwpt_get_dirty_bitmap) == 48, "iommu_hwpt_get_dirty_bitmap");
+
+struct iommu_hwpt_invalidate {
+  uint32_t size, hwpt_id;
+  uint64_t data_uptr;
+  uint32_t data_type, entry_len, entry_num, reserved;
+};
+static_assert(sizeof(iommu_hwpt_invalidate) == 32, "iommu_hwpt_invalidate");
+
+struct iommu_fault_alloc {
+  uint32_t size, flags, out_fault_id, out_fault_fd;
+};
+static_assert(sizeof(iommu_fault_alloc) == 16, "iommu_fault_alloc");
+
+struct iommu_viommu_alloc {
+  uint32_t size, flags, type, dev_id, hwpt_id, out_viommu_id, data_len, reserved;  // data: 6.16+
+  uint64_t data_uptr;
+};
+constexpr uint32_t kViommuAllocMinsz = 24;
+static_assert(sizeof(iommu_viommu_alloc) == 40, "iommu_viommu_alloc");
+
+struct iommu_vdevice_alloc {
+  uint32_t size, viommu_id, dev_id, out_vdevice_id;
+  uint64_t virt_id;
+};
+static_assert(sizeof(iommu_vdevice_alloc) == 24, "iommu_vdevice_alloc");
+
+struct iommu_veventq_alloc {
+  uint32_t size, flags, viommu_id, type, veventq_depth, out_veventq_id, out_veventq_fd, reserved;
+};
+static_assert(sizeof(iommu_veventq_alloc) == 32, "iommu_veventq_alloc");
 
 struct vfio_device_ioeventfd {
   uint32_t argsz, flags;

@@ -1,0 +1,113 @@
+// The kernel's mock IOMMU (CONFIG_IOMMUFD_TEST, drivers/iommu/iommufd/selftest.c), driven
+// through the library's raw escape hatch, iommufd.ioctl(): struct iommu_test_cmd and its
+// constants as drivers/iommu/iommufd/iommufd_test.h (Linux 7.3) defines them. The lab's 7.3
+// kernel has it (test/lab/kernel-mock-iommu.config); 6.12's does not.
+import assert from 'node:assert/strict';
+
+/** IOMMU_TEST_CMD: _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 32). */
+export const IOMMU_TEST_CMD = (0x3b << 8) | (0x80 + 32);
+
+const OP = Object.freeze({
+  MOCK_DOMAIN: 2,
+  MOCK_DOMAIN_REPLACE: 10,
+  DIRTY: 13,
+  MD_CHECK_IOTLB: 14,
+  TRIGGER_IOPF: 15,
+  TRIGGER_VEVENT: 17,
+});
+
+/** The mock's constants. */
+export const MOCK = Object.freeze({
+  APERTURE_START: 1n << 24n,
+  HW_INFO_TYPE_SELFTEST: 0xfeedbeef,
+  HW_INFO_SELFTEST_REGVAL: 0xdeadbeef,
+  HWPT_DATA_SELFTEST: 0xdead,
+  IOTLB_DEFAULT: 0xbadbeef,
+  IOTLB_NUM: 4,
+  HWPT_INVALIDATE_DATA_SELFTEST: 0xdeadbeef,
+  INVALIDATE_FLAG_ALL: 1,
+  VIOMMU_TYPE_SELFTEST: 0xdeadbeef,
+  VEVENTQ_TYPE_SELFTEST: 0xbeefbeef,
+});
+
+// sizeof(struct iommu_test_cmd): a 16-byte head, a 48-byte union, `last`, padding to 8.
+const CMD_SIZE = 72;
+const UNION = 16;
+
+function cmd(iommufd, op, id, fill) {
+  const bytes = new Uint8Array(CMD_SIZE);
+  const v = new DataView(bytes.buffer);
+  v.setUint32(0, CMD_SIZE, true);
+  v.setUint32(4, op, true);
+  v.setUint32(8, id, true);
+  fill?.(v);
+  iommufd.ioctl(IOMMU_TEST_CMD, bytes);
+  return v;
+}
+
+/** Whether this kernel has the mock (asserted: the lab's 7.3 kernel must, 6.12's must not). */
+export function hasMock(iommufd) {
+  const [major, minor] = process.env.VFIO_LAB_KERNEL_RELEASE.split('.').map(Number);
+  const expected = major > 7 || (major === 7 && minor >= 3);
+  let present = true;
+  try {
+    cmd(iommufd, 0, 0);
+  } catch (err) {
+    if (err.code === 'ENOTTY') present = false;
+  }
+  assert.equal(present, expected, `the lab kernel ${process.env.VFIO_LAB_KERNEL_RELEASE} ${expected ? 'lacks' : 'has'} ` +
+    'CONFIG_IOMMUFD_TEST (test/lab/kernel-mock-iommu.config is for 7.3 only)');
+  return present;
+}
+
+/** A mock device attached to a mock domain on `ioas`: its iommufd device id is `idevId`. */
+export function mockDevice(iommufd, ioas) {
+  const v = cmd(iommufd, OP.MOCK_DOMAIN, ioas.id);
+  return { stdevId: v.getUint32(UNION, true), hwptId: v.getUint32(UNION + 4, true), idevId: v.getUint32(UNION + 8, true) };
+}
+
+/** Attach the mock device to another HWPT or IOAS (what a real device's attach() does). */
+export function mockAttach(iommufd, mock, target) {
+  cmd(iommufd, OP.MOCK_DOMAIN_REPLACE, mock.stdevId, (v) => v.setUint32(UNION, target.id, true));
+}
+
+/** Make the mock IOMMU mark pages dirty, as a device's writes would: bit i of `bitmap` (a DmaBuffer). */
+export function mockDirty(iommufd, hwpt, iova, length, pageSize, bitmap) {
+  const v = cmd(iommufd, OP.DIRTY, hwpt.id, (c) => {
+    c.setBigUint64(UNION + 8, BigInt(iova), true);
+    c.setBigUint64(UNION + 16, BigInt(length), true);
+    c.setBigUint64(UNION + 24, BigInt(pageSize), true);
+    c.setBigUint64(UNION + 32, bitmap.address, true);
+  });
+  return Number(v.getBigUint64(UNION + 40, true));
+}
+
+/** Whether the nested HWPT's mock IOTLB entry `index` holds `value` (the kernel checks; EINVAL if not). */
+export function mockIotlbIs(iommufd, hwpt, index, value) {
+  try {
+    cmd(iommufd, OP.MD_CHECK_IOTLB, hwpt.id, (v) => {
+      v.setUint32(UNION, index, true);
+      v.setUint32(UNION + 4, value, true);
+    });
+    return true;
+  } catch (err) {
+    if (err.code === 'EINVAL') return false;
+    throw err;
+  }
+}
+
+/** Make the mock device fault at `addr` (PASID `pasid`, group 2, read+write). */
+export function mockFault(iommufd, mock, { pasid = 1, addr = 0xdeadbeafn } = {}) {
+  cmd(iommufd, OP.TRIGGER_IOPF, 0, (v) => {
+    v.setUint32(UNION, mock.idevId, true);
+    v.setUint32(UNION + 4, pasid, true);
+    v.setUint32(UNION + 8, 2, true);
+    v.setUint32(UNION + 12, 3, true);
+    v.setBigUint64(UNION + 16, addr, true);
+  });
+}
+
+/** Make the mock vIOMMU report an event for the mock device (data: its virtual id, a u32). */
+export function mockEvent(iommufd, mock) {
+  cmd(iommufd, OP.TRIGGER_VEVENT, 0, (v) => v.setUint32(UNION, mock.idevId, true));
+}
