@@ -13,6 +13,7 @@
         "native/iommufd.cc",
         "native/dma_buffer.cc",
         "native/mapping.cc",
+        "native/polled_fd.cc",
         "native/irq_watcher.cc",
         "native/event_queue.cc",
         "native/group.cc",

@@ -1,10 +1,6 @@
-// An eventfd watched by a uv_poll handle on the env's own loop (not uv_default_loop, so it
-// works in workers). Each wakeup reads (and so resets) the counter and calls JS with the count.
-// The handle is ref'd only while lib/interrupts.ts has listeners.
-//
-// Lifetimes: the JS callback is held weakly while the watcher is stopped and strongly only while
-// it polls, so an Interrupts object (and the device behind it) that user code dropped can be
-// collected. The uv handle is closed through ClosePoll, which env teardown waits for.
+// An eventfd watched on the env's loop (polled_fd.h). Each wakeup reads (and so resets) the
+// counter and calls JS with the count; ref'd only while lib/interrupts.ts has listeners, so an
+// Interrupts object (and the device behind it) that user code dropped can be collected.
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -13,41 +9,18 @@
 
 #include <cmath>
 
-#include "common.h"
+#include "polled_fd.h"
 
 namespace vfio {
 
 namespace {
 
-struct IrqWatcher : Handle {
-  IrqWatcher(AddonData* a, Napi::Env e, int f) : Handle(a), env(e), fd(f) {}
-  ~IrqWatcher() override { Release(); }
-  void Release() override {
-    if (poll) {
-      uv_poll_stop(poll);
-      ClosePoll(addon, poll);
-      poll = nullptr;
-    }
-    if (fd >= 0) close(fd);
-    fd = -1;
-    if (addon && !addon->tearingDown) {
-      callback.Reset();
-      context.reset();
-    }
-  }
-  Napi::Env env;
-  int fd;
-  uv_poll_t* poll = nullptr;
-  bool started = false;
-  // Weak while stopped, strong while polling.
-  Napi::FunctionReference callback;
-  std::unique_ptr<Napi::AsyncContext> context;
+struct IrqWatcher : PolledFd {
+  using PolledFd::PolledFd;
 };
 
 IrqWatcher* Watcher(const Napi::CallbackInfo& info) {
-  auto* w = Unwrap<IrqWatcher>(info[0], Kind::IrqWatcher, "interrupt watcher");
-  if (w->fd < 0) ThrowErrno(info.Env(), EBADF, "eventfd");
-  return w;
+  return PolledArg<IrqWatcher>(info, Kind::IrqWatcher, "interrupt watcher", "eventfd");
 }
 
 // Read the eventfd counter without blocking: 0 when nothing is pending.
@@ -63,7 +36,7 @@ uint64_t Drain(int fd, int* err) {
 
 void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
   auto* w = static_cast<IrqWatcher*>(handle->data);
-  if (!w || w->fd < 0 || w->callback.IsEmpty() || !w->addon || w->addon->tearingDown) return;
+  if (!w || !w->Live()) return;
   int err = 0;
   uint64_t count = 0;
   if (status == 0) {
@@ -79,18 +52,7 @@ void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
   for (int round = 0;; round++) {
     {
       Napi::HandleScope scope(env);
-      // Only a started watcher polls, and its reference is strong then: the function is there.
-      Napi::Value fn = w->callback.Value();
-      if (fn.IsEmpty()) return;
-      try {
-        fn.As<Napi::Function>().MakeCallback(
-            env.Global(), {Napi::Number::New(env, static_cast<double>(count)), Napi::Number::New(env, err)},
-            *w->context);
-      } catch (const Napi::Error& e) {
-        // An exception from a listener is an uncaught exception, as for any event emitter.
-        napi_fatal_exception(env, e.Value());
-        return;
-      }
+      if (!w->Deliver({Napi::Number::New(env, static_cast<double>(count)), Napi::Number::New(env, err)})) return;
     }
     // On the last round leave any new count in the eventfd: the next loop turn delivers it.
     if (err || w->fd < 0 || !w->started || round == 15) return;
@@ -109,53 +71,25 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
     ThrowErrno(env, err, "eventfd");
   }
   auto* w = new IrqWatcher(GetAddon(env), env, fd);
-  auto handle = WrapHandle(env, w, Kind::IrqWatcher);
-  w->callback = Napi::Weak(info[0].As<Napi::Function>());
-  w->context = std::make_unique<Napi::AsyncContext>(env, "vfio:interrupt");
-  uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) ThrowType(env, "no event loop");
-  w->poll = new uv_poll_t();
-  int r = uv_poll_init(loop, w->poll, fd);
-  if (r < 0) {
-    delete w->poll;
-    w->poll = nullptr;
-    ThrowErrno(env, -r, "uv_poll_init");
-  }
-  w->poll->data = w;
-  uv_unref(reinterpret_cast<uv_handle_t*>(w->poll));
+  auto handle = WrapHandle(env, w, Kind::IrqWatcher);  // owns (and closes) fd from here
+  w->Init(info[0].As<Napi::Function>(), "vfio:interrupt");
   return handle;
 }
 
 Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), Watcher(info)->fd); }
 
 Napi::Value Start(const Napi::CallbackInfo& info) {
-  IrqWatcher* w = Watcher(info);
-  if (!w->started) {
-    int r = uv_poll_start(w->poll, UV_READABLE, OnPoll);
-    if (r < 0) ThrowErrno(info.Env(), -r, "uv_poll_start");
-    w->started = true;
-    w->callback.Ref();
-  }
+  Watcher(info)->Start(OnPoll);
   return Napi::Value();
 }
 
 Napi::Value Stop(const Napi::CallbackInfo& info) {
-  IrqWatcher* w = Watcher(info);
-  if (w->started) {
-    uv_poll_stop(w->poll);
-    w->callback.Unref();
-  }
-  w->started = false;
+  Watcher(info)->Stop();
   return Napi::Value();
 }
 
 Napi::Value Ref(const Napi::CallbackInfo& info) {
-  IrqWatcher* w = Watcher(info);
-  if (info[1].ToBoolean()) {
-    uv_ref(reinterpret_cast<uv_handle_t*>(w->poll));
-  } else {
-    uv_unref(reinterpret_cast<uv_handle_t*>(w->poll));
-  }
+  Watcher(info)->SetRef(info[1].ToBoolean());
   return Napi::Value();
 }
 
