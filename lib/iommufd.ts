@@ -354,24 +354,28 @@ function invalidate(ictx: Iommufd, id: number, dataType: number, entries: readon
   return native.hwptInvalidate(h, id, type, entryLen, packed, views.length);
 }
 
-/** A hardware page table (IOMMU_HWPT_ALLOC). Attach it with `device.attach(hwpt)`. */
-export class Hwpt {
+/**
+ * What every iommufd object the library wraps (HWPT, vIOMMU, vDEVICE) shares: its id, its
+ * iommufd while it lives, and IOMMU_DESTROY.
+ */
+abstract class IommufdObject {
   readonly id: number;
-  /** The owning iommufd; null once destroyed or the iommufd is closed. */
   #ictx: Iommufd | null;
+  readonly #what: string;
 
   /** @internal */
-  constructor(ictx: Iommufd, id: number) {
+  protected constructor(ictx: Iommufd, id: number, what: string) {
     this.#ictx = ictx;
     this.id = id;
+    this.#what = what;
   }
 
-  /** Whether `value` is a Hwpt made by this library (a Proxy or look-alike is not). */
-  static isHwpt(value: unknown): value is Hwpt {
+  /** Whether `value` is an object of this library's making (a Proxy or look-alike is not). */
+  protected static isObject(value: unknown): value is IommufdObject {
     return typeof value === 'object' && value !== null && #ictx in value;
   }
 
-  /** The iommufd this HWPT lives in, or null once it was destroyed or the iommufd closed. */
+  /** The iommufd the object lives in, or null once it was destroyed or the iommufd closed. */
   get iommufd(): Iommufd | null {
     return this.#ictx;
   }
@@ -386,14 +390,40 @@ export class Hwpt {
     this.#ictx = null;
   }
 
-  #live(): Iommufd {
-    if (!this.#ictx) throw closedError(`the HWPT ${this.id} was destroyed (or its iommufd closed)`);
+  /** @internal The iommufd, or ERR_VFIO_CLOSED. */
+  protected _live(): Iommufd {
+    if (!this.#ictx) throw closedError(`the ${this.#what} ${this.id} was destroyed (or its iommufd closed)`);
     return this.#ictx;
+  }
+
+  /** IOMMU_DESTROY (EBUSY while something uses the object). Idempotent. */
+  destroy(): void {
+    if (!this.#ictx) return;
+    this.#ictx.destroy(this.id);
+    this.#ictx._forget(this);
+    this.#ictx = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.destroy();
+  }
+}
+
+/** A hardware page table (IOMMU_HWPT_ALLOC). Attach it with `device.attach(hwpt)`. */
+export class Hwpt extends IommufdObject {
+  /** @internal */
+  constructor(ictx: Iommufd, id: number) {
+    super(ictx, id, 'HWPT');
+  }
+
+  /** Whether `value` is a Hwpt made by this library (a Proxy or look-alike is not). */
+  static isHwpt(value: unknown): value is Hwpt {
+    return IommufdObject.isObject(value) && value instanceof Hwpt;
   }
 
   /** IOMMU_HWPT_SET_DIRTY_TRACKING: start or stop dirty tracking (the HWPT needs `{ dirtyTracking }`). */
   setDirtyTracking(on: boolean): void {
-    const ictx = this.#live();
+    const ictx = this._live();
     if (typeof on !== 'boolean') throw new TypeError(`on must be a boolean, got ${describe(on)}`);
     native.hwptSetDirtyTracking(ictx._native(), this.id, on);
   }
@@ -404,7 +434,7 @@ export class Hwpt {
    * iova + i * pageSize. The bits read are cleared unless `{ clear: false }`.
    */
   getDirtyBitmap(iova: bigint | number, length: bigint | number, pageSize: number, options?: DirtyBitmapOptions): BigUint64Array {
-    const ictx = this.#live();
+    const ictx = this._live();
     const o = optionsObject(options, 'options');
     const start = toU64(iova, 'iova');
     const len = toU64(length, 'length');
@@ -428,19 +458,7 @@ export class Hwpt {
 
   /** IOMMU_HWPT_INVALIDATE of this nested HWPT's caches; returns how many entries the kernel handled. */
   invalidate(dataType: number, entries: readonly ArrayBufferView[]): number {
-    return invalidate(this.#live(), this.id, dataType, entries);
-  }
-
-  /** IOMMU_DESTROY; fails with EBUSY while a device is attached. Idempotent. */
-  destroy(): void {
-    if (!this.#ictx) return;
-    this.#ictx.destroy(this.id);
-    this.#ictx._forget(this);
-    this.#ictx = null;
-  }
-
-  [Symbol.dispose](): void {
-    this.destroy();
+    return invalidate(this._live(), this.id, dataType, entries);
   }
 }
 
@@ -450,37 +468,24 @@ export class Hwpt {
  * { dataType, data })`), devices get virtual ids on it (allocVdevice), and it reports events
  * through an event queue (allocEventQueue).
  */
-export class Viommu {
-  readonly id: number;
+export class Viommu extends IommufdObject {
   /** `IOMMU_VIOMMU_TYPE_*`. */
   readonly type: number;
-  #ictx: Iommufd | null;
 
   /** @internal */
   constructor(ictx: Iommufd, id: number, type: number) {
-    this.#ictx = ictx;
-    this.id = id;
+    super(ictx, id, 'vIOMMU');
     this.type = type;
   }
 
   /** Whether `value` is a Viommu made by this library. */
   static isViommu(value: unknown): value is Viommu {
-    return typeof value === 'object' && value !== null && #ictx in value;
-  }
-
-  /** Whether destroy() ran or the iommufd was closed. */
-  get destroyed(): boolean {
-    return this.#ictx === null;
-  }
-
-  #live(): Iommufd {
-    if (!this.#ictx) throw closedError(`the vIOMMU ${this.id} was destroyed (or its iommufd closed)`);
-    return this.#ictx;
+    return IommufdObject.isObject(value) && value instanceof Viommu;
   }
 
   /** IOMMU_VDEVICE_ALLOC: `device` appears on this vIOMMU with the virtual id `virtId` (a vSID, vRID, ...). */
   allocVdevice(device: IommufdDevice, virtId: bigint | number): Vdevice {
-    const ictx = this.#live();
+    const ictx = this._live();
     const devId = boundDevId(device);
     const virt = toU64(virtId, 'virtId');
     const id = native.iommufdVdeviceAlloc(ictx._native(), this.id, devId, virt);
@@ -493,7 +498,7 @@ export class Viommu {
    * event for a type the library does not know.
    */
   allocEventQueue(type: number, depth: number, options?: { dataSize?: number }): VeventQueue {
-    const ictx = this.#live();
+    const ictx = this._live();
     const t = toIndex(type, 'type', 0xffffffff);
     const d = toIndex(depth, 'depth', 0xffffffff);
     if (d === 0) throw new RangeError('depth must be at least 1');
@@ -510,60 +515,18 @@ export class Viommu {
 
   /** IOMMU_HWPT_INVALIDATE through the vIOMMU (device caches, descriptor caches); returns entries handled. */
   invalidate(dataType: number, entries: readonly ArrayBufferView[]): number {
-    return invalidate(this.#live(), this.id, dataType, entries);
-  }
-
-  /** @internal */
-  _drop(): void {
-    this.#ictx = null;
-  }
-
-  /** IOMMU_DESTROY (EBUSY while HWPTs, vDEVICEs or queues use it). Idempotent. */
-  destroy(): void {
-    if (!this.#ictx) return;
-    this.#ictx.destroy(this.id);
-    this.#ictx._forget(this);
-    this.#ictx = null;
-  }
-
-  [Symbol.dispose](): void {
-    this.destroy();
+    return invalidate(this._live(), this.id, dataType, entries);
   }
 }
 
 /** A device's virtual instance on a vIOMMU (IOMMU_VDEVICE_ALLOC). */
-export class Vdevice {
-  readonly id: number;
+export class Vdevice extends IommufdObject {
   /** The virtual device id on the vIOMMU. */
   readonly virtId: bigint;
-  #ictx: Iommufd | null;
 
   /** @internal */
   constructor(ictx: Iommufd, id: number, virtId: bigint) {
-    this.#ictx = ictx;
-    this.id = id;
+    super(ictx, id, 'vDEVICE');
     this.virtId = virtId;
-  }
-
-  /** Whether destroy() ran or the iommufd was closed. */
-  get destroyed(): boolean {
-    return this.#ictx === null;
-  }
-
-  /** @internal */
-  _drop(): void {
-    this.#ictx = null;
-  }
-
-  /** IOMMU_DESTROY; do it before closing the device. Idempotent. */
-  destroy(): void {
-    if (!this.#ictx) return;
-    this.#ictx.destroy(this.id);
-    this.#ictx._forget(this);
-    this.#ictx = null;
-  }
-
-  [Symbol.dispose](): void {
-    this.destroy();
   }
 }
