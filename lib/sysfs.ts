@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, optionsObject } from './args';
@@ -16,6 +17,10 @@ export interface PciDeviceInfo {
   iommuGroup: number | null;
   /** `/dev/vfio/devices/vfioN` when the device has a VFIO cdev, else null. */
   cdevPath: string | null;
+  /** For an SR-IOV virtual function: its physical function's address, else null. */
+  physfn: string | null;
+  /** For an SR-IOV physical function: how many VFs it can have (sriov_totalvfs), else null. */
+  totalVfs: number | null;
 }
 
 const PCI_DEVICES = '/sys/bus/pci/devices';
@@ -84,7 +89,63 @@ function describeDevice(bdf: string): PciDeviceInfo {
     driver: linkBase(path.join(dir, 'driver')),
     iommuGroup: group === null ? null : Number(group),
     cdevPath: 'path' in cdev ? cdev.path : null,
+    physfn: linkBase(path.join(dir, 'physfn')),
+    totalVfs: readNumber(path.join(dir, 'sriov_totalvfs')),
   };
+}
+
+function readNumber(p: string): number | null {
+  const t = readText(p);
+  return t === null ? null : Number(t);
+}
+
+/** The sysfs directory of an existing PCI device. */
+function pciDir(bdf: string): [string, string] {
+  const name = normalizeBdf(bdf);
+  const dir = path.join(PCI_DEVICES, name);
+  if (!fs.existsSync(dir)) throw notFound(name);
+  return [name, dir];
+}
+
+/** How many VFs the physical function `pf` supports (sriov_totalvfs); 0 when it is not SR-IOV capable. */
+export function sriovTotalVfs(pf: string): number {
+  const [, dir] = pciDir(pf);
+  return readNumber(path.join(dir, 'sriov_totalvfs')) ?? 0;
+}
+
+/**
+ * Create `n` VFs on `pf` (0 removes them; sriov_numvfs). The kernel refuses a change from one
+ * nonzero count to another (EBUSY): go through 0. A PF on vfio-pci needs vfio-pci's
+ * enable_sriov=1. `{ autoprobe: false }` keeps drivers off the new VFs (sriov_drivers_autoprobe),
+ * so they can go straight to vfio-pci. Needs root.
+ */
+export function setSriovNumVfs(pf: string, n: number, options?: { autoprobe?: boolean }): void {
+  const [name, dir] = pciDir(pf);
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`n must be a count of VFs, got ${describe(n)}`);
+  const total = readNumber(path.join(dir, 'sriov_totalvfs'));
+  if (total === null) {
+    throw new VfioError({ errno: ENODEV, syscall: 'write', code: 'ENODEV', path: dir, message: `ENODEV: ${name} has no SR-IOV capability` });
+  }
+  if (n > total) throw new RangeError(`n: ${name} supports at most ${total} VFs, got ${n}`);
+  const autoprobe = optionsObject(options, 'options').autoprobe;
+  if (autoprobe !== undefined) sysfsWrite(path.join(dir, 'sriov_drivers_autoprobe'), autoprobe ? '1' : '0');
+  sysfsWrite(path.join(dir, 'sriov_numvfs'), String(n));
+}
+
+/** The addresses of the VFs of physical function `pf`, in VF order. */
+export function virtfnsOf(pf: string): string[] {
+  const [, dir] = pciDir(pf);
+  return fs.readdirSync(dir)
+    .map((f) => /^virtfn(\d+)$/.exec(f))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .sort((a, b) => Number(a[1]) - Number(b[1]))
+    .map((m) => linkBase(path.join(dir, m[0])) as string);
+}
+
+/** The physical function of virtual function `vf`, or null when `vf` is not a VF. */
+export function physfnOf(vf: string): string | null {
+  const [, dir] = pciDir(vf);
+  return linkBase(path.join(dir, 'physfn'));
 }
 
 /** Every PCI function of the host, sorted by address. */
@@ -168,6 +229,85 @@ export function mdevDevice(uuid: string): MdevDeviceInfo | null {
     iommuGroup: group === null ? null : Number(group),
     cdevPath: 'path' in cdev ? cdev.path : null,
   };
+}
+
+const MDEV_BUS = '/sys/class/mdev_bus';
+
+/** One mdev type a parent offers (`mdev_supported_types/<type>/`). */
+export interface MdevType {
+  /** The type's directory name, e.g. `'mtty-2'`: what createMdev() takes. */
+  type: string;
+  name: string | null;
+  description: string | null;
+  /** How many more mdevs of this type the parent can create now. */
+  availableInstances: number;
+  /** `'vfio-pci'`, `'vfio-ccw'`, ... */
+  deviceApi: string | null;
+}
+
+/** The sysfs directory of mdev parent `parent` (its name under /sys/class/mdev_bus: 'mtty', or a PCI address). */
+function mdevParentDir(parent: string): string {
+  if (typeof parent !== 'string' || parent === '' || parent.includes('/') || parent.includes('\0')) {
+    throw new TypeError(`parent must be the name of an mdev parent (ls ${MDEV_BUS}), got ${describe(parent)}`);
+  }
+  const name = isBdf(parent) ? normalizeBdf(parent) : parent;
+  const dir = path.join(MDEV_BUS, name);
+  if (!fs.existsSync(path.join(dir, 'mdev_supported_types'))) {
+    throw new VfioError({ errno: ENOENT, syscall: 'open', code: 'ENOENT', path: dir,
+      message: `ENOENT: no mdev parent '${name}' (the parents are in ${MDEV_BUS}; load the parent's driver)` });
+  }
+  return dir;
+}
+
+/** The mdev types `parent` offers (`parent`: its name under /sys/class/mdev_bus). */
+export function mdevTypes(parent: string): MdevType[] {
+  const dir = path.join(mdevParentDir(parent), 'mdev_supported_types');
+  return fs.readdirSync(dir).sort().map((type) => {
+    const t = path.join(dir, type);
+    return {
+      type,
+      name: readText(path.join(t, 'name')),
+      description: readText(path.join(t, 'description')),
+      availableInstances: Number(readText(path.join(t, 'available_instances')) ?? 0),
+      deviceApi: readText(path.join(t, 'device_api')),
+    };
+  });
+}
+
+/**
+ * Create an mdev of `type` on `parent` (`uuid`: a random one by default) and return it once its
+ * VFIO device is there. Remove it with removeMdev(uuid). Needs root.
+ */
+export function createMdev(parent: string, type: string, uuid: string = randomUUID()): MdevDeviceInfo {
+  const dir = mdevParentDir(parent);
+  if (typeof type !== 'string' || type === '' || type.includes('/') || type.includes('\0')) {
+    throw new TypeError(`type must be an mdev type name (mdevTypes(parent)), got ${describe(type)}`);
+  }
+  if (typeof uuid !== 'string' || !isMdevUuid(uuid)) throw new TypeError(`uuid must be a UUID, got ${describe(uuid)}`);
+  const typeDir = path.join(dir, 'mdev_supported_types', type);
+  if (!fs.existsSync(typeDir)) {
+    throw new VfioError({ errno: ENOENT, syscall: 'open', code: 'ENOENT', path: typeDir,
+      message: `ENOENT: ${parent} offers no mdev type '${type}' (it offers: ${fs.readdirSync(path.dirname(typeDir)).join(', ')})` });
+  }
+  const name = uuid.toLowerCase();
+  sysfsWrite(path.join(typeDir, 'create'), name);
+  // The VFIO driver binds to the new mdev as it is added; give it a moment if it probes late.
+  const deadline = Date.now() + 2000;
+  const vfioDev = path.join('/sys/bus/mdev/devices', name, 'vfio-dev');
+  while (!fs.existsSync(vfioDev) && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  const info = mdevDevice(name);
+  if (!info) throw new VfioError({ errno: ENODEV, syscall: 'write', code: 'ENODEV', path: typeDir, message: `ENODEV: mdev ${name} did not appear` });
+  return info;
+}
+
+/** Remove the mdev with this UUID (it must not be open). */
+export function removeMdev(uuid: string): void {
+  if (typeof uuid !== 'string' || !isMdevUuid(uuid)) throw new TypeError(`uuid must be an mdev UUID, got ${describe(uuid)}`);
+  const dir = path.join('/sys/bus/mdev/devices', uuid.toLowerCase());
+  if (!fs.existsSync(dir)) {
+    throw new VfioError({ errno: ENOENT, syscall: 'write', code: 'ENOENT', path: dir, message: `ENOENT: no mdev ${uuid}` });
+  }
+  sysfsWrite(path.join(dir, 'remove'), '1');
 }
 
 /** Options of {@link bindToVfioPci}. */

@@ -29,7 +29,7 @@ export function hex(n: number | bigint, width = 0): string {
 /** Columns padded to their widest cell; the last column is not padded. */
 export function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd()).join('\n');
 }
 
 /** The one <bdf> a command takes, normalised. */
@@ -71,6 +71,7 @@ export function deviceRow(d: PciDeviceInfo): string[] {
     d.driver ?? '-',
     d.iommuGroup === null ? '-' : String(d.iommuGroup),
     d.cdevPath ?? '-',
+    d.physfn ? `VF of ${d.physfn}` : d.totalVfs ? `PF, ${d.totalVfs} VFs max` : '',
   ];
 }
 

@@ -73,9 +73,10 @@ test('list --json is parseable and stable', () => {
   assert.equal(r.status, 0, r.stderr);
   const list = JSON.parse(r.stdout);
   const e = list.find((d) => d.bdf === edu.bdf);
-  assert.deepEqual(Object.keys(e), ['bdf', 'vendorId', 'deviceId', 'classCode', 'driver', 'iommuGroup', 'cdevPath']);
+  assert.deepEqual(Object.keys(e), ['bdf', 'vendorId', 'deviceId', 'classCode', 'driver', 'iommuGroup', 'cdevPath', 'physfn',
+    'totalVfs']);
   assert.deepEqual(e, { bdf: edu.bdf, vendorId: 0x1234, deviceId: 0x11e8, classCode: 0x00ff00, driver: 'vfio-pci',
-    iommuGroup: edu.iommuGroup, cdevPath: edu.cdevPath });
+    iommuGroup: edu.iommuGroup, cdevPath: edu.cdevPath, physfn: null, totalVfs: null });
 });
 
 test('info shows the device, its driver, group, cdev, regions and IRQs', () => {

@@ -4,13 +4,17 @@
 
 /**
  * @typedef {object} LabDevice
- * @property {'edu' | 'nvme' | 'mtty'} kind   the manifest's `kind`
+ * @property {'edu' | 'nvme' | 'nvme-sriov' | 'mtty'} kind   the manifest's `kind`
  * @property {number} count                   how many the guest has
  * @property {string} [pciId]                 vendor:device as sysfs shows it (PCI devices)
- * @property {string} [mdevType]              the mdev type directory to create it in (mdevs)
+ * @property {(sysDir: string) => boolean} [match]  tells apart kinds that share a pciId
+ * @property {string} [mdevParent]            the mdev parent to create it on (mdevs), as createMdev() takes it
+ * @property {string} [mdevType]              and its mdev type
  * @property {(ctx: { nvmeImage: () => string }) => string[]} qemu   QEMU arguments
  * @property {string} does                    what the guest does with it
  */
+
+import fs from 'node:fs';
 
 /** @type {LabDevice[]} */
 export const LAB_DEVICES = [
@@ -33,12 +37,29 @@ export const LAB_DEVICES = [
       '-device', 'pcie-root-port,id=rp0,chassis=1,slot=1,x-speed=5,x-width=1',
       '-device', 'nvme,drive=nvm,serial=vfiolab,bus=rp0',
     ],
+    match: (dir) => !fs.existsSync(`${dir}/sriov_totalvfs`),
     does: 'taken from the nvme driver and bound to vfio-pci (16 MiB image in the cache dir)',
+  },
+  {
+    kind: 'nvme-sriov',
+    count: 1,
+    pciId: '0x1b36:0x0010',
+    // An SR-IOV physical function with 2 VFs (QEMU's nvme wants a subsystem and flexible queue
+    // and interrupt resources for them), no namespace; the kernel's vfio-pci takes enable_sriov=1
+    // (run.mjs) so its VFs can be created while it is on vfio-pci.
+    qemu: () => [
+      '-device', 'nvme-subsys,id=labsubsys',
+      '-device', 'pcie-root-port,id=rp1,chassis=2,slot=2',
+      '-device', 'nvme,serial=vfiolab-sriov,subsys=labsubsys,bus=rp1,sriov_max_vfs=2,sriov_vq_flexible=4,sriov_vi_flexible=2',
+    ],
+    match: (dir) => fs.existsSync(`${dir}/sriov_totalvfs`),
+    does: 'an SR-IOV PF (2 VFs) bound to vfio-pci; the tests create and remove its VFs',
   },
   {
     kind: 'mtty',
     count: 1,
-    mdevType: '/sys/devices/virtual/mtty/mtty/mdev_supported_types/mtty-2',
+    mdevParent: 'mtty',
+    mdevType: 'mtty-2',
     qemu: () => [],
     does: 'created as an mdev of the kernel\'s mtty sample driver',
   },
@@ -48,6 +69,6 @@ export const LAB_DEVICES = [
 export const LAB_DEVICE_COUNT = LAB_DEVICES.reduce((n, d) => n + d.count, 0);
 
 /** The catalogue entry of a PCI vendor:device id as sysfs shows it, or undefined. */
-export function byPciId(id) {
-  return LAB_DEVICES.find((d) => d.pciId === id);
+export function byPciId(id, sysDir) {
+  return LAB_DEVICES.find((d) => d.pciId === id && (!d.match || d.match(sysDir)));
 }

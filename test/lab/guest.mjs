@@ -3,11 +3,11 @@
 // its output on the console, and records the command's exit status for the host.
 
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { createMdev } from 'vfio';
 import { LAB_DEVICES, byPciId } from './devices.mjs';
 
 const IO = '/run/vfio-lab';
@@ -66,7 +66,7 @@ function setupDevices() {
   const devices = [];
   for (const bdf of fs.readdirSync(PCI).sort()) {
     const dir = path.join(PCI, bdf);
-    const kind = byPciId(`${read(path.join(dir, 'vendor'))}:${read(path.join(dir, 'device'))}`)?.kind;
+    const kind = byPciId(`${read(path.join(dir, 'vendor'))}:${read(path.join(dir, 'device'))}`, dir)?.kind;
     if (!kind) continue;
     bindToVfioPci(bdf);
     devices.push({
@@ -83,25 +83,23 @@ function setupDevices() {
   return devices;
 }
 
-function createMdevs({ kind, count, mdevType }) {
+function createMdevs({ kind, count, mdevParent, mdevType }) {
   const devices = [];
-  if (!fs.existsSync(mdevType)) {
-    log(`no ${kind} parent at ${mdevType}; the kernel lacks its mdev sample driver`);
+  if (!fs.existsSync(`/sys/class/mdev_bus/${mdevParent}`)) {
+    log(`no ${kind} mdev parent ${mdevParent}; the kernel lacks its mdev sample driver`);
     return devices;
   }
   for (let i = 0; i < count; i++) {
-    const uuid = randomUUID();
-    fs.writeFileSync(path.join(mdevType, 'create'), uuid);
-    const dir = `/sys/bus/mdev/devices/${uuid}`;
+    const mdev = createMdev(mdevParent, mdevType); // the library's own helper
+    const dir = `/sys/bus/mdev/devices/${mdev.uuid}`;
     waitFor(path.join(dir, 'vfio-dev'), `${kind} vfio device`);
-    const group = groupOf(dir);
     devices.push({
       kind,
-      id: uuid,
+      id: mdev.uuid,
       bdf: null,
       cdevPath: cdevOf(dir),
-      iommuGroup: group,
-      groupPath: group === null ? null : `/dev/vfio/${group}`,
+      iommuGroup: mdev.iommuGroup,
+      groupPath: mdev.iommuGroup === null ? null : `/dev/vfio/${mdev.iommuGroup}`,
       sysfsPath: fs.realpathSync(dir),
     });
   }

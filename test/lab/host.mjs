@@ -23,8 +23,8 @@ export const KERNELS = Object.freeze({
     repo: 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main',
     objects: 1460,
     // The newest kernel also carries the kernel's mock IOMMU (CONFIG_IOMMUFD_TEST), so the HWPT
-    // features QEMU's VT-d lacks are tested against the real iommufd core.
-    config: ['kernel.config', 'kernel-mock-iommu.config'],
+    // features QEMU's VT-d lacks are tested against the real iommufd core, and P2P DMA (dma-buf).
+    config: ['kernel.config', 'kernel-mock-iommu.config', 'kernel-p2p-dma.config'],
   },
 });
 /** The series `npm run lab` uses when none is named: the newest. (`npm test` runs them all.) */

@@ -91,6 +91,7 @@ function qemuArgs(kernel, ioDir) {
     'ro',
     `init=${path.join(LAB_DIR, 'guest-init.sh')}`,
     'intel_iommu=on',
+    'vfio_pci.enable_sriov=1',
     'panic=-1',
     'quiet',
     'loglevel=3',

@@ -31,3 +31,19 @@ test('ioctl numbers match the uAPI', () => {
   assert.equal(constants.IOMMU_IOAS_MAP, 0x3b85);
   assert.equal(constants.VFIO_PCI_CONFIG_REGION_INDEX, 7);
 });
+
+test('SR-IOV and mdev helpers check their arguments before touching sysfs', async () => {
+  const vfio = await import('vfio');
+  assert.throws(() => vfio.sriovTotalVfs('zz'), TypeError);
+  assert.throws(() => vfio.setSriovNumVfs('0000:00:00.0', -1), /RangeError|ENOENT/);
+  assert.throws(() => vfio.virtfnsOf('0000:fe:1f.7'), { code: 'ENOENT' });
+  assert.throws(() => vfio.physfnOf(12), TypeError);
+  assert.throws(() => vfio.mdevTypes('a/b'), TypeError);
+  assert.throws(() => vfio.mdevTypes('no-such-parent'), { code: 'ENOENT', message: /mdev_bus/ });
+  assert.throws(() => vfio.createMdev('no-such-parent', 'x'), { code: 'ENOENT' });
+  assert.throws(() => vfio.removeMdev('nope'), TypeError);
+  for (const d of vfio.listPciDevices()) {
+    assert.ok(d.physfn === null || /^[0-9a-f]{4}:/.test(d.physfn));
+    assert.ok(d.totalVfs === null || Number.isInteger(d.totalVfs));
+  }
+});
