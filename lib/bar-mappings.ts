@@ -49,18 +49,20 @@ export class BarMappings {
    * Run a VFIO_DEVICE_FEATURE call: a low-power entry (SET) suspends the mappings first (undone if
    * the call fails), a low-power exit resumes them after.
    */
-  aroundFeature(feature: number, set: boolean, call: () => void): void {
+  aroundFeature<T>(feature: number, set: boolean, call: () => T): T {
     const entry = set && (feature === C.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY ||
       feature === C.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP);
     const suspended = entry && this.off('lowPower',
       'the device is in low power (VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY); leave it with LOW_POWER_EXIT');
+    let result: T;
     try {
-      call();
+      result = call();
     } catch (err) {
       if (suspended) this.on('lowPower');
       throw err;
     }
     if (set && feature === C.VFIO_DEVICE_FEATURE_LOW_POWER_EXIT) this.on('lowPower');
+    return result;
   }
 
   /** Unmap every live mapping (the device is closing: an mmap would keep it open). */

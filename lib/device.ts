@@ -1,7 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { describe, optionsObject, toIndex, toPath } from './args';
 import { flags as C } from './constants';
-import { alreadyBoundError, busyError, closedError, notBoundError, type VfioStateError } from './errors';
+import {
+  VfioError, VfioUnsupportedError, alreadyBoundError, busyError, closedError, kernelBefore, needsKernelError, notBoundError,
+  withKernel, type VfioStateError,
+} from './errors';
 import {
   decodeDeviceInfo, decodeHotResetInfo, decodeIrqInfo, decodeRegionInfo, decodeRegionInfoWords, type DeviceInfo, type HotResetInfo, type IrqInfo,
   type RegionInfo,
@@ -52,6 +55,14 @@ export interface FeatureOptions {
 }
 
 export type { IrqIndexName } from './irq-owners';
+
+/** `device.lowPower`: the low-power device features. */
+export interface LowPower {
+  /** Let the device enter low power (D3); `{ wakeup: true }`: be told by a `'wakeup'` event when it wakes itself. */
+  enter(options?: { wakeup?: boolean }): void;
+  /** Bring the device out of low power. */
+  exit(): void;
+}
 /** struct vfio_device_info, filled by deviceGetInfoInto (reused: info() allocates nothing else). */
 const INFO_SCRATCH = new Uint32Array(6);
 const REGION_SCRATCH = new Uint32Array(8);
@@ -102,6 +113,8 @@ export class VfioDevice extends EventEmitter {
   readonly #irqs = new IrqOwners();
   /** The REQ index's interrupts while someone listens for 'request'. */
   #requests: Interrupts | null = null;
+  /** The eventfd watcher of a low-power entry with wakeup, while the device sleeps. */
+  #wakeup: NativeHandle | null = null;
 
   private constructor(handle: NativeHandle, path: string | null, state: DeviceState, checks: boolean, fromGroup: boolean) {
     super();
@@ -238,7 +251,9 @@ export class VfioDevice extends EventEmitter {
         { ioctl, ...(this.path ? { path: this.path } : {}) },
       );
     }
-    const devId = native.deviceBind(this.#live.handle, iommufd._native(), token);
+    const h = this.#live.handle;
+    const devId = token === null ? native.deviceBind(h, iommufd._native(), null)
+      : withKernel('bind({ vfToken })', '6.17', () => native.deviceBind(h, iommufd._native(), token));
     this.#devId = devId;
     this.#iommufd = iommufd;
     if (this.#state === 'blocked') this.#state = 'bound';
@@ -258,7 +273,8 @@ export class VfioDevice extends EventEmitter {
     const { id, ioas } = attachTarget(target, this.#iommufd, { ioctl, ...(this.path ? { path: this.path } : {}) });
     const opts = optionsObject(options, 'options');
     const pasid = opts.pasid === undefined ? -1 : toIndex(opts.pasid, 'options.pasid', 0xfffff);
-    const ptId = native.deviceAttach(h, id, pasid);
+    const ptId = pasid < 0 ? native.deviceAttach(h, id, pasid)
+      : this.#pasidCall('attach', ioctl, () => native.deviceAttach(h, id, pasid));
     if (pasid < 0) {
       this.#ioas?._invalidate();
       this.#ioas = ioas;
@@ -274,12 +290,33 @@ export class VfioDevice extends EventEmitter {
     const h = this._handle('ioctl', 'VFIO_DEVICE_DETACH_IOMMUFD_PT');
     const opts = optionsObject(options, 'options');
     const pasid = opts.pasid === undefined ? -1 : toIndex(opts.pasid, 'options.pasid', 0xfffff);
-    native.deviceDetach(h, pasid);
+    if (pasid < 0) native.deviceDetach(h, pasid);
+    else this.#pasidCall('detach', 'VFIO_DEVICE_DETACH_IOMMUFD_PT', () => native.deviceDetach(h, pasid));
     if (pasid < 0) {
       this.#ioas?._invalidate();
       this.#ioas = null;
       this.#ptId = null;
       if (this.#state === 'attached') this.#state = 'bound';
+    }
+  }
+
+  /**
+   * A PASID attach or detach: the kernel's refusal becomes ERR_VFIO_NEEDS_KERNEL before Linux
+   * 6.15 (no PASID field), and ERR_VFIO_UNSUPPORTED when the device has no PASID capability.
+   */
+  #pasidCall<T>(what: string, ioctl: string, call: () => T): T {
+    try {
+      return call();
+    } catch (err) {
+      if (!(err instanceof VfioError) || !['EINVAL', 'EOPNOTSUPP', 'ENOTTY'].includes(err.code)) throw err;
+      if (kernelBefore('6.15')) throw needsKernelError(`${what}({ pasid })`, '6.15', err.errno, ioctl);
+      const PASID = 0x1b; // PCIe extended capability id
+      if (!this.config.extendedCapabilities().some((c) => c.id === PASID)) {
+        throw new VfioUnsupportedError('ERR_VFIO_UNSUPPORTED', err.errno,
+          `${what}({ pasid }): the device has no PASID capability, so no PASID can be attached (the kernel answered ${err.code})`,
+          { ioctl });
+      }
+      throw err;
     }
   }
 
@@ -411,8 +448,12 @@ export class VfioDevice extends EventEmitter {
     native.deviceHotReset(this._handle('ioctl', 'VFIO_DEVICE_PCI_HOT_RESET'), new Int32Array(0));
   }
 
-  /** VFIO_DEVICE_FEATURE: probe, get or set feature `feature`; returns the (GET-filled) data. */
-  feature(feature: number, options?: FeatureOptions): Uint8Array {
+  /**
+   * VFIO_DEVICE_FEATURE: probe, get or set feature `feature` (`options.data` is the feature's
+   * struct, filled in place by a GET). Returns the ioctl's result: 0, or what the feature
+   * returns (the fd of VFIO_DEVICE_FEATURE_DMA_BUF: the caller owns it).
+   */
+  feature(feature: number, options?: FeatureOptions): number {
     toIndex(feature, 'feature', C.VFIO_DEVICE_FEATURE_MASK);
     const opts = optionsObject(options, 'options');
     const data = opts.data ?? new Uint8Array(0);
@@ -421,8 +462,85 @@ export class VfioDevice extends EventEmitter {
       (opts.probe || (!opts.get && !opts.set) ? C.VFIO_DEVICE_FEATURE_PROBE : 0);
     const h = this._handle('ioctl', 'VFIO_DEVICE_FEATURE');
     // Low power makes every BAR access fault: the mappings are suspended before the kernel zaps them.
-    this.#bars.aroundFeature(feature, opts.set === true && !opts.probe, () => native.deviceFeature(h, flags, data));
-    return data;
+    return this.#bars.aroundFeature(feature, opts.set === true && !opts.probe, () => native.deviceFeature(h, flags, data));
+  }
+
+  /**
+   * Low power (VFIO_DEVICE_FEATURE_LOW_POWER_*): `enter()` lets the device go to D3, `exit()`
+   * brings it back. While in low power the BAR mappings are suspended (accesses throw
+   * ERR_VFIO_MEMORY_OFF, never SIGBUS). `enter({ wakeup: true })` also hands the kernel an
+   * eventfd: when the device wakes itself (a PME), the device emits `'wakeup'` and its mappings
+   * work again.
+   */
+  get lowPower(): LowPower {
+    this._handle('ioctl', 'VFIO_DEVICE_FEATURE');
+    return {
+      enter: (options?: { wakeup?: boolean }) => {
+        const wakeup = optionsObject(options, 'options').wakeup;
+        if (wakeup !== undefined && typeof wakeup !== 'boolean') {
+          throw new TypeError(`options.wakeup must be a boolean, got ${describe(wakeup)}`);
+        }
+        this.#closeWakeup();
+        if (!wakeup) {
+          this.feature(C.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, { set: true });
+          return;
+        }
+        const watcher = native.irqCreate((count: number) => {
+          if (count <= 0 || this.#wakeup !== watcher) return;
+          this.#closeWakeup();
+          this.#bars.on('lowPower'); // the kernel left low power itself
+          this.emit('wakeup');
+        });
+        try {
+          // struct vfio_device_low_power_entry_with_wakeup { s32 wakeup_eventfd; u32 reserved; }
+          const data = new Int32Array([native.irqFd(watcher), 0]);
+          this.feature(C.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, { set: true, data: new Uint8Array(data.buffer) });
+          native.irqStart(watcher);
+          native.irqRef(watcher, false);
+          this.#wakeup = watcher;
+        } catch (err) {
+          native.irqClose(watcher);
+          throw err;
+        }
+      },
+      exit: () => {
+        this.#closeWakeup();
+        this.feature(C.VFIO_DEVICE_FEATURE_LOW_POWER_EXIT, { set: true });
+      },
+    };
+  }
+
+  #closeWakeup(): void {
+    if (this.#wakeup) native.irqClose(this.#wakeup);
+    this.#wakeup = null;
+  }
+
+  /**
+   * VFIO_DEVICE_FEATURE_PCI_VF_TOKEN: set the VF token of this physical function (a UUID that
+   * every user of its VFs must then present: `bind(iommufd, { vfToken })`, or the group path's
+   * `vf_token=` suffix). Needs the PF bound to vfio-pci with SR-IOV.
+   */
+  setVfToken(uuid: string): void {
+    this._handle('ioctl', 'VFIO_DEVICE_FEATURE');
+    this.feature(C.VFIO_DEVICE_FEATURE_PCI_VF_TOKEN, { set: true, data: uuidBytes(uuid) });
+  }
+
+  /**
+   * Whether the device supports feature `feature` (a VFIO_DEVICE_FEATURE probe of the given
+   * direction, `set` by default); false when the kernel or device answers ENOTTY, EINVAL or
+   * EOPNOTSUPP to the probe (how "not supported by this device" reads; migration and DMA logging
+   * on a device without them, for instance).
+   */
+  supportsFeature(feature: number, direction: 'get' | 'set' = 'set'): boolean {
+    this._handle('ioctl', 'VFIO_DEVICE_FEATURE');
+    if (direction !== 'get' && direction !== 'set') throw new TypeError(`direction must be 'get' or 'set', got ${describe(direction)}`);
+    try {
+      this.feature(feature, { probe: true, [direction]: true });
+      return true;
+    } catch (err) {
+      if (err instanceof VfioError && ['ENOTTY', 'EINVAL', 'EOPNOTSUPP'].includes(err.code)) return false;
+      throw err;
+    }
   }
 
   /** The IOAS this device is attached to through attach(), if any. */
@@ -442,6 +560,7 @@ export class VfioDevice extends EventEmitter {
   close(): void {
     if (!this.#live.handle) return;
     this.#requests = null;
+    this.#closeWakeup();
     for (const child of [...this.#children]) child._dispose();
     this.#children.clear();
     this.#bars.closeAll();

@@ -7,6 +7,11 @@ import { native, PAGE_SIZE, type NativeHandle } from './native';
 export interface DmaBufferOptions {
   /** Back the buffer with 2 MiB hugetlb pages (needs reserved hugepages). */
   hugePages?: boolean;
+  /**
+   * Back the buffer with a memfd (`.fd`), for file-backed DMA: `ioas.mapFile(buf.fd, ...)`
+   * (IOMMU_IOAS_MAP_FILE, Linux 6.13+) pins the file's pages, which stay the mapping's after free().
+   */
+  memfd?: boolean;
 }
 
 const HUGE_PAGE = 2 * 1024 * 1024;
@@ -54,7 +59,13 @@ export class DmaBuffer {
     if (rounded > totalmem()) {
       throw new RangeError(`size ${size} is more than this machine's memory (${totalmem()} bytes)`);
     }
-    return new DmaBuffer(native.dmaAlloc(rounded, huge), rounded, huge);
+    return new DmaBuffer(native.dmaAlloc(rounded, huge, opts.memfd === true), rounded, huge);
+  }
+
+  /** The memfd behind a `{ memfd: true }` buffer (owned by the buffer, closed with it), else null. */
+  get fd(): number | null {
+    const fd = native.dmaFd(this.#live());
+    return fd >= 0 ? fd : null;
   }
 
   /**

@@ -24,6 +24,8 @@ export const IOCTL_HINTS: Readonly<Record<string, Readonly<Record<string, string
     EPERM: 'the kernel refused DMA ownership: the IOMMU group is owned by another iommufd, container or driver, ' +
       'or the platform has no interrupt remapping (iommufd.allow_unsafe_interrupts=1 overrides, unsafely)',
     EINVAL: 'the fd is already bound, the device is open through another fd or the group path, or the iommufd is invalid',
+    EACCES: 'the device is an SR-IOV VF of a PF on vfio-pci (or such a PF with VFs in use): a VF token is needed, ' +
+      "bind(iommufd, { vfToken }) (Linux 6.17+) or the group path's 'vf_token=' suffix, the UUID the PF's owner set with setVfToken()",
   },
   IOMMU_IOAS_MAP: {
     ENOMEM: MEMLOCK,
@@ -37,6 +39,9 @@ export const IOCTL_HINTS: Readonly<Record<string, Readonly<Record<string, string
   VFIO_IOMMU_MAP_DMA: { ENOMEM: MEMLOCK },
   IOMMU_IOAS_UNMAP: { ENOENT: 'nothing is mapped there, or the range does not cover whole mappings' },
   VFIO_DEVICE_RESET: { EINVAL: 'the device does not support reset (info().canReset is false)' },
+  VFIO_GROUP_GET_DEVICE_FD: {
+    EACCES: "the device is an SR-IOV VF of a PF on vfio-pci: add ' vf_token=<uuid>' (the UUID the PF's owner set with setVfToken())",
+  },
 };
 
 /**

@@ -7,7 +7,7 @@ import { DmaLedger } from './dma-ledger';
 import { ENOSPC, VfioError, closedError, notMappedError, type VfioStateError } from './errors';
 import { bufferSpan, notDmaBuffer } from './ioas';
 import { native, PAGE_SIZE, type NativeHandle } from './native';
-import { normalizeBdf } from './sysfs';
+import { isMdevUuid, normalizeBdf } from './sysfs';
 
 function closed(what: string): VfioStateError {
   return closedError(`the ${what} is closed`);
@@ -112,11 +112,22 @@ export class VfioContainer {
   unmap(iova: bigint | number, length: bigint | number): number {
     const start = toU64(iova, 'iova');
     const len = toU64(length, 'length');
-    const done = native.type1Unmap(this._native(), start, len);
+    const done = native.type1Unmap(this._native(), start, len, 0);
     if (len > 0n) {
       const last = start + len - 1n;
       this.#ledger.take(start, last > MAX_U64 ? MAX_U64 : last);
     }
+    return Number(done);
+  }
+
+  /**
+   * Unmap every mapping of the container in one VFIO_IOMMU_UNMAP_DMA (VFIO_DMA_UNMAP_FLAG_ALL;
+   * type1v2 on Linux 5.13+, `checkExtension(VFIO_UNMAP_ALL)`); returns the bytes unmapped. The
+   * buffers it pinned can be freed again.
+   */
+  unmapAll(): number {
+    const done = native.type1Unmap(this._native(), 0n, 0n, C.VFIO_DMA_UNMAP_FLAG_ALL);
+    this.#ledger.clear();
     return Number(done);
   }
 
@@ -176,9 +187,25 @@ export class VfioGroup {
   }
 
   /** VFIO_GROUP_GET_DEVICE_FD: the device starts in state `'bound'`. */
-  getDevice(bdf: string): VfioDevice {
-    const name = normalizeBdf(bdf);
-    return VfioDevice._fromGroupHandle(native.groupGetDevice(this.#native(), name));
+  /**
+   * VFIO_GROUP_GET_DEVICE_FD: the device named `name`, a PCI address or an mdev UUID, with the
+   * kernel's optional ` vf_token=<uuid>` suffix for a VF of a vfio-pci PF (or `{ vfToken }`).
+   */
+  getDevice(name: string, options?: { vfToken?: string }): VfioDevice {
+    if (typeof name !== 'string') throw new TypeError(`name must be a PCI address or an mdev UUID, got ${describe(name)}`);
+    const [device, ...rest] = name.trim().split(/\s+/);
+    let token = optionsObject(options, 'options').vfToken;
+    for (const part of rest) {
+      const m = /^vf_token=(.*)$/.exec(part);
+      if (!m || token !== undefined) throw new TypeError(`name: '${part}' is not one vf_token=<uuid> suffix`);
+      token = m[1];
+    }
+    const id = isMdevUuid(device) ? device.toLowerCase() : normalizeBdf(device);
+    if (token !== undefined && (typeof token !== 'string' || !isMdevUuid(token))) {
+      throw new TypeError(`the VF token must be a UUID, got ${describe(token)}`);
+    }
+    const full = token === undefined ? id : `${id} vf_token=${token.toLowerCase()}`;
+    return VfioDevice._fromGroupHandle(native.groupGetDevice(this.#native(), full));
   }
 
   close(): void {

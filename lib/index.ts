@@ -5,8 +5,11 @@
 export { VfioError, VfioStateError, VfioUnsupportedError } from './errors';
 export type { VfioErrorFields, VfioStateCode, VfioUnsupportedCode } from './errors';
 export { constants } from './constants';
-export { listPciDevices, mdevDevice, cdevPathFor, bindToVfioPci, unbindFromVfioPci, normalizeBdf } from './sysfs';
-export type { PciDeviceInfo, MdevDeviceInfo, BindOptions } from './sysfs';
+export {
+  listPciDevices, mdevDevice, cdevPathFor, bindToVfioPci, unbindFromVfioPci, normalizeBdf, createMdev, removeMdev, mdevTypes,
+  sriovTotalVfs, setSriovNumVfs, virtfnsOf, physfnOf,
+} from './sysfs';
+export type { PciDeviceInfo, MdevDeviceInfo, MdevType, BindOptions } from './sysfs';
 export { Iommufd, Hwpt, Viommu, Vdevice } from './iommufd';
 export type { HwInfo, HwInfoOptions, HwptOptions, DirtyBitmapOptions, IommufdDevice, IommufdOptionName } from './iommufd';
 export { FaultQueue, VeventQueue } from './event-queue';
@@ -16,6 +19,7 @@ export type { DmaMemory, MapOptions, MapFileOptions, IovaRange } from './ioas';
 export { DmaBuffer } from './dma-buffer';
 export type { DmaBufferOptions, SharedDmaBuffer } from './dma-buffer';
 export { VfioDevice, Region, MappedRegion, PciConfig } from './device';
+export type { LowPower } from './device';
 export type { SharedMappedRegion } from './region';
 export type {
   DeviceState, DeviceOpenOptions, DeviceFromFdOptions, DeviceInfo, RegionInfo, IrqInfo, ProbeReport,

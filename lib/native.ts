@@ -66,13 +66,14 @@ export interface NativeBinding {
   mappingShare(h: NativeHandle): bigint;
   mappingFromShared(id: bigint): NativeHandle;
 
-  dmaAlloc(size: number, hugePages: boolean): NativeHandle;
+  dmaAlloc(size: number, hugePages: boolean, memfd: boolean): NativeHandle;
   dmaArrayBuffer(h: NativeHandle): ArrayBuffer;
   dmaFree(h: NativeHandle): void;
   dmaShare(h: NativeHandle): bigint;
   dmaFromShared(id: bigint): NativeHandle;
   dmaSize(h: NativeHandle): number;
   dmaAddress(h: NativeHandle): bigint;
+  dmaFd(h: NativeHandle): number;
 
   iommufdOpen(path: string): NativeHandle;
   iommufdFromFd(fd: number, own: boolean): NativeHandle;
@@ -142,7 +143,7 @@ export interface NativeBinding {
   containerGetInfo(h: NativeHandle): Uint8Array;
   type1Map(h: NativeHandle, buffer: NativeHandle, byteOffset: number, length: number,
     iova: bigint, flags: number): void;
-  type1Unmap(h: NativeHandle, iova: bigint, length: bigint): bigint;
+  type1Unmap(h: NativeHandle, iova: bigint, length: bigint, flags: number): bigint;
 }
 
 function load(): NativeBinding {

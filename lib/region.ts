@@ -1,10 +1,14 @@
 // One region of a device: pread/pwrite access (Region) and an mmap of it (MappedRegion). Every
 // access is of exactly the requested width.
-import { describe, toIndex, toRegister, toRegister64 } from './args';
+import { constants as fsc } from 'node:fs';
+import { describe, optionsObject, toIndex, toRegister, toRegister64 } from './args';
 import { flags as C } from './constants';
 import type { RegionInfo } from './decoders';
 import type { VfioDevice } from './device';
-import { EINVAL, VfioError, closedError, memoryOffError } from './errors';
+import { EINVAL, VfioError, closedError, memoryOffError, withKernel } from './errors';
+
+/** open(2) flags of an exported dma-buf: read-write, close-on-exec (Linux's O_CLOEXEC; fs.constants lacks it). */
+const DMABUF_OPEN_FLAGS = fsc.O_RDWR | 0o2000000;
 import { native, PAGE_SIZE, type NativeHandle } from './native';
 
 /** The device's fd handle, shared with its regions so they see close() at once. */
@@ -60,6 +64,30 @@ export class Region {
   #check(offset: unknown, width: Width, syscall: string): [NativeHandle, number] {
     const off = checkAccess(offset, width, this.size, `region ${this.index}`);
     return [this.#device._handle(syscall), this.#base + off];
+  }
+
+  /**
+   * VFIO_DEVICE_FEATURE_DMA_BUF (Linux 6.19+): a dma-buf fd for [offset, offset + length) of this
+   * BAR (default: all of it), for peer-to-peer DMA: `ioas.mapFile(fd, { start: 0, length })` maps
+   * the BAR into an IOAS, so another device can DMA to it. The caller owns the fd (close it with
+   * fs.closeSync; the kernel revokes it when the device is reset or closed).
+   */
+  exportDmabuf(options?: { offset?: number; length?: number }): number {
+    const o = optionsObject(options, 'options');
+    const offset = toIndex(o.offset ?? 0, 'options.offset');
+    const length = toIndex(o.length ?? this.size - offset, 'options.length');
+    if (length === 0 || offset + length > this.size) {
+      throw new RangeError(`options: [${offset}, ${offset + length}) is not a non-empty range inside region ${this.index} (${this.size} bytes)`);
+    }
+    // struct vfio_device_feature_dma_buf with one struct vfio_region_dma_range
+    const data = new DataView(new ArrayBuffer(32));
+    data.setUint32(0, this.index, true);
+    data.setUint32(4, DMABUF_OPEN_FLAGS, true);
+    data.setUint32(12, 1, true);
+    data.setBigUint64(16, BigInt(offset), true);
+    data.setBigUint64(24, BigInt(length), true);
+    return withKernel('exportDmabuf (VFIO_DEVICE_FEATURE_DMA_BUF)', '6.19', () =>
+      this.#device.feature(C.VFIO_DEVICE_FEATURE_DMA_BUF, { get: true, data: new Uint8Array(data.buffer) }));
   }
 
   read8(offset: number): number {

@@ -53,9 +53,11 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
 }
 
 // (container, iova, length) => bytes unmapped (bigint)
+// (h, iova, length, flags) => bytes unmapped
 Napi::Value Unmap(const Napi::CallbackInfo& info) {
   Container* c = Get(info);
-  vfio_iommu_type1_dma_unmap u{sizeof(vfio_iommu_type1_dma_unmap), 0, ArgU64(info, 1, "iova"),
+  // flags: VFIO_DMA_UNMAP_FLAG_ALL (iova and length 0) unmaps everything (type1v2, 5.13+).
+  vfio_iommu_type1_dma_unmap u{sizeof(vfio_iommu_type1_dma_unmap), ArgU32(info, 3, "flags"), ArgU64(info, 1, "iova"),
                                ArgU64(info, 2, "length")};
   Call<Ioctl::VFIO_IOMMU_UNMAP_DMA>(info.Env(), c, &u);
   return ToBigInt(info.Env(), u.size);

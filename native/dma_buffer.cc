@@ -9,21 +9,39 @@ namespace vfio {
 
 namespace {
 
-// (size, hugePages) => DmaBuffer handle
+// (size, hugePages, memfd) => DmaBuffer handle. With memfd the memory is a memfd's pages (the
+// buffer owns the fd, for IOMMU_IOAS_MAP_FILE); otherwise anonymous shared memory.
 Napi::Value Alloc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double size = ArgNumber(info, 0, "size");
   bool huge = info[1].ToBoolean();
+  bool file = info[2].ToBoolean();
   if (!(size >= 1 && size <= 9007199254740991.0)) ThrowRange(env, "size must be a positive integer");
-  int flags = MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE;
-  if (huge) flags |= MAP_HUGETLB;
-  void* p = mmap(nullptr, static_cast<size_t>(size), PROT_READ | PROT_WRITE, flags, -1, 0);
+  const auto length = static_cast<size_t>(size);
+  int fd = -1;
+  int flags = MAP_SHARED | MAP_POPULATE;
+  if (file) {
+    fd = memfd_create("vfio-dma", MFD_CLOEXEC | (huge ? MFD_HUGETLB : 0));
+    int err = fd < 0 ? errno : 0;
+    if (!err && ftruncate(fd, static_cast<off_t>(length)) < 0) err = errno;
+    if (err) {
+      if (fd >= 0) close(fd);
+      ThrowErrno(env, err, fd < 0 ? "memfd_create" : "ftruncate", nullptr, huge ? "hugetlb" : "");
+    }
+  } else {
+    flags |= MAP_ANONYMOUS | (huge ? MAP_HUGETLB : 0);
+  }
+  void* p = mmap(nullptr, length, PROT_READ | PROT_WRITE, flags, fd, 0);
   if (p == MAP_FAILED) {
     int err = errno;
+    if (fd >= 0) close(fd);
     ThrowErrno(env, err, "mmap", nullptr, huge ? "hugetlb" : "");
   }
-  return WrapHandle(env, new MemoryHandle(GetAddon(env), p, static_cast<size_t>(size)), Kind::DmaBuffer);
+  auto* handle = new MemoryHandle(GetAddon(env), p, length);
+  handle->block->fd = fd;
+  return WrapHandle(env, handle, Kind::DmaBuffer);
 }
+
 
 MemoryHandle* Buf(const Napi::CallbackInfo& info) {
   auto* m = Unwrap<MemoryHandle>(info[0], Kind::DmaBuffer, "DmaBuffer");
@@ -55,6 +73,9 @@ Napi::Value Size(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(Buf(info)->block->length));
 }
 
+// (buf) => the memfd behind it, or -1
+Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), Buf(info)->block->fd); }
+
 // (buf) => its address in this process (a bigint), for user pointers in raw ioctl structs
 Napi::Value Address(const Napi::CallbackInfo& info) {
   return ToBigInt(info.Env(), reinterpret_cast<uintptr_t>(Buf(info)->block->addr));
@@ -84,6 +105,7 @@ void InitDmaBuffer(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "dmaFromShared", FromShared);
   Export(env, exports, "dmaSize", Size);
   Export(env, exports, "dmaAddress", Address);
+  Export(env, exports, "dmaFd", Fd);
 }
 
 }  // namespace vfio

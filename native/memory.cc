@@ -2,6 +2,7 @@
 #include "memory.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <mutex>
@@ -32,6 +33,8 @@ std::unordered_map<uint64_t, MemoryBlock*>& ShareTable() {
 void MemoryBlock::MaybeUnmapLocked() {
   if (unmapped || handles > 0 || liveViews > 0) return;
   munmap(addr, length);
+  if (fd >= 0) close(fd);
+  fd = -1;
   unmapped = true;
   if (shareId) ShareTable().erase(shareId);
 }

@@ -30,6 +30,8 @@ struct MemoryBlock {
   std::shared_mutex access;
   // Nonzero once shared with other threads: its key in the process-wide share table.
   uint64_t shareId = 0;
+  // The memfd behind a file-backed DmaBuffer (-1 otherwise), closed with the mapping.
+  int fd = -1;
   // With the blocks lock held (memory.cc): munmap once nothing can reach the memory any more.
   void MaybeUnmapLocked();
   // Drop one ref; deletes the block when it was the last.

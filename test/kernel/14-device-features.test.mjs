@@ -1,0 +1,205 @@
+// Newer device and DMA-memory features: file-backed DMA (memfd + IOMMU_IOAS_MAP_FILE, 6.13),
+// peer-to-peer DMA into another device's BAR through a dma-buf (6.19), the typed low-power
+// feature, feature probes, and the mdev helpers. Where the kernel is older than a feature, the
+// test asserts the library's ERR_VFIO_NEEDS_KERNEL.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { test } from 'node:test';
+import { DmaBuffer, VfioContainer, VfioGroup, constants as C, createMdev, mdevDevice, mdevTypes, removeMdev } from 'vfio';
+import { deviceOf, openBound } from './lab.mjs';
+import { EDU, openEdu, startDma, startWordBounce, waitDmaIdle } from './edu.mjs';
+
+const [MAJOR, MINOR] = process.env.VFIO_LAB_KERNEL_RELEASE.split('.').map(Number);
+const atLeast = (major, minor) => MAJOR > major || (MAJOR === major && MINOR >= minor);
+const NEEDS = (version) => ({ name: 'VfioUnsupportedError', code: 'ERR_VFIO_NEEDS_KERNEL', needs: version });
+
+test('a memfd DmaBuffer has an fd, and mapFile(buf.fd) maps it for device DMA (Linux 6.13)', () => {
+  const edu = openEdu();
+  const buf = DmaBuffer.alloc(8192, { memfd: true });
+  const plain = DmaBuffer.alloc(4096);
+  const bar = edu.dev.region(0).map();
+  try {
+    assert.equal(typeof buf.fd, 'number');
+    assert.ok(fs.fstatSync(buf.fd).isFile(), 'a memfd');
+    assert.equal(fs.fstatSync(buf.fd).size, 8192);
+    assert.equal(plain.fd, null, 'anonymous memory has no fd');
+    edu.dev.config.enableBusMaster();
+    if (atLeast(6, 13)) {
+      const iova = edu.ioas.mapFile(buf.fd, { start: 0, length: buf.size });
+      buf.store32(0, 0xf11e0001);
+      startWordBounce(bar, iova);
+      waitDmaIdle(bar);
+      assert.equal(buf.load32(4096), 0xf11e0001, 'the device wrote the memfd pages the buffer views');
+      // The mapping pins the file, not the buffer: free() is allowed, the pages stay the mapping's.
+      const fd = buf.fd;
+      buf.free();
+      assert.throws(() => fs.fstatSync(fd), { code: 'EBADF' }, 'the buffer closed its fd');
+      assert.equal(edu.ioas.unmap(iova, 8192), 8192);
+    } else {
+      assert.throws(() => edu.ioas.mapFile(buf.fd, { start: 0, length: buf.size }), NEEDS('6.13'));
+    }
+  } finally {
+    bar.close();
+    edu.close();
+    if (!buf.freed) buf.free();
+    plain.free();
+  }
+});
+
+test('exportDmabuf (Linux 6.19): edu A DMAs into edu B\'s BAR mapped through a dma-buf', () => {
+  const a = openEdu(0);
+  const b = openEdu(1);
+  const barA = a.dev.region(0).map();
+  const barB = b.dev.region(0).map();
+  const src = DmaBuffer.alloc(4096);
+  try {
+    if (!atLeast(6, 19)) {
+      assert.throws(() => b.dev.region(0).exportDmabuf({ length: 4096 }), NEEDS('6.19'));
+      return;
+    }
+    const fd = b.dev.region(0).exportDmabuf({ offset: 0, length: 4096 });
+    assert.ok(fd > 2);
+    const peer = a.ioas.mapFile(fd, { start: 0, length: 4096 });
+    fs.closeSync(fd); // the IOAS holds the dma-buf now
+    a.dev.config.enableBusMaster();
+    const srcIova = a.ioas.map(src);
+    src.store32(0, 0x1234abcd);
+    startDma(barA, { src: srcIova, dst: EDU.BUFFER, count: 4, toRam: false });
+    waitDmaIdle(barA);
+    // To edu B's liveness register (it stores the complement of what is written): a write that
+    // only a DMA through B's BAR can make.
+    startDma(barA, { src: EDU.BUFFER, dst: peer + BigInt(EDU.LIVENESS), count: 4, toRam: true });
+    waitDmaIdle(barA);
+    assert.equal(barB.read32(EDU.LIVENESS), ~0x1234abcd >>> 0, 'edu B saw edu A\'s write');
+    a.ioas.unmap(peer, 4096);
+    assert.throws(() => b.dev.region(0).exportDmabuf({ offset: 0, length: 0 }), RangeError);
+    assert.throws(() => b.dev.region(0).exportDmabuf({ offset: 4096, length: 2 ** 20 }), RangeError);
+    assert.throws(() => b.dev.region(C.VFIO_PCI_CONFIG_REGION_INDEX).exportDmabuf(), { code: 'ENODEV' });
+  } finally {
+    barA.close();
+    barB.close();
+    a.close();
+    b.close();
+    src.free();
+  }
+});
+
+test('lowPower.enter()/exit() suspend and restore the BAR mappings; feature() returns the ioctl result', () => {
+  const edu = openEdu();
+  const bar = edu.dev.region(0).map();
+  try {
+    assert.equal(bar.read32(EDU.ID) >>> 16, 0x0100, 'edu\'s ID register');
+    edu.dev.lowPower.enter();
+    assert.throws(() => bar.read32(EDU.ID), { code: 'ERR_VFIO_MEMORY_OFF' });
+    edu.dev.lowPower.exit();
+    assert.equal(bar.read32(EDU.ID) >>> 16, 0x0100);
+    edu.dev.lowPower.enter({ wakeup: true });
+    assert.throws(() => bar.read32(EDU.ID), { code: 'ERR_VFIO_MEMORY_OFF' });
+    edu.dev.lowPower.exit();
+    assert.equal(bar.read32(EDU.ID) >>> 16, 0x0100);
+    assert.throws(() => edu.dev.lowPower.enter({ wakeup: 1 }), TypeError);
+    assert.equal(edu.dev.feature(C.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, { probe: true, set: true }), 0);
+  } finally {
+    bar.close();
+    edu.close();
+  }
+});
+
+test('supportsFeature: low power yes, migration and DMA logging "not supported by this device"', () => {
+  const edu = openEdu();
+  try {
+    assert.equal(edu.dev.supportsFeature(C.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY), true);
+    assert.equal(edu.dev.supportsFeature(C.VFIO_DEVICE_FEATURE_MIGRATION, 'get'), false);
+    assert.equal(edu.dev.supportsFeature(C.VFIO_DEVICE_FEATURE_DMA_LOGGING_START), false);
+    assert.equal(edu.dev.supportsFeature(C.VFIO_DEVICE_FEATURE_BUS_MASTER), false, 'vfio-pci does not implement it');
+    assert.throws(() => edu.dev.supportsFeature(0x10000), RangeError);
+  } finally {
+    edu.close();
+  }
+  assert.throws(() => edu.dev.supportsFeature(C.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY), { code: 'ERR_VFIO_CLOSED' });
+});
+
+test('mdev helpers: mdevTypes lists the parent\'s types; createMdev and removeMdev make and remove one', () => {
+  const types = mdevTypes('mtty');
+  assert.deepEqual(types.map((t) => t.type), ['mtty-1', 'mtty-2']);
+  assert.equal(types[0].deviceApi, 'vfio-pci');
+  const before = types[0].availableInstances;
+  assert.ok(before > 0);
+  const mdev = createMdev('mtty', 'mtty-1');
+  try {
+    assert.match(mdev.uuid, /^[0-9a-f-]{36}$/);
+    assert.equal(mdev.type, 'mtty-1');
+    assert.match(mdev.cdevPath, /^\/dev\/vfio\/devices\/vfio\d+$/);
+    assert.equal(mdevTypes('mtty')[0].availableInstances, before - 1);
+  } finally {
+    removeMdev(mdev.uuid);
+  }
+  assert.equal(mdevDevice(mdev.uuid), null, 'gone');
+  assert.throws(() => mdevTypes('nope'), { code: 'ENOENT', message: /mdev_bus/ });
+  assert.throws(() => mdevTypes('../x'), TypeError);
+  assert.throws(() => createMdev('mtty', 'mtty-9'), { code: 'ENOENT', message: /mtty-1, mtty-2/ });
+  assert.throws(() => createMdev('mtty', 'mtty-1', 'not-a-uuid'), TypeError);
+  assert.throws(() => removeMdev(mdev.uuid), { code: 'ENOENT' });
+});
+
+test('the group path: getDevice takes an mdev UUID and a vf_token= suffix; a container unmaps all at once', () => {
+  const mtty = deviceOf('mtty');
+  const edu = deviceOf('edu');
+  const container = VfioContainer.open();
+  const mttyGroup = VfioGroup.open(mtty.iommuGroup);
+  const eduGroup = VfioGroup.open(edu.iommuGroup);
+  const a = DmaBuffer.alloc(4096);
+  const b = DmaBuffer.alloc(8192);
+  try {
+    mttyGroup.setContainer(container);
+    eduGroup.setContainer(container);
+    container.setIommu();
+    const serial = mttyGroup.getDevice(mtty.id.toUpperCase());
+    assert.equal(serial.state, 'bound');
+    assert.equal(serial.info().numRegions > 0, true);
+    serial.close();
+    const token = '00000000-0000-0000-0000-0000000000aa';
+    assert.throws(() => eduGroup.getDevice(`${edu.bdf} vf_token=${token}`), { code: 'EINVAL' },
+      'the kernel refuses a VF token for a device that is neither PF nor VF');
+    assert.throws(() => eduGroup.getDevice(edu.bdf, { vfToken: token }), { code: 'EINVAL' });
+    assert.throws(() => eduGroup.getDevice(`${edu.bdf} vf_token=nope`), TypeError);
+    assert.throws(() => eduGroup.getDevice(`${edu.bdf} junk`), TypeError);
+    assert.throws(() => eduGroup.getDevice(42), TypeError);
+
+    assert.equal(container.checkExtension(C.VFIO_UNMAP_ALL), true);
+    container.map(a, { iova: 0x100000 });
+    container.map(b, { iova: 0x200000 });
+    assert.equal(container.unmapAll(), 4096 + 8192);
+    assert.throws(() => container.iovaOf(b), { code: 'ERR_VFIO_NOT_MAPPED' }, 'the ledger forgot the mappings');
+    a.free();
+    b.free();
+  } finally {
+    mttyGroup.close();
+    eduGroup.close();
+    container.close();
+    if (!a.freed) a.free();
+    if (!b.freed) b.free();
+  }
+});
+
+test('attach/detach({ pasid }): ERR_VFIO_NEEDS_KERNEL before 6.15, ERR_VFIO_UNSUPPORTED on a device without PASID', () => {
+  // No lab device has a PASID capability (QEMU 7.2's edu and nvme do not offer one), so the
+  // positive path cannot run here; what the kernel answers is asserted, typed.
+  const nvme = openBound('nvme');
+  try {
+    const ptId = nvme.dev.ptId;
+    if (atLeast(6, 15)) {
+      assert.throws(() => nvme.dev.attach(nvme.ioas, { pasid: 1 }),
+        { name: 'VfioUnsupportedError', code: 'ERR_VFIO_UNSUPPORTED', message: /no PASID capability/ });
+    } else {
+      assert.throws(() => nvme.dev.attach(nvme.ioas, { pasid: 1 }), NEEDS('6.15'));
+      assert.throws(() => nvme.dev.detach({ pasid: 1 }), NEEDS('6.15'));
+    }
+    assert.equal(nvme.dev.state, 'attached', 'a refused PASID attach leaves the device as it was');
+    assert.equal(nvme.dev.ptId, ptId);
+    assert.throws(() => nvme.dev.attach(nvme.ioas, { pasid: -1 }), RangeError);
+    assert.throws(() => nvme.dev.attach(nvme.ioas, { pasid: 2 ** 20 }), RangeError);
+  } finally {
+    nvme.close();
+  }
+});
