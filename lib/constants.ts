@@ -94,6 +94,9 @@ export const flags = Object.freeze({
   IOMMU_OPTION_HUGE_PAGES: 1,
   IOMMU_OPTION_OP_SET: 0,
   IOMMU_OPTION_OP_GET: 1,
+  IOMMU_VFIO_IOAS_GET: 0,
+  IOMMU_VFIO_IOAS_SET: 1,
+  IOMMU_VFIO_IOAS_CLEAR: 2,
   IOMMU_HWPT_ALLOC_NEST_PARENT: 1 << 0,
   IOMMU_HWPT_ALLOC_DIRTY_TRACKING: 1 << 1,
   IOMMU_HWPT_FAULT_ID_VALID: 1 << 2,
@@ -136,4 +139,23 @@ export const flags = Object.freeze({
  * VFIO and iommufd constants: region/IRQ indexes, flags, and the raw ioctl request numbers
  * (from the addon's ioctl table).
  */
-export const constants: typeof flags & Readonly<Record<string, number>> = Object.freeze({ ...flags, ...native.ioctls });
+export const constants: typeof flags & Readonly<Record<string, number>> = withIoctls(flags);
+
+/** `flags` and, read from the addon on first use (so importing this loads nothing), the ioctl numbers. */
+function withIoctls(base: typeof flags): typeof flags & Readonly<Record<string, number>> {
+  let table: Readonly<Record<string, number>> | null = null;
+  const ioctls = (): Readonly<Record<string, number>> => (table ??= native.ioctls);
+  // An extensible copy as the target (a frozen one could not report the ioctl keys), kept read-only by the traps.
+  const target: typeof flags & Readonly<Record<string, number>> = { ...base };
+  return new Proxy(target, {
+    set: () => false,
+    defineProperty: () => false,
+    deleteProperty: () => false,
+    get: (t, key) => (typeof key === 'string' && !(key in t) ? ioctls()[key] : Reflect.get(t, key)) as unknown,
+    has: (t, key) => key in t || (typeof key === 'string' && key in ioctls()),
+    ownKeys: (t) => [...Reflect.ownKeys(t), ...Object.keys(ioctls())],
+    getOwnPropertyDescriptor: (t, key) => Reflect.getOwnPropertyDescriptor(t, key) ??
+      (typeof key === 'string' && key in ioctls()
+        ? { value: ioctls()[key], enumerable: true, configurable: true, writable: false } : undefined),
+  });
+}

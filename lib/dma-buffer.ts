@@ -1,12 +1,15 @@
 import { totalmem } from 'node:os';
 import { describe, toIndex, optionsObject, toRegister, toRegister64 } from './args';
 import { bufferMappedError, closedError } from './errors';
-import { native, PAGE_SIZE, type NativeHandle } from './native';
+import { native, pageSize, type NativeHandle } from './native';
 
 /** Options of {@link DmaBuffer.alloc}. */
 export interface DmaBufferOptions {
-  /** Back the buffer with 2 MiB hugetlb pages (needs reserved hugepages). */
-  hugePages?: boolean;
+  /**
+   * Back the buffer with hugetlb pages: `true` or `'2M'` for 2 MiB pages, `'1G'` for 1 GiB pages
+   * (both need pages reserved: /sys/kernel/mm/hugepages/hugepages-<size>kB/nr_hugepages).
+   */
+  hugePages?: boolean | '2M' | '1G';
   /**
    * Back the buffer with a memfd (`.fd`), for file-backed DMA: `ioas.mapFile(buf.fd, ...)`
    * (IOMMU_IOAS_MAP_FILE, Linux 6.13+) pins the file's pages, which stay the mapping's after free().
@@ -14,7 +17,8 @@ export interface DmaBufferOptions {
   memfd?: boolean;
 }
 
-const HUGE_PAGE = 2 * 1024 * 1024;
+/** Hugetlb page sizes by name, as log2 (what MAP_HUGE_SHIFT encodes). */
+const HUGE_SHIFT = { '2M': 21, '1G': 30 } as const;
 
 /** What {@link DmaBuffer.share} returns: post it to a worker, open it there with fromShared(). */
 export interface SharedDmaBuffer {
@@ -52,14 +56,19 @@ export class DmaBuffer {
     toIndex(size, 'size');
     if (size === 0) throw new RangeError('size must be at least 1 byte');
     const opts = optionsObject(options, 'options');
-    const huge = opts.hugePages === true;
-    const unit = huge ? HUGE_PAGE : PAGE_SIZE;
+    const hp = opts.hugePages;
+    if (hp !== undefined && hp !== false && hp !== true && hp !== '2M' && hp !== '1G') {
+      throw new TypeError(`options.hugePages must be a boolean, '2M' or '1G', got ${describe(hp)}`);
+    }
+    const shift = hp === '1G' ? HUGE_SHIFT['1G'] : hp ? HUGE_SHIFT['2M'] : 0;
+    const huge = shift !== 0;
+    const unit = huge ? 2 ** shift : pageSize();
     const rounded = Math.ceil(size / unit) * unit;
     // The memory is populated up front: refuse what cannot fit rather than be OOM-killed.
     if (rounded > totalmem()) {
       throw new RangeError(`size ${size} is more than this machine's memory (${totalmem()} bytes)`);
     }
-    return new DmaBuffer(native.dmaAlloc(rounded, huge, opts.memfd === true), rounded, huge);
+    return new DmaBuffer(native.dmaAlloc(rounded, shift, opts.memfd === true), rounded, huge);
   }
 
   /** The memfd behind a `{ memfd: true }` buffer (owned by the buffer, closed with it), else null. */

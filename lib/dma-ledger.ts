@@ -3,13 +3,18 @@
 // any ledger anywhere holds a part of it, and a ledger that is cleared (unmap, destroy, close)
 // releases its pins.
 import { MAX_SAFE_N } from './args';
-import type { DmaBuffer } from './dma-buffer';
+
+/** What a mapping can be backed by: memory the library owns, which a mapping pins (a DmaBuffer, or a BAR's MappedRegion in a container). */
+export interface Pinnable {
+  _pin(): void;
+  _unpin(): void;
+}
 
 /** One mapping: `length` bytes at `iova`, backed by `buffer` from `offset` (null: a file). */
 export interface LedgerEntry {
   readonly iova: bigint;
   readonly length: bigint;
-  readonly buffer: DmaBuffer | null;
+  readonly buffer: Pinnable | null;
   readonly offset: number;
 }
 
@@ -34,7 +39,7 @@ export class DmaLedger {
   }
 
   /** Record a mapping the kernel just made, and pin its buffer. */
-  add(iova: bigint, length: bigint, buffer: DmaBuffer | null, offset: number): void {
+  add(iova: bigint, length: bigint, buffer: Pinnable | null, offset: number): void {
     this.#entries.set(keyOf(iova), { iova, length, buffer, offset });
     buffer?._pin();
   }
@@ -98,7 +103,7 @@ export class DmaLedger {
   }
 
   /** The IOVA of byte `offset` of `buffer`, if a mapping here covers it. */
-  iovaOf(buffer: DmaBuffer, offset: number): bigint | undefined {
+  iovaOf(buffer: Pinnable, offset: number): bigint | undefined {
     for (const e of this.#entries.values()) {
       if (e.buffer === buffer && offset >= e.offset && offset < e.offset + Number(e.length)) {
         return e.iova + BigInt(offset - e.offset);

@@ -69,6 +69,12 @@ const SYSCALL_HINTS: Array<[(e: VfioErrorFields & { code: string }) => boolean, 
     'this kernel has no iommufd: it needs Linux >= 6.6 with CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV'],
   [(e) => e.syscall === 'write' && (e.code === 'EACCES' || e.code === 'EPERM') && !!e.path?.startsWith('/sys/'),
     'binding drivers needs root'],
+  [(e) => ['mmap', 'ftruncate', 'memfd_create'].includes(e.syscall) && e.code === 'ENOMEM' && !!e.path?.endsWith('/nr_hugepages'),
+    'no free hugetlb pages of that size: reserve them in that file (as root: echo N > it), or with hugepagesz= ' +
+      'hugepages= on the kernel command line'],
+  [(e) => ['mmap', 'ftruncate', 'memfd_create'].includes(e.syscall) && e.code === 'EINVAL' && !!e.path?.endsWith('/nr_hugepages'),
+    'this machine has no hugetlb pages of that size (no such pool: the CPU lacks them, e.g. no pdpe1gb for 1 GiB, ' +
+      'or the kernel was built without them)'],
   [(e) => e.syscall === 'mmap' && e.code === 'EIO',
     "the device's memory is off (the thread that owns the device turned memory decode off, put it in D3 or low " +
       'power); the mapping works again once it is back on'],
@@ -274,6 +280,8 @@ export const EBUSY = -os.errno.EBUSY;
 export const ENOENT = -os.errno.ENOENT;
 /** @see EINVAL */
 export const EIO = -os.errno.EIO;
+/** @see EINVAL */
+export const EFAULT = -os.errno.EFAULT;
 /** @see EINVAL */
 export const EINTR = -os.errno.EINTR;
 /** @see EINVAL */

@@ -5,8 +5,9 @@ import { DmaBuffer } from './dma-buffer';
 import { decodeType1Info, type IovaRange, type Type1Info } from './decoders';
 import { DmaLedger } from './dma-ledger';
 import { ENOSPC, VfioError, closedError, notMappedError, type VfioStateError } from './errors';
-import { bufferSpan, notDmaBuffer } from './ioas';
-import { native, PAGE_SIZE, type NativeHandle } from './native';
+import { alignmentError, bufferSpan, notDmaBuffer } from './ioas';
+import { MappedRegion } from './region';
+import { native, pageSize, type NativeHandle } from './native';
 import { isMdevUuid, normalizeBdf } from './sysfs';
 
 function closed(what: string): VfioStateError {
@@ -72,23 +73,46 @@ export class VfioContainer {
    * VFIO_IOMMU_MAP_DMA of a DmaBuffer (or its `offset`/`length` part) and return its IOVA.
    * Without `iova`, the lowest free IOVA inside iovaRanges(), aligned to the smallest IOMMU page,
    * is chosen (space freed by unmap is used again). The buffer cannot be freed while mapped.
+   * A MappedRegion (a BAR's mmap) maps that BAR for peer-to-peer DMA by the container's devices;
+   * it cannot be closed while mapped.
    */
-  map(buffer: DmaBuffer, options?: { iova?: bigint | number; offset?: number; length?: number; readable?: boolean;
+  map(buffer: DmaBuffer | MappedRegion, options?: { iova?: bigint | number; offset?: number; length?: number; readable?: boolean;
     writable?: boolean }): bigint {
     const h = this._native();
     const opts = optionsObject(options, 'options');
-    const span = bufferSpan(buffer, opts.offset, opts.length, 1);
-    const iova = opts.iova === undefined ? this.#allocate(BigInt(span.length)) : toU64(opts.iova, 'options.iova');
     const flags = (opts.readable !== false ? C.VFIO_DMA_MAP_FLAG_READ : 0) | (opts.writable !== false ? C.VFIO_DMA_MAP_FLAG_WRITE : 0);
+    if (buffer instanceof MappedRegion) return this.#mapBar(h, buffer, opts, flags);
+    // type1 wants iova, address and size aligned to its smallest IOMMU page (EINVAL otherwise).
+    const span = bufferSpan(buffer, opts.offset, opts.length, pageSize(), 'VFIO_IOMMU_MAP_DMA');
+    const iova = opts.iova === undefined ? this.#allocate(BigInt(span.length)) : toU64(opts.iova, 'options.iova');
     native.type1Map(h, span.buffer._native(), span.offset, span.length, iova, flags);
     this.#ledger.add(iova, BigInt(span.length), span.buffer, span.offset);
+    return iova;
+  }
+
+  /**
+   * A BAR's mmap as DMA memory (peer-to-peer: another device in the container DMAs to that BAR).
+   * The MappedRegion cannot be closed while mapped here.
+   */
+  #mapBar(h: NativeHandle, bar: MappedRegion, opts: { iova?: bigint | number; offset?: number; length?: number },
+    flags: number): bigint {
+    const offset = opts.offset === undefined ? 0 : toIndex(opts.offset, 'options.offset');
+    const length = opts.length === undefined ? bar.size - offset : toIndex(opts.length, 'options.length');
+    if (length === 0 || offset + length > bar.size) {
+      throw new RangeError(`options: [${offset}, ${offset + length}) is not a non-empty range inside the BAR (${bar.size} bytes)`);
+    }
+    if (offset % pageSize() !== 0 || length % pageSize() !== 0) throw alignmentError('VFIO_IOMMU_MAP_DMA', `options.offset ${offset} and length ${length}`, pageSize());
+    const at = bar._span(offset, length);
+    const iova = opts.iova === undefined ? this.#allocate(BigInt(length)) : toU64(opts.iova, 'options.iova');
+    native.type1Map(h, at.handle, at.offset, length, iova, flags);
+    this.#ledger.add(iova, BigInt(length), bar, offset);
     return iova;
   }
 
   #allocate(length: bigint): bigint {
     const info = this.info();
     const page = info.pageSizes & -info.pageSizes;
-    const align = page > 0n ? page : BigInt(PAGE_SIZE);
+    const align = page > 0n ? page : BigInt(pageSize());
     const ranges = info.iovaRanges.length ? info.iovaRanges : [{ start: 0n, last: MAX_U64 }];
     const iova = this.#ledger.findFree(ranges, length, align);
     if (iova === undefined) {

@@ -4,10 +4,11 @@ import { MAX_U64, describe, optionsObject, toIndex, toU64, u64Arg } from './args
 import { flags as C } from './constants';
 import { DmaBuffer } from './dma-buffer';
 import { DmaLedger } from './dma-ledger';
-import { closedError, notMappedError } from './errors';
+import { EFAULT, EINVAL, VfioError, closedError, notMappedError } from './errors';
+import { MappedRegion } from './region';
 import type { IovaRange } from './decoders';
 import type { Iommufd } from './iommufd';
-import { native, PAGE_SIZE, type NativeHandle } from './native';
+import { native, type NativeHandle } from './native';
 
 /** Memory that can be mapped for DMA: only a DmaBuffer, whose lifetime the library controls. */
 export type DmaMemory = DmaBuffer;
@@ -52,7 +53,7 @@ export function notDmaBuffer(name: string, value: unknown): TypeError {
  * The part of `buffer` that `offset`/`length` options select, checked: whole pages of a live
  * DmaBuffer, and a multiple of `align`.
  */
-export function bufferSpan(buffer: unknown, offsetOpt: unknown, lengthOpt: unknown, align: number):
+export function bufferSpan(buffer: unknown, offsetOpt: unknown, lengthOpt: unknown, align: number, ioctl: string):
   { buffer: DmaBuffer; offset: number; length: number } {
   if (!DmaBuffer.isDmaBuffer(buffer)) throw notDmaBuffer('buffer', buffer);
   const offset = offsetOpt === undefined ? 0 : toIndex(offsetOpt, 'options.offset');
@@ -62,11 +63,18 @@ export function bufferSpan(buffer: unknown, offsetOpt: unknown, lengthOpt: unkno
   if (offset + length > buffer.size) {
     throw new RangeError(`options.offset ${offset} + options.length ${length} is outside the buffer (size ${buffer.size})`);
   }
-  if (offset % PAGE_SIZE !== 0) throw new RangeError(`options.offset ${offset} must be a multiple of the page size ${PAGE_SIZE}`);
-  if (length % align !== 0) {
-    throw new RangeError(`the mapped length ${length} must be a multiple of the IOVA alignment ${align}`);
-  }
+  if (offset % align !== 0) throw alignmentError(ioctl, `options.offset ${offset}`, align);
+  if (length % align !== 0) throw alignmentError(ioctl, `the mapped length ${length}`, align);
   return { buffer, offset, length };
+}
+
+/**
+ * What the kernel answers to an IOVA, address or length off the IOMMU's alignment (EINVAL),
+ * refused before the syscall with the same errno.
+ */
+export function alignmentError(ioctl: string, what: string, align: number | bigint): VfioError {
+  return new VfioError({ errno: EINVAL, syscall: 'ioctl', ioctl, code: 'EINVAL',
+    message: `EINVAL: ${what} must be a multiple of the IOVA alignment ${align} (the kernel refuses it with EINVAL), ${ioctl}` });
 }
 
 /** An I/O address space: DMA mappings from IOVA to library-owned memory. */
@@ -131,14 +139,19 @@ export class IoAddressSpace {
     const h = this.#native();
     const opts = options === undefined ? NO_OPTIONS : optionsObject(options, 'options');
     let flags = mapFlags(opts);
-    const align = this.#requiredAlignment();
-    const span = bufferSpan(buffer, opts.offset, opts.length, align);
+    // The kernel's rule: iova, the address and the length aligned to the IOAS's IOVA alignment
+    // (1 with no device attached: byte-granular; the IOMMU page size once one is).
+    if (buffer instanceof MappedRegion) {
+      throw new VfioError({ errno: EFAULT, syscall: 'ioctl', ioctl: 'IOMMU_IOAS_MAP', code: 'EFAULT',
+        message: 'EFAULT: an IOAS cannot map a BAR from its mmap (the kernel refuses with EFAULT), IOMMU_IOAS_MAP; ' +
+          'for peer-to-peer DMA export it as a dma-buf, region.exportDmabuf(), and map that with ioas.mapFile(fd, ...)' });
+    }
+    const align = Number(this.iovaAlignment);
+    const span = bufferSpan(buffer, opts.offset, opts.length, align, 'IOMMU_IOAS_MAP');
     let iova: number | bigint = 0;
     if (opts.iova !== undefined) {
       iova = u64Arg(opts.iova, 'options.iova');
-      if (!isAligned(iova, align)) {
-        throw new RangeError(`options.iova 0x${iova.toString(16)} must be aligned to ${align}`);
-      }
+      if (!isAligned(iova, align)) throw alignmentError('IOMMU_IOAS_MAP', `options.iova 0x${iova.toString(16)}`, align);
       flags |= C.IOMMU_IOAS_MAP_FIXED_IOVA;
     }
     const got = native.ioasMap(h, this.id, flags, span.buffer._native(), span.offset, span.length, iova);
@@ -181,11 +194,14 @@ export class IoAddressSpace {
     const h = this.#native();
     const start = u64Arg(iova, 'iova');
     const len = u64Arg(length, 'length');
-    if (len === 0) throw new RangeError('length must not be 0');
-    if (!isAligned(start, PAGE_SIZE) || !isAligned(len, PAGE_SIZE)) {
-      throw new RangeError(`iova and length must be multiples of the page size ${PAGE_SIZE}`);
-    }
+    // No checks of our own: the kernel's answers are the rule (length 0: EINVAL; a range that
+    // does not cover whole mappings, unaligned ones included: ENOENT; iova 0 and length 2^64-1:
+    // unmap everything).
     const done = native.ioasUnmap(h, this.id, start, len);
+    if (BigInt(start) === 0n && BigInt(len) === MAX_U64) {
+      this.#ledger.clear();
+      return done;
+    }
     if (!this.#ledger.takeExact(start, len)) {
       const first = BigInt(start);
       const last = first + BigInt(len) - 1n;
@@ -199,11 +215,6 @@ export class IoAddressSpace {
     const done = native.ioasUnmap(this.#native(), this.id, 0, MAX_U64);
     this.#ledger.clear();
     return done;
-  }
-
-  #requiredAlignment(): number {
-    const k = Number(this.iovaAlignment);
-    return k > PAGE_SIZE ? k : PAGE_SIZE;
   }
 
   /** Restrict the IOVAs the kernel may choose (IOMMU_IOAS_ALLOW_IOVAS); [] clears. */

@@ -134,6 +134,25 @@ export class Iommufd {
   }
 
   /**
+   * IOMMU_VFIO_IOAS: which IOAS the VFIO compat container of this iommufd uses (an iommufd opened
+   * as a container, `VfioContainer.open('/dev/iommu')`, maps into it). `'get'` returns its id
+   * (ENODEV when there is none yet), `'set'` makes `ioas` the compat IOAS, `'clear'` forgets it.
+   */
+  vfioIoas(options: { op: 'get' } | { op: 'set'; ioas: IoAddressSpace | number } | { op: 'clear' }): number | undefined {
+    const h = this._native();
+    const o = optionsObject(options, 'options') as { op?: unknown; ioas?: IoAddressSpace | number };
+    if (o.op === 'get') return native.iommufdVfioIoas(h, C.IOMMU_VFIO_IOAS_GET, 0);
+    if (o.op === 'clear') {
+      native.iommufdVfioIoas(h, C.IOMMU_VFIO_IOAS_CLEAR, 0);
+      return undefined;
+    }
+    if (o.op !== 'set') throw new TypeError(`options.op must be 'get', 'set' or 'clear', got ${describe(o.op)}`);
+    if (o.ioas === undefined) throw new TypeError("options.ioas is required with op 'set'");
+    native.iommufdVfioIoas(h, C.IOMMU_VFIO_IOAS_SET, objectId(o.ioas, 'options.ioas'));
+    return undefined;
+  }
+
+  /**
    * IOMMU_GET_HW_INFO for a bound device (or a device id): the IOMMU's type, capabilities
    * (`IOMMU_HW_CAP_*`) and vendor data; `{ dataType }` asks for one type of data (Linux 6.17+).
    */

@@ -66,7 +66,8 @@ export interface NativeBinding {
   mappingShare(h: NativeHandle): bigint;
   mappingFromShared(id: bigint): NativeHandle;
 
-  dmaAlloc(size: number, hugePages: boolean, memfd: boolean): NativeHandle;
+  /** hugeShift: 0 for normal pages, else log2 of the hugetlb page size (21, 30). */
+  dmaAlloc(size: number, hugeShift: number, memfd: boolean): NativeHandle;
   dmaArrayBuffer(h: NativeHandle): ArrayBuffer;
   dmaFree(h: NativeHandle): void;
   dmaShare(h: NativeHandle): bigint;
@@ -91,6 +92,7 @@ export interface NativeBinding {
   ioasCopy(h: NativeHandle, flags: number, dstIoasId: number, srcIoasId: number, length: bigint, dstIova: bigint,
     srcIova: bigint): bigint;
   iommufdOption(h: NativeHandle, op: number, optionId: number, objectId: number, value: bigint): bigint;
+  iommufdVfioIoas(h: NativeHandle, op: number, ioasId: number): number;
   iommufdHwInfo(h: NativeHandle, devId: number, flags: number, inDataType: number): { type: number;
     capabilities: bigint; maxPasidLog2: number; data: Uint8Array };
   iommufdHwptAlloc(h: NativeHandle, flags: number, devId: number, ptId: number, dataType: number,
@@ -171,9 +173,34 @@ function load(): NativeBinding {
   );
 }
 
-/** The loaded addon, initialised with the library's error factory. */
-export const native: NativeBinding = load();
-native.initialize(makeNativeError);
+let loaded: NativeBinding | null = null;
 
-/** The system page size. */
-export const PAGE_SIZE = native.pageSize();
+/** The addon, loaded (and given the library's error factory) on first use. */
+function binding(): NativeBinding {
+  if (loaded === null) {
+    const b = load();
+    b.initialize(makeNativeError);
+    loaded = b;
+    native = b; // every module reads this live binding: later calls go straight to the addon
+  }
+  return loaded;
+}
+
+/**
+ * The addon. It loads on first use, so what needs no syscall on a VFIO fd (the sysfs helpers,
+ * `vfio list`) works where it cannot load; the first property read loads it (or throws the one
+ * error saying why) and replaces this stand-in.
+ */
+export let native: NativeBinding = new Proxy({} as NativeBinding, {
+  get: (_target, key) => Reflect.get(binding(), key) as unknown,
+  set: (_target, key, value) => Reflect.set(binding(), key, value),
+  has: (_target, key) => Reflect.has(binding(), key),
+});
+
+let pageSizeCache = 0;
+
+/** The system page size (from the addon: sysconf(_SC_PAGESIZE)). */
+export function pageSize(): number {
+  if (pageSizeCache === 0) pageSizeCache = binding().pageSize();
+  return pageSizeCache;
+}

@@ -1,6 +1,6 @@
 // The kernel's pre-bind gate, probed for real: what a blocked cdev fd answers.
 import { VfioError } from './errors';
-import { native, PAGE_SIZE, type NativeHandle } from './native';
+import { native, pageSize, type NativeHandle } from './native';
 
 /** What the kernel answered to each call on a blocked cdev fd. */
 export interface ProbeReport {
@@ -28,6 +28,6 @@ export function probeGate(h: NativeHandle): ProbeReport {
     ioctl: answer(() => void native.deviceGetInfo(h)),
     read: answer(() => void native.devicePreadInto(h, 0, new Uint8Array(0))),
     write: answer(() => void native.devicePwrite(h, 0, new Uint8Array(0))),
-    mmap: answer(() => native.mappingClose(native.deviceMmap(h, 0, PAGE_SIZE, false))),
+    mmap: answer(() => native.mappingClose(native.deviceMmap(h, 0, pageSize(), false))),
   };
 }

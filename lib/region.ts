@@ -5,11 +5,11 @@ import { describe, optionsObject, toIndex, toRegister, toRegister64 } from './ar
 import { flags as C } from './constants';
 import type { RegionInfo } from './decoders';
 import type { VfioDevice } from './device';
-import { EINVAL, VfioError, closedError, memoryOffError, withKernel } from './errors';
+import { EINVAL, VfioError, bufferMappedError, closedError, memoryOffError, withKernel } from './errors';
 
 /** open(2) flags of an exported dma-buf: read-write, close-on-exec (Linux's O_CLOEXEC; fs.constants lacks it). */
 const DMABUF_OPEN_FLAGS = fsc.O_RDWR | 0o2000000;
-import { native, PAGE_SIZE, type NativeHandle } from './native';
+import { native, pageSize, type NativeHandle } from './native';
 
 /** The device's fd handle, shared with its regions so they see close() at once. */
 export interface Live {
@@ -211,7 +211,7 @@ export class Region {
     try {
       for (const a of areas) {
         if (a.size === 0) continue;
-        const len = Math.ceil(a.size / PAGE_SIZE) * PAGE_SIZE;
+        const len = Math.ceil(a.size / pageSize()) * pageSize();
         mapped.push(newArea(a.offset, a.size, native.deviceMmap(h, this.#base + a.offset, len, this.info.writable)));
       }
     } catch (err) {
@@ -282,6 +282,8 @@ export class MappedRegion {
   #device: VfioDevice | null;
   /** Why the device's memory is off (the accessors refuse), or null. */
   #suspended: string | null = null;
+  /** How many container DMA mappings pin (a part of) this BAR mapping: close() is refused while > 0. */
+  #pins = 0;
 
   /** @internal */
   constructor(index: number, size: number, areas: MappedArea[], device: VfioDevice | null) {
@@ -459,12 +461,38 @@ export class MappedRegion {
   }
 
   /** munmap. Idempotent. */
+  /** Unmap it (refused while a container maps it for peer-to-peer DMA: unmap that first). Idempotent. */
   close(): void {
+    if (this.#pins > 0) {
+      throw bufferMappedError(`the BAR mapping of region ${this.index} is mapped for DMA in a container ` +
+        `(${this.#pins} mapping(s)); unmap it there first, or close the container`);
+    }
     this._dispose();
   }
 
   [Symbol.dispose](): void {
-    this._dispose();
+    this.close();
+  }
+
+  /** @internal A container mapping pins this BAR mapping. */
+  _pin(): void {
+    this.#pins++;
+  }
+
+  /** @internal A container mapping of it is gone. */
+  _unpin(): void {
+    if (this.#pins > 0) this.#pins--;
+  }
+
+  /**
+   * @internal The mmap handle and the offset in it of [offset, offset + length), which must lie
+   * inside one mmapped area (for VFIO_IOMMU_MAP_DMA of the BAR).
+   */
+  _span(offset: number, length: number): { handle: NativeHandle; offset: number } {
+    if (!this.#areas) throw closedError(`region ${this.index}'s mapping is closed`, 'mmap');
+    const a = this.#areas.find((x) => offset >= x.offset && offset + length <= x.offset + x.size);
+    if (!a) throw new RangeError(`[${offset}, ${offset + length}) is not inside one mmapped area of region ${this.index}`);
+    return { handle: a.handle, offset: offset - a.offset };
   }
 
   /** @internal */

@@ -4,8 +4,6 @@
 
 namespace vfio {
 
-void DmaBufferSpan(const Napi::CallbackInfo& info, size_t i, void** addr, size_t* length);
-
 namespace {
 
 using Container = FdHandle;
@@ -37,12 +35,17 @@ Napi::Value GetInfo(const Napi::CallbackInfo& info) {
                                                sizeof(vfio_iommu_type1_info), 0, PrepareArgsz, 0, ArgszNeed));
 }
 
-// (container, buffer: DmaBuffer handle, byteOffset, length, iova, flags) type1 MAP_DMA
+// (container, buffer: DmaBuffer or BAR mapping handle, byteOffset, length, iova, flags) type1 MAP_DMA
 Napi::Value Map(const Napi::CallbackInfo& info) {
   Container* c = Get(info);
   void* base = nullptr;
   size_t total = 0;
-  DmaBufferSpan(info, 1, &base, &total);
+  // A DmaBuffer, or a BAR mapping (type1 maps an mmapped BAR for peer-to-peer DMA).
+  if (HasKind(info.Env(), info[1], Kind::Mapping)) {
+    MappingSpan(info, 1, &base, &total);
+  } else {
+    DmaBufferSpan(info, 1, &base, &total);
+  }
   uint64_t off = ArgU64(info, 2, "byteOffset");
   uint64_t len = ArgU64(info, 3, "length");
   if (off > total || len > total - off) ThrowRange(info.Env(), "byteOffset + length is outside the memory");
@@ -52,7 +55,6 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
-// (container, iova, length) => bytes unmapped (bigint)
 // (h, iova, length, flags) => bytes unmapped
 Napi::Value Unmap(const Napi::CallbackInfo& info) {
   Container* c = Get(info);

@@ -9,33 +9,40 @@ namespace vfio {
 
 namespace {
 
-// (size, hugePages, memfd) => DmaBuffer handle. With memfd the memory is a memfd's pages (the
-// buffer owns the fd, for IOMMU_IOAS_MAP_FILE); otherwise anonymous shared memory.
+// (size, hugeShift, memfd) => DmaBuffer handle. hugeShift: 0, or log2 of the hugetlb page size
+// (21: 2 MiB, 30: 1 GiB). With memfd the memory is a memfd's pages (the buffer owns the fd, for
+// IOMMU_IOAS_MAP_FILE); otherwise anonymous shared memory.
 Napi::Value Alloc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double size = ArgNumber(info, 0, "size");
-  bool huge = info[1].ToBoolean();
+  uint32_t shift = info[1].IsNumber() ? ArgU32(info, 1, "hugeShift") : (info[1].ToBoolean() ? 21 : 0);
+  if (shift != 0 && shift != 21 && shift != 30) ThrowRange(env, "hugeShift must be 0, 21 or 30");
+  bool huge = shift != 0;
   bool file = info[2].ToBoolean();
+  // The "path" of a failure is the pool's reservation file, so the error says what to raise.
+  const char* pool = shift == 30 ? "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages"
+                                 : "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages";
   if (!(size >= 1 && size <= 9007199254740991.0)) ThrowRange(env, "size must be a positive integer");
   const auto length = static_cast<size_t>(size);
   int fd = -1;
   int flags = MAP_SHARED | MAP_POPULATE;
   if (file) {
-    fd = memfd_create("vfio-dma", MFD_CLOEXEC | (huge ? MFD_HUGETLB : 0));
+    // The page size is encoded as for mmap: MFD_HUGE_SHIFT (linux/memfd.h) equals MAP_HUGE_SHIFT.
+    fd = memfd_create("vfio-dma", MFD_CLOEXEC | (huge ? MFD_HUGETLB | (shift << MAP_HUGE_SHIFT) : 0));
     int err = fd < 0 ? errno : 0;
     if (!err && ftruncate(fd, static_cast<off_t>(length)) < 0) err = errno;
     if (err) {
       if (fd >= 0) close(fd);
-      ThrowErrno(env, err, fd < 0 ? "memfd_create" : "ftruncate", nullptr, huge ? "hugetlb" : "");
+      ThrowErrno(env, err, fd < 0 ? "memfd_create" : "ftruncate", nullptr, huge ? pool : "");
     }
   } else {
-    flags |= MAP_ANONYMOUS | (huge ? MAP_HUGETLB : 0);
+    flags |= MAP_ANONYMOUS | (huge ? MAP_HUGETLB | (shift << MAP_HUGE_SHIFT) : 0);
   }
   void* p = mmap(nullptr, length, PROT_READ | PROT_WRITE, flags, fd, 0);
   if (p == MAP_FAILED) {
     int err = errno;
     if (fd >= 0) close(fd);
-    ThrowErrno(env, err, "mmap", nullptr, huge ? "hugetlb" : "");
+    ThrowErrno(env, err, "mmap", nullptr, huge ? pool : "");
   }
   auto* handle = new MemoryHandle(GetAddon(env), p, length);
   handle->block->fd = fd;

@@ -11,8 +11,6 @@
 
 namespace vfio {
 
-void DmaBufferSpan(const Napi::CallbackInfo& info, size_t i, void** addr, size_t* length);
-
 namespace {
 
 using Iommufd = FdHandle;
@@ -55,8 +53,7 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   uint64_t offset = ArgU64(info, 4, "byteOffset");
   uint64_t length = ArgU64(info, 5, "length");
   if (offset > total || length > total - offset) ThrowRange(env, "byteOffset + length is outside the memory");
-  m.user_va = reinterpret_cast<uintptr_t>(base) + offset;
-  if (m.user_va % static_cast<uintptr_t>(sysconf(_SC_PAGESIZE))) ThrowRange(env, "byteOffset must be page-aligned");
+  m.user_va = reinterpret_cast<uintptr_t>(base) + offset;  // alignment: the kernel's rule (EINVAL)
   m.length = length;
   m.iova = ArgU64(info, 6, "iova");
   Run<Ioctl::IOMMU_IOAS_MAP>(info, h, &m);
@@ -167,6 +164,16 @@ Napi::Value Option(const Napi::CallbackInfo& info) {
   o.val64 = ArgU64(info, 4, "value");
   Run<Ioctl::IOMMU_OPTION>(info, h, &o);
   return ToBigInt(info.Env(), o.val64);
+}
+
+// (h, op, ioasId) => the compat IOAS id (IOMMU_VFIO_IOAS_GET), else ioasId
+Napi::Value VfioIoas(const Napi::CallbackInfo& info) {
+  Iommufd* h = Ictx(info);
+  iommu_vfio_ioas v{};
+  v.op = static_cast<uint16_t>(ArgU32(info, 1, "op"));
+  v.ioas_id = ArgU32(info, 2, "ioasId");
+  Run<Ioctl::IOMMU_VFIO_IOAS>(info, h, &v);
+  return Napi::Number::New(info.Env(), v.ioas_id);
 }
 
 // (h, devId, flags, inDataType) => { type, capabilities: bigint, maxPasidLog2, data: Uint8Array }
@@ -343,6 +350,7 @@ void InitIommufd(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "ioasCopy", Copy);
   Export(env, exports, "iommufdOption", Option);
   Export(env, exports, "iommufdHwInfo", HwInfoCall);
+  Export(env, exports, "iommufdVfioIoas", VfioIoas);
   Export(env, exports, "iommufdHwptAlloc", HwptAllocCall);
   Export(env, exports, "hwptSetDirtyTracking", SetDirtyTracking);
   Export(env, exports, "hwptGetDirtyBitmap", GetDirtyBitmap);

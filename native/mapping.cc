@@ -185,6 +185,13 @@ Napi::Value FromShared(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+void MappingSpan(const Napi::CallbackInfo& info, size_t i, void** addr, size_t* length) {
+  auto* m = Unwrap<MemoryHandle>(info[i], Kind::Mapping, "mapping");
+  if (m->released()) ThrowErrno(info.Env(), EBADF, "mmap");
+  *addr = m->block->addr;
+  *length = m->block->length;
+}
+
 void InitMapping(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "mappingRead8", Read<uint8_t>);
   Export(env, exports, "mappingRead16", Read<uint16_t>);

@@ -66,4 +66,10 @@ struct MemoryHandle : Handle {
 // The block shared under `id`, with one more handle counted, or null when it is gone.
 MemoryBlock* AcquireShared(uint64_t id);
 
+// The memory of the DmaBuffer handle in info[i] (TypeError for anything else, EBADF once freed):
+// what the map calls hand the kernel, so only library-owned memory is ever mapped for DMA.
+void DmaBufferSpan(const Napi::CallbackInfo& info, size_t i, void** addr, size_t* length);
+// The same for a BAR mapping handle (container mappings of a BAR, for peer-to-peer DMA).
+void MappingSpan(const Napi::CallbackInfo& info, size_t i, void** addr, size_t* length);
+
 }  // namespace vfio

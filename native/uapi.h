@@ -44,6 +44,7 @@ namespace vfio {
   X(IOMMU_IOAS_MAP, 0x85, iommu_ioas_map)                               \
   X(IOMMU_IOAS_UNMAP, 0x86, iommu_ioas_unmap)                           \
   X(IOMMU_OPTION, 0x87, iommu_option)                                   \
+  X(IOMMU_VFIO_IOAS, 0x88, iommu_vfio_ioas)                             \
   X(IOMMU_HWPT_ALLOC, 0x89, iommu_hwpt_alloc)                           \
   X(IOMMU_GET_HW_INFO, 0x8a, iommu_hw_info)                             \
   X(IOMMU_HWPT_SET_DIRTY_TRACKING, 0x8b, iommu_hwpt_set_dirty_tracking) \
@@ -241,6 +242,12 @@ struct iommu_option {
 };
 static_assert(sizeof(iommu_option) == 24, "iommu_option");
 static_assert(offsetof(iommu_option, val64) == 16, "iommu_option.val64");
+
+struct iommu_vfio_ioas {
+  uint32_t size, ioas_id;
+  uint16_t op, reserved;
+};
+static_assert(sizeof(iommu_vfio_ioas) == 12, "iommu_vfio_ioas");
 
 struct iommu_hwpt_alloc {
   uint32_t size, flags, dev_id, pt_id, out_hwpt_id, reserved, data_type, data_len;

@@ -83,6 +83,53 @@ test('a hugepage DmaBuffer maps and unmaps', () => {
   }
 });
 
+test('1 GiB pages: { hugePages: \'1G\' } maps where the guest can reserve one, and else says why not', () => {
+  const pool = '/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages';
+  if (!fs.existsSync(pool)) {
+    // QEMU's TCG "max" CPU here has no pdpe1gb, so the kernel made no 1 GiB pool: mmap says EINVAL.
+    assert.throws(() => DmaBuffer.alloc(4096, { hugePages: '1G' }),
+      { name: 'VfioError', code: 'EINVAL', path: pool, message: /has no hugetlb pages of that size/ });
+    return;
+  }
+  fs.writeFileSync(pool, '1');
+  const reserved = Number(fs.readFileSync(pool, 'utf8'));
+  const edu = openEdu();
+  try {
+    if (reserved === 1) {
+      const buf = DmaBuffer.alloc(4096, { hugePages: '1G' });
+      try {
+        assert.equal(buf.size, 2 ** 30);
+        const iova = edu.ioas.map(buf, { iova: 2 ** 30 });
+        assert.equal(edu.ioas.unmap(iova, buf.size), buf.size);
+      } finally {
+        buf.free();
+      }
+    } else {
+      assert.throws(() => DmaBuffer.alloc(4096, { hugePages: '1G' }),
+        { name: 'VfioError', code: 'ENOMEM', path: pool, message: /reserve them in that file/ });
+    }
+  } finally {
+    edu.close();
+    fs.writeFileSync(pool, '0');
+  }
+});
+
+test('hugePages takes true, \'2M\' or \'1G\'; an empty 2 MiB pool\'s ENOMEM names its nr_hugepages file', () => {
+  assert.throws(() => DmaBuffer.alloc(1, { hugePages: '4K' }), TypeError);
+  const pool = '/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages';
+  const before = fs.readFileSync(pool, 'utf8').trim();
+  fs.writeFileSync(pool, '0');
+  try {
+    assert.throws(() => DmaBuffer.alloc(1, { hugePages: '2M' }),
+      { name: 'VfioError', code: 'ENOMEM', path: pool, message: /reserve them in that file/ });
+  } finally {
+    fs.writeFileSync(pool, before);
+  }
+  const buf = DmaBuffer.alloc(1, { hugePages: '2M' });
+  assert.equal(buf.size, 2 * 1024 * 1024);
+  buf.free();
+});
+
 test('hotResetInfo lists the affected devices by devid in the cdev form', () => {
   const iommufd = Iommufd.open();
   const nvme = deviceOf('nvme');
@@ -228,26 +275,62 @@ test('a type1 container chooses IOVAs inside its ranges, aligned, reusing space 
   }
 });
 
-// The raw escape hatch. IOMMU_VFIO_IOAS (which IOAS the compat container uses) is a request the
-// library does not wrap yet, on both lab kernels; VFIO_DEVICE_GET_GFX_DMABUF is one vfio-pci does
-// not implement.
-const IOMMU_VFIO_IOAS = (0x3b << 8) | 0x88;
-const [IOMMU_VFIO_IOAS_GET, IOMMU_VFIO_IOAS_SET] = [0, 1];
+// The raw escape hatch. IOMMU_TEST_CMD (the kernel's mock IOMMU, in the 7.3 lab kernel only) is
+// a request the library does not wrap; VFIO_DEVICE_GET_GFX_DMABUF is one vfio-pci does not
+// implement.
+const IOMMU_TEST_CMD = (0x3b << 8) | 0xa0;
 const VFIO_DEVICE_GET_GFX_DMABUF = (0x3b << 8) | 115;
 
 test('iommufd.ioctl() issues a request the library does not wrap, copying the struct in and out', () => {
   const iommufd = Iommufd.open();
   try {
     const ioas = iommufd.allocIoas();
-    const set = new Uint32Array([12, ioas.id, IOMMU_VFIO_IOAS_SET]); // struct iommu_vfio_ioas
-    assert.equal(iommufd.ioctl(IOMMU_VFIO_IOAS, new Uint8Array(set.buffer)), 0);
-    const get = new Uint32Array([12, 0, IOMMU_VFIO_IOAS_GET]);
-    assert.equal(iommufd.ioctl(IOMMU_VFIO_IOAS, new Uint8Array(get.buffer)), 0);
-    assert.equal(get[1], ioas.id, 'the kernel wrote the compat IOAS id back');
-    const bad = new Uint32Array([12, 0, 7]);
-    assert.throws(() => iommufd.ioctl(IOMMU_VFIO_IOAS, new Uint8Array(bad.buffer)), { name: 'VfioError', code: 'EOPNOTSUPP' });
+    // struct iommu_test_cmd { size, op = IOMMU_TEST_OP_MOCK_DOMAIN, id = ioas, ..., mock_domain outputs }
+    const cmd = new Uint32Array(18);
+    cmd.set([72, 2, ioas.id]);
+    const [major, minor] = process.env.VFIO_LAB_KERNEL_RELEASE.split('.').map(Number);
+    if (major > 7 || (major === 7 && minor >= 3)) {
+      assert.equal(iommufd.ioctl(IOMMU_TEST_CMD, new Uint8Array(cmd.buffer)), 0);
+      const [stdevId, hwptId, idevId] = cmd.subarray(4, 7);
+      assert.ok(stdevId > 0 && hwptId > 0 && idevId > 0, 'the kernel wrote the mock device\'s ids back');
+      assert.equal(iommufd.hwInfo(idevId).type, 0xfeedbeef, 'and the device id is a real one');
+    } else {
+      assert.throws(() => iommufd.ioctl(IOMMU_TEST_CMD, new Uint8Array(cmd.buffer)),
+        { name: 'VfioError', code: 'ENOTTY', syscall: 'ioctl', path: '/dev/iommu' }, 'no mock IOMMU in 6.12\'s lab kernel');
+    }
   } finally {
     iommufd.close();
+  }
+});
+
+test('vfioIoas: an iommufd opened as a VFIO container maps into its compat IOAS, which vfioIoas names', () => {
+  const d = deviceOf('edu');
+  const container = VfioContainer.open('/dev/iommu');
+  const group = VfioGroup.open(d.iommuGroup);
+  const buf = DmaBuffer.alloc(4096);
+  const ictx = Iommufd.fromFd(container.fd);
+  try {
+    assert.throws(() => ictx.vfioIoas({ op: 'get' }), { name: 'VfioError', code: 'ENODEV', ioctl: 'IOMMU_VFIO_IOAS' });
+    group.setContainer(container);
+    container.setIommu();
+    const compat = ictx.vfioIoas({ op: 'get' });
+    assert.ok(compat > 0, 'attaching the group made the compat IOAS');
+    assert.equal(container.map(buf, { iova: 0x100000 }), 0x100000n);
+    const other = ictx.allocIoas();
+    assert.equal(ictx.vfioIoas({ op: 'set', ioas: other }), undefined);
+    assert.equal(ictx.vfioIoas({ op: 'get' }), other.id);
+    ictx.vfioIoas({ op: 'clear' });
+    assert.throws(() => ictx.vfioIoas({ op: 'get' }), { code: 'ENODEV' });
+    assert.throws(() => ictx.vfioIoas({ op: 'nope' }), TypeError);
+    assert.throws(() => ictx.vfioIoas({ op: 'set' }), TypeError);
+    assert.throws(() => ictx.vfioIoas(), TypeError);
+    ictx.vfioIoas({ op: 'set', ioas: compat });
+    assert.equal(container.unmap(0x100000, 4096), 4096);
+  } finally {
+    ictx.close(); // not owned: the container's fd stays open
+    group.close();
+    container.close();
+    buf.free();
   }
 });
 
@@ -259,13 +342,13 @@ test('the raw ioctl refuses requests the library wraps, sizes beyond the buffer,
     const big = new Uint32Array([64, 0, 0, 0]);
     assert.throws(() => iommufd.ioctl(constants.IOMMU_FAULT_QUEUE_ALLOC, new Uint8Array(16)),
       { name: 'TypeError', message: /IOMMU_FAULT_QUEUE_ALLOC, which the library wraps/ });
-    assert.throws(() => iommufd.ioctl(IOMMU_VFIO_IOAS, new Uint8Array(big.buffer)), { name: 'RangeError', message: /own size/ });
-    assert.throws(() => iommufd.ioctl(IOMMU_VFIO_IOAS, new Uint32Array(4)), TypeError);
+    assert.throws(() => iommufd.ioctl(IOMMU_TEST_CMD, new Uint8Array(big.buffer)), { name: 'RangeError', message: /own size/ });
+    assert.throws(() => iommufd.ioctl(IOMMU_TEST_CMD, new Uint32Array(4)), TypeError);
     assert.throws(() => iommufd.ioctl(-1, new Uint8Array(16)), RangeError);
   } finally {
     iommufd.close();
   }
-  assert.throws(() => iommufd.ioctl(IOMMU_VFIO_IOAS, new Uint8Array(16)), { code: 'ERR_VFIO_CLOSED' });
+  assert.throws(() => iommufd.ioctl(IOMMU_TEST_CMD, new Uint8Array(16)), { code: 'ERR_VFIO_CLOSED' });
 });
 
 test('dev.ioctl() is behind the pre-bind gate, then returns the kernel\'s errno as a VfioError', () => {

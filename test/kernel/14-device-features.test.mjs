@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
-import { DmaBuffer, VfioContainer, VfioGroup, constants as C, createMdev, mdevDevice, mdevTypes, removeMdev } from 'vfio';
-import { deviceOf, openBound } from './lab.mjs';
+import { DmaBuffer, Iommufd, VfioContainer, VfioGroup, constants as C, createMdev, mdevDevice, mdevTypes, removeMdev } from 'vfio';
+import { deviceOf, devicesOf, openBound } from './lab.mjs';
 import { EDU, openEdu, startDma, startWordBounce, waitDmaIdle } from './edu.mjs';
 
 const [MAJOR, MINOR] = process.env.VFIO_LAB_KERNEL_RELEASE.split('.').map(Number);
@@ -201,5 +201,54 @@ test('attach/detach({ pasid }): ERR_VFIO_NEEDS_KERNEL before 6.15, ERR_VFIO_UNSU
     assert.throws(() => nvme.dev.attach(nvme.ioas, { pasid: 2 ** 20 }), RangeError);
   } finally {
     nvme.close();
+  }
+});
+
+test('type1 maps an mmapped BAR for peer-to-peer DMA; the mapping pins it; an IOAS refuses it with EFAULT', () => {
+  const [ea, eb] = devicesOf('edu');
+  const container = VfioContainer.open();
+  const ga = VfioGroup.open(ea.iommuGroup);
+  const gb = VfioGroup.open(eb.iommuGroup);
+  const src = DmaBuffer.alloc(4096);
+  let a = null;
+  let b = null;
+  try {
+    ga.setContainer(container);
+    gb.setContainer(container);
+    container.setIommu();
+    a = ga.getDevice(ea.bdf);
+    b = gb.getDevice(eb.bdf);
+    const barA = a.region(0).map();
+    const barB = b.region(0).map();
+    a.config.enableBusMaster();
+    const srcIova = container.map(src, { iova: 0x100000 });
+    // Below 2^28: edu clamps DMA addresses to its 28-bit DMA mask.
+    const peer = container.map(barB, { iova: 0x800000, length: 4096 });
+    assert.equal(peer, 0x800000n);
+    assert.throws(() => barB.close(), { code: 'ERR_VFIO_BUFFER_MAPPED', message: /mapped for DMA in a container/ });
+    src.store32(0, 0x5a5a1234);
+    startDma(barA, { src: srcIova, dst: EDU.BUFFER, count: 4, toRam: false });
+    waitDmaIdle(barA);
+    startDma(barA, { src: EDU.BUFFER, dst: peer + BigInt(EDU.LIVENESS), count: 4, toRam: true });
+    waitDmaIdle(barA);
+    assert.equal(barB.read32(EDU.LIVENESS), ~0x5a5a1234 >>> 0, 'edu B saw edu A\'s write through the type1 mapping');
+    assert.throws(() => container.map(barB, { offset: 100, length: 4096 }), { code: 'EINVAL' });
+    assert.throws(() => container.map(barB, { offset: 0, length: 2 ** 21 }), RangeError);
+    assert.equal(container.unmap(peer, 4096), 4096);
+    barB.close();
+
+    const iommufd = Iommufd.open();
+    try {
+      assert.throws(() => iommufd.allocIoas().map(barA), { name: 'VfioError', code: 'EFAULT', message: /exportDmabuf/ });
+    } finally {
+      iommufd.close();
+    }
+  } finally {
+    a?.close();
+    b?.close();
+    ga.close();
+    gb.close();
+    container.close();
+    src.free();
   }
 });
