@@ -48,7 +48,7 @@ export interface NativeBinding {
   devicePreadInto(h: NativeHandle, offset: number, into: Uint8Array): number;
   devicePwrite(h: NativeHandle, offset: number, bytes: Uint8Array): number;
   deviceMmap(h: NativeHandle, offset: number, length: number, writable: boolean): NativeHandle;
-  deviceIoeventfd(h: NativeHandle, offset: number, data: bigint, width: number, eventfd: NativeHandle | null): void;
+  deviceIoeventfd(h: NativeHandle, offset: number, data: bigint, width: number, eventfd: NativeHandle | number | null): void;
 
   mappingRead8(h: NativeHandle, offset: number): number;
   mappingRead16(h: NativeHandle, offset: number): number;

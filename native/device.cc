@@ -285,7 +285,8 @@ Napi::Value Ioeventfd(const Napi::CallbackInfo& info) {
   uint32_t width = ArgU32(info, 3, "width");
   if (width != 1 && width != 2 && width != 4 && width != 8) ThrowRange(info.Env(), "width must be 1, 2, 4 or 8");
   e.flags = width;  // VFIO_DEVICE_IOEVENTFD_8/16/32/64 are 1, 2, 4, 8: the width in bytes
-  e.fd = info[4].IsNull() ? -1 : EventFdArg(info, 4);
+  // null: remove; a watcher handle: the library's own eventfd; a number: an eventfd the caller owns.
+  e.fd = info[4].IsNull() ? -1 : info[4].IsNumber() ? ArgI32(info, 4, "eventfd") : EventFdArg(info, 4);
   Call<Ioctl::VFIO_DEVICE_IOEVENTFD>(info.Env(), d, &e);
   return Napi::Value();
 }

@@ -252,3 +252,39 @@ test('type1 maps an mmapped BAR for peer-to-peer DMA; the mapping pins it; an IO
     src.free();
   }
 });
+
+test('ioeventfd({ eventfd: irqs }): edu A\'s MSI makes the kernel write edu B\'s register, with no JS in between', async () => {
+  const a = openEdu(0);
+  const b = openEdu(1);
+  const barA = a.dev.region(0).map();
+  const barB = b.dev.region(0).map();
+  const notEventfd = fs.openSync('/dev/null', 'r');
+  try {
+    a.dev.config.enableBusMaster();
+    const irqs = a.dev.enableIrq('msi').unref();
+    const io = b.dev.ioeventfd(0, EDU.LIVENESS, 4, { data: 0x0badf00d, eventfd: irqs });
+    barB.write32(EDU.LIVENESS, 0);
+    assert.equal(barB.read32(EDU.LIVENESS), 0xffffffff);
+    barA.write32(EDU.IRQ_RAISE, 1);
+    const want = ~0x0badf00d >>> 0;
+    const end = Date.now() + 5000;
+    while (barB.read32(EDU.LIVENESS) !== want && Date.now() < end) await new Promise((r) => setTimeout(r, 1));
+    assert.equal(barB.read32(EDU.LIVENESS), want, 'the interrupt rang edu B\'s ioeventfd');
+    barA.write32(EDU.IRQ_ACK, barA.read32(EDU.IRQ_STATUS));
+    io.close();
+    assert.ok(io.closed);
+    assert.throws(() => b.dev.ioeventfd(0, EDU.LIVENESS, 4, { eventfd: irqs, vector: 5 }), RangeError);
+    assert.throws(() => b.dev.ioeventfd(0, EDU.LIVENESS, 4, { eventfd: -1 }), RangeError);
+    assert.throws(() => b.dev.ioeventfd(0, EDU.LIVENESS, 4, { eventfd: 'x' }), TypeError);
+    assert.throws(() => b.dev.ioeventfd(0, EDU.LIVENESS, 4, { eventfd: notEventfd }),
+      { name: 'VfioError', ioctl: 'VFIO_DEVICE_IOEVENTFD' }, 'the kernel takes only an eventfd');
+    irqs.disable();
+    assert.throws(() => b.dev.ioeventfd(0, EDU.LIVENESS, 4, { eventfd: irqs }), { code: 'ERR_VFIO_CLOSED' });
+  } finally {
+    fs.closeSync(notEventfd);
+    barA.close();
+    barB.close();
+    a.close();
+    b.close();
+  }
+});
