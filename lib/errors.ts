@@ -78,6 +78,9 @@ const SYSCALL_HINTS: Array<[(e: VfioErrorFields & { code: string }) => boolean, 
   [(e) => e.syscall === 'mmap' && e.code === 'EIO',
     "the device's memory is off (the thread that owns the device turned memory decode off, put it in D3 or low " +
       'power); the mapping works again once it is back on'],
+  [(e) => e.syscall === 'open' && e.code === 'ENOENT' && !!e.path?.startsWith('/dev/vfio/noiommu-'),
+    'no such noiommu group: the kernel makes /dev/vfio/noiommu-N only for a device without an IOMMU, bound to ' +
+      'vfio-pci while vfio.enable_unsafe_noiommu_mode=1 (CONFIG_VFIO_NOIOMMU)'],
   [(e) => e.syscall === 'open' && e.code === 'ENOENT' && !!e.path && e.path.startsWith('/dev/vfio/devices/'),
     'no such VFIO device cdev: bind the device to vfio-pci (vfio bind <bdf>) on a kernel with CONFIG_VFIO_DEVICE_CDEV'],
 ];

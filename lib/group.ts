@@ -178,10 +178,16 @@ export class VfioGroup {
     this.#h = h;
   }
 
-  /** Open `/dev/vfio/<groupId>`. */
-  static open(groupId: number): VfioGroup {
+  /**
+   * Open `/dev/vfio/<groupId>`, or with `{ noiommu: true }` `/dev/vfio/noiommu-<groupId>`: the
+   * group the kernel makes for a device without an IOMMU when vfio's enable_unsafe_noiommu_mode
+   * is on (no DMA isolation at all; the kernel wants CAP_SYS_RAWIO, and a container set to
+   * VFIO_NOIOMMU_IOMMU).
+   */
+  static open(groupId: number, options?: { noiommu?: boolean }): VfioGroup {
     toIndex(groupId, 'groupId', 0x7fffffff);
-    return new VfioGroup(groupId, native.groupOpen(`/dev/vfio/${groupId}`));
+    const noiommu = optionsObject(options, 'options').noiommu === true;
+    return new VfioGroup(groupId, native.groupOpen(`/dev/vfio/${noiommu ? 'noiommu-' : ''}${groupId}`));
   }
 
   #native(): NativeHandle {
