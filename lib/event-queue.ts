@@ -50,8 +50,8 @@ const FAULT_SIZE = 40;
 const FAULT_READ_BATCH = 64;
 const VEVENT_HEADER = 8;
 
-/** Shared lifetime, polling and ref-counting of the two queue kinds. */
-abstract class IommuEventQueue extends EventEmitter {
+/** Shared lifetime, reading, polling and ref-counting of the two queue kinds (records of type T). */
+abstract class IommuEventQueue<T> extends EventEmitter {
   /** The iommufd object id (IOMMU_DESTROY takes it; a HWPT's faultQueue names it). */
   readonly id: number;
   #handle: NativeHandle | null;
@@ -60,11 +60,15 @@ abstract class IommuEventQueue extends EventEmitter {
   readonly #destroy: (id: number) => void;
   readonly #event: string;
 
+  /** Where reads land; sized by the subclass for a batch of its records. */
+  readonly #buffer: Uint8Array;
+
   /** @internal */
-  protected constructor(event: string, alloc: (callback: (errno: number) => void) => [number, NativeHandle],
+  protected constructor(event: string, bufferSize: number, alloc: (callback: (errno: number) => void) => [number, NativeHandle],
     destroy: (id: number) => void) {
     super();
     this.#event = event;
+    this.#buffer = new Uint8Array(bufferSize);
     const [id, handle] = alloc((errno) => this.#readable(errno));
     this.id = id;
     this.#handle = handle;
@@ -93,8 +97,22 @@ abstract class IommuEventQueue extends EventEmitter {
     return this.#handle;
   }
 
-  /** @internal Read every waiting record and emit it. */
-  protected abstract _drain(h: NativeHandle): void;
+  /** @internal Decode the `n` bytes of whole records in `bytes` into `out`. */
+  protected abstract _decode(bytes: Uint8Array, n: number, out: T[]): void;
+
+  /** The records waiting now (none when the queue is empty); a listener gets them instead. */
+  read(): T[] {
+    return this.#readAll(this._handle());
+  }
+
+  #readAll(h: NativeHandle): T[] {
+    const out: T[] = [];
+    for (;;) {
+      const n = native.eventQueueRead(h, this.#buffer);
+      if (n === 0) return out; // read until the kernel says the queue is empty
+      this._decode(this.#buffer, n, out);
+    }
+  }
 
   #readable(errno: number): void {
     if (!this.#handle) return;
@@ -102,7 +120,7 @@ abstract class IommuEventQueue extends EventEmitter {
       if (this.listenerCount('error')) this.emit('error', new Error(`polling the ${this.#event} queue failed: errno ${errno}`));
       return;
     }
-    this._drain(this.#handle);
+    for (const record of this.#readAll(this.#handle)) this.emit(this.#event, record);
   }
 
   #update(listeners: number): void {
@@ -158,12 +176,10 @@ abstract class IommuEventQueue extends EventEmitter {
  * fault with respond(cookie, code). Polled, and the process kept alive, only while a `'fault'`
  * listener is attached.
  */
-export class FaultQueue extends IommuEventQueue {
-  #buffer = new Uint8Array(FAULT_SIZE * FAULT_READ_BATCH);
-
+export class FaultQueue extends IommuEventQueue<IommuFault> {
   /** @internal */
   constructor(alloc: (callback: (errno: number) => void) => [number, NativeHandle], destroy: (id: number) => void) {
-    super('fault', alloc, destroy);
+    super('fault', FAULT_SIZE * FAULT_READ_BATCH, alloc, destroy);
   }
 
   /** Whether `value` is a FaultQueue made by this library. */
@@ -171,27 +187,10 @@ export class FaultQueue extends IommuEventQueue {
     return value instanceof FaultQueue;
   }
 
-  /** Faults waiting now (none when the queue is empty); a `'fault'` listener gets them instead. */
-  read(): IommuFault[] {
-    const out: IommuFault[] = [];
-    this.#readInto(this._handle(), out);
-    return out;
-  }
-
-  #readInto(h: NativeHandle, out: IommuFault[]): void {
-    for (;;) {
-      const n = native.eventQueueRead(h, this.#buffer);
-      const view = new DataView(this.#buffer.buffer, 0, n);
-      for (let at = 0; at + FAULT_SIZE <= n; at += FAULT_SIZE) out.push(decodeFault(view, at));
-      if (n === 0) return;  // read until the kernel says the queue is empty
-    }
-  }
-
   /** @internal */
-  protected _drain(h: NativeHandle): void {
-    const faults: IommuFault[] = [];
-    this.#readInto(h, faults);
-    for (const fault of faults) this.emit('fault', fault);
+  protected _decode(bytes: Uint8Array, n: number, out: IommuFault[]): void {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, n);
+    for (let at = 0; at + FAULT_SIZE <= n; at += FAULT_SIZE) out.push(decodeFault(view, at));
   }
 
   /** Answer the fault group of `cookie`: `'success'` (retry the access) or `'invalid'`. */
@@ -234,52 +233,33 @@ export const VEVENT_DATA_SIZE: Readonly<Record<number, number>> = {
  * A vIOMMU's event queue (IOMMU_VEVENTQ_ALLOC, Linux 6.15+): events the IOMMU reports for the
  * vIOMMU's devices arrive as `'event'` events (or from read()), each with its sequence number.
  */
-export class VeventQueue extends IommuEventQueue {
+export class VeventQueue extends IommuEventQueue<IommuVevent> {
   /** The queue's type (`IOMMU_VEVENTQ_TYPE_*`). */
   readonly type: number;
   /** Bytes of data per event. */
   readonly dataSize: number;
-  #buffer: Uint8Array;
 
   /** @internal */
   constructor(type: number, dataSize: number, depth: number,
     alloc: (callback: (errno: number) => void) => [number, NativeHandle], destroy: (id: number) => void) {
-    super('event', alloc, destroy);
+    super('event', (VEVENT_HEADER + dataSize) * Math.min(depth + 1, 256), alloc, destroy);
     this.type = type;
     this.dataSize = dataSize;
-    this.#buffer = new Uint8Array((VEVENT_HEADER + dataSize) * Math.min(depth + 1, 256));
-  }
-
-  /** Events waiting now; an `'event'` listener gets them instead. */
-  read(): IommuVevent[] {
-    const out: IommuVevent[] = [];
-    this.#readInto(this._handle(), out);
-    return out;
-  }
-
-  #readInto(h: NativeHandle, out: IommuVevent[]): void {
-    for (;;) {
-      const n = native.eventQueueRead(h, this.#buffer);
-      const view = new DataView(this.#buffer.buffer, 0, n);
-      let at = 0;
-      while (at + VEVENT_HEADER <= n) {
-        const flags = view.getUint32(at, true);
-        const lostEvents = (flags & C.IOMMU_VEVENTQ_FLAG_LOST_EVENTS) !== 0;
-        const size = lostEvents ? 0 : Math.min(this.dataSize, n - at - VEVENT_HEADER);
-        out.push({
-          flags, sequence: view.getUint32(at + 4, true), lostEvents,
-          data: this.#buffer.slice(at + VEVENT_HEADER, at + VEVENT_HEADER + size),
-        });
-        at += VEVENT_HEADER + size;
-      }
-      if (n === 0) return;  // read until the kernel says the queue is empty
-    }
   }
 
   /** @internal */
-  protected _drain(h: NativeHandle): void {
-    const events: IommuVevent[] = [];
-    this.#readInto(h, events);
-    for (const e of events) this.emit('event', e);
+  protected _decode(bytes: Uint8Array, n: number, out: IommuVevent[]): void {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, n);
+    let at = 0;
+    while (at + VEVENT_HEADER <= n) {
+      const flags = view.getUint32(at, true);
+      const lostEvents = (flags & C.IOMMU_VEVENTQ_FLAG_LOST_EVENTS) !== 0;
+      const size = lostEvents ? 0 : Math.min(this.dataSize, n - at - VEVENT_HEADER);
+      out.push({
+        flags, sequence: view.getUint32(at + 4, true), lostEvents,
+        data: bytes.slice(at + VEVENT_HEADER, at + VEVENT_HEADER + size),
+      });
+      at += VEVENT_HEADER + size;
+    }
   }
 }
