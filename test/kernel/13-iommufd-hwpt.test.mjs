@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { DmaBuffer, FaultQueue, Iommufd, constants as C } from 'vfio';
+import { DmaBuffer, FaultQueue, Iommufd, VfioDevice, constants as C } from 'vfio';
 import { openEdu } from './edu.mjs';
+import { devicesOf } from './lab.mjs';
 import { MOCK, hasMock, mockAttach, mockDevice, mockDirty, mockEvent, mockFault, mockIotlbIs } from './mock-iommu.mjs';
 
 const NEEDS = (version) => ({ name: 'VfioUnsupportedError', code: 'ERR_VFIO_NEEDS_KERNEL', needs: version,
@@ -275,4 +276,38 @@ test('DmaBuffer.address is the memory\'s address for raw ioctl structs, until fr
   assert.equal(buf.address, address);
   buf.free();
   assert.throws(() => buf.address, { code: 'ERR_VFIO_CLOSED' });
+});
+
+test('the new iommufd calls refuse an unbound device, and a destroyed or closed object, before any syscall', () => {
+  const lab = mockLab();
+  const edu = openEdu();
+  const unbound = VfioDevice.open(devicesOf('edu')[1].cdevPath);
+  try {
+    for (const call of [
+      () => edu.iommufd.hwInfo(unbound, { dataType: 1 }),
+      () => edu.iommufd.allocHwpt(unbound, edu.ioas, { dirtyTracking: true }),
+      () => edu.iommufd.allocViommu(unbound, 1, 0),
+    ]) assert.throws(call, { code: 'ERR_VFIO_NOT_BOUND' });
+    const hwpt = edu.iommufd.allocHwpt(edu.dev, edu.ioas);
+    hwpt.destroy();
+    for (const call of [
+      () => hwpt.setDirtyTracking(true),
+      () => hwpt.getDirtyBitmap(0, 4096, 4096),
+      () => hwpt.invalidate(0, []),
+      () => edu.iommufd.allocHwpt(edu.dev, hwpt),
+    ]) assert.throws(call, { code: 'ERR_VFIO_CLOSED' });
+    const { iommufd } = lab;
+    lab.close();
+    for (const call of [
+      () => iommufd.hwInfo(1, { dataType: 1 }),
+      () => iommufd.allocHwpt(1, 1),
+      () => iommufd.allocViommu(1, 1, 0),
+      () => iommufd.allocFaultQueue(),
+      () => iommufd.vfioIoas({ op: 'get' }),
+    ]) assert.throws(call, { code: 'ERR_VFIO_CLOSED' });
+  } finally {
+    unbound.close();
+    edu.close();
+    lab.close();
+  }
 });

@@ -298,3 +298,28 @@ test('noiommu groups: VfioGroup.open(n, { noiommu: true }) opens /dev/vfio/noiom
     { name: 'VfioError', code: 'ENOENT', path: '/dev/vfio/noiommu-0', message: /enable_unsafe_noiommu_mode=1/ });
   assert.throws(() => VfioGroup.open(-1, { noiommu: true }), RangeError);
 });
+
+test('the new device, buffer and container calls refuse use after close, before any syscall', () => {
+  const edu = openEdu();
+  const region = edu.dev.region(0);
+  const irqs = edu.dev.enableIrq('msi');
+  edu.close();
+  for (const call of [
+    () => region.exportDmabuf(),
+    () => edu.dev.lowPower,
+    () => edu.dev.supportsFeature(C.VFIO_DEVICE_FEATURE_MIGRATION),
+    () => edu.dev.setVfToken('00000000-0000-0000-0000-000000000001'),
+    () => edu.dev.attach(1, { pasid: 1 }),
+    () => edu.dev.detach({ pasid: 1 }),
+  ]) assert.throws(call, { code: 'ERR_VFIO_CLOSED' });
+  assert.ok(irqs.closed);
+  const buf = DmaBuffer.alloc(4096, { memfd: true });
+  buf.free();
+  assert.throws(() => buf.fd, { code: 'ERR_VFIO_CLOSED' });
+  const container = VfioContainer.open();
+  container.close();
+  assert.throws(() => container.unmapAll(), { code: 'ERR_VFIO_CLOSED' });
+  const group = VfioGroup.open(deviceOf('edu').iommuGroup);
+  group.close();
+  assert.throws(() => group.getDevice(deviceOf('edu').bdf), { code: 'ERR_VFIO_CLOSED' });
+});

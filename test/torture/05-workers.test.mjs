@@ -17,6 +17,9 @@ const KINDS = {
     const bar = d.region(0).map(); bar.read32(0); keep.push(i, d, bar);`,
   interrupts: `const i = vfio.Iommufd.open(); const d = vfio.VfioDevice.open(workerData.cdevPath); d.bind(i);
     const irqs = d.enableIrq('msi'); irqs.on('interrupt', () => {}); irqs.unref(); irqs.trigger(0); keep.push(i, d, irqs);`,
+  faultQueue: `const i = vfio.Iommufd.open(); const q = i.allocFaultQueue(); q.on('fault', () => {}); q.unref(); keep.push(i, q);`,
+  memfdBuffer: `const i = vfio.Iommufd.open(); const b = vfio.DmaBuffer.alloc(8192, { memfd: true }); b.bytes.fill(1);
+    i.allocIoas().map(b); keep.push(i, b, b.bytes);`,
 };
 
 function workerSource(kind) {

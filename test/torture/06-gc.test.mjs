@@ -49,6 +49,16 @@ const CASES = {
     await settle();
     assert.equal(eventfds(), before, 'the eventfds were closed');
     i.close();`,
+  'FaultQueue (with its iommufd)': `
+    const before = fdCount();
+    (() => { const i = vfio.Iommufd.open(); const q = i.allocFaultQueue(); q.on('fault', () => {}); q.removeAllListeners('fault'); })();
+    await settle();
+    assert.equal(fdCount(), before, 'the iommufd and the fault queue fd were closed');`,
+  'memfd DmaBuffer': `
+    const before = fdCount();
+    (() => { const b = vfio.DmaBuffer.alloc(8192, { memfd: true }); b.bytes.fill(7); })();
+    await settle();
+    assert.equal(fdCount(), before, 'the memfd was closed with the mapping');`,
   'VfioContainer and VfioGroup': `
     const before = fdCount();
     (() => { vfio.VfioContainer.open(); vfio.VfioGroup.open(edu.iommuGroup); })();
