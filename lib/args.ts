@@ -104,3 +104,18 @@ export function describe(value: unknown): string {
       return 'undefined';
   }
 }
+
+/**
+ * The `offset`/`length` options that select a non-empty part of something `size` bytes long
+ * (`length` defaults to the rest), checked: RangeError naming `what` otherwise.
+ */
+export function rangeOption(offsetOpt: unknown, lengthOpt: unknown, size: number, what: string): { offset: number; length: number } {
+  const offset = offsetOpt === undefined ? 0 : toIndex(offsetOpt, 'options.offset');
+  if (offset >= size) throw new RangeError(`options.offset ${offset} is outside ${what} (size ${size})`);
+  const length = lengthOpt === undefined ? size - offset : toIndex(lengthOpt, 'options.length');
+  if (length === 0) throw new RangeError('options.length must not be 0');
+  if (offset + length > size) {
+    throw new RangeError(`options.offset ${offset} + options.length ${length} is outside ${what} (size ${size})`);
+  }
+  return { offset, length };
+}

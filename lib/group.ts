@@ -1,11 +1,11 @@
-import { MAX_U64, describe, optionsObject, toIndex, toPath, toU64 } from './args';
+import { MAX_U64, describe, optionsObject, rangeOption, toIndex, toPath, toU64 } from './args';
 import { flags as C } from './constants';
 import { VfioDevice } from './device';
 import { DmaBuffer } from './dma-buffer';
 import { decodeType1Info, type IovaRange, type Type1Info } from './decoders';
 import { DmaLedger } from './dma-ledger';
 import { ENOSPC, VfioError, closedError, notMappedError, type VfioStateError } from './errors';
-import { alignmentError, bufferSpan, notDmaBuffer } from './ioas';
+import { bufferSpan, checkAligned, notDmaBuffer } from './ioas';
 import { MappedRegion } from './region';
 import { native, pageSize, type NativeHandle } from './native';
 import { isMdevUuid, normalizeBdf } from './sysfs';
@@ -96,12 +96,8 @@ export class VfioContainer {
    */
   #mapBar(h: NativeHandle, bar: MappedRegion, opts: { iova?: bigint | number; offset?: number; length?: number },
     flags: number): bigint {
-    const offset = opts.offset === undefined ? 0 : toIndex(opts.offset, 'options.offset');
-    const length = opts.length === undefined ? bar.size - offset : toIndex(opts.length, 'options.length');
-    if (length === 0 || offset + length > bar.size) {
-      throw new RangeError(`options: [${offset}, ${offset + length}) is not a non-empty range inside the BAR (${bar.size} bytes)`);
-    }
-    if (offset % pageSize() !== 0 || length % pageSize() !== 0) throw alignmentError('VFIO_IOMMU_MAP_DMA', `options.offset ${offset} and length ${length}`, pageSize());
+    const { offset, length } = rangeOption(opts.offset, opts.length, bar.size, 'the BAR');
+    checkAligned(offset, length, pageSize(), 'VFIO_IOMMU_MAP_DMA');
     const at = bar._span(offset, length);
     const iova = opts.iova === undefined ? this.#allocate(BigInt(length)) : toU64(opts.iova, 'options.iova');
     native.type1Map(h, at.handle, at.offset, length, iova, flags);
@@ -216,10 +212,10 @@ export class VfioGroup {
     native.groupUnsetContainer(this.#native());
   }
 
-  /** VFIO_GROUP_GET_DEVICE_FD: the device starts in state `'bound'`. */
   /**
    * VFIO_GROUP_GET_DEVICE_FD: the device named `name`, a PCI address or an mdev UUID, with the
-   * kernel's optional ` vf_token=<uuid>` suffix for a VF of a vfio-pci PF (or `{ vfToken }`).
+   * kernel's optional ` vf_token=<uuid>` suffix for a VF of a vfio-pci PF (or `{ vfToken }`). The
+   * device starts in state `'bound'`.
    */
   getDevice(name: string, options?: { vfToken?: string }): VfioDevice {
     if (typeof name !== 'string') throw new TypeError(`name must be a PCI address or an mdev UUID, got ${describe(name)}`);

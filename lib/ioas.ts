@@ -1,6 +1,6 @@
 // An I/O address space (IOMMU_IOAS_ALLOC): DMA mappings from IOVA to library-owned memory,
 // recorded in a ledger of pinned ranges.
-import { MAX_U64, describe, optionsObject, toIndex, toU64, u64Arg } from './args';
+import { MAX_U64, describe, optionsObject, rangeOption, toIndex, toU64, u64Arg } from './args';
 import { flags as C } from './constants';
 import { DmaBuffer } from './dma-buffer';
 import { DmaLedger } from './dma-ledger';
@@ -50,22 +50,21 @@ export function notDmaBuffer(name: string, value: unknown): TypeError {
 }
 
 /**
- * The part of `buffer` that `offset`/`length` options select, checked: whole pages of a live
- * DmaBuffer, and a multiple of `align`.
+ * The part of `buffer` that `offset`/`length` options select, checked: inside a live DmaBuffer,
+ * and offset and length multiples of `align` (else the kernel's EINVAL for `ioctl`).
  */
 export function bufferSpan(buffer: unknown, offsetOpt: unknown, lengthOpt: unknown, align: number, ioctl: string):
   { buffer: DmaBuffer; offset: number; length: number } {
   if (!DmaBuffer.isDmaBuffer(buffer)) throw notDmaBuffer('buffer', buffer);
-  const offset = offsetOpt === undefined ? 0 : toIndex(offsetOpt, 'options.offset');
-  if (offset >= buffer.size) throw new RangeError(`options.offset ${offset} is outside the buffer (size ${buffer.size})`);
-  const length = lengthOpt === undefined ? buffer.size - offset : toIndex(lengthOpt, 'options.length');
-  if (length === 0) throw new RangeError('options.length must not be 0');
-  if (offset + length > buffer.size) {
-    throw new RangeError(`options.offset ${offset} + options.length ${length} is outside the buffer (size ${buffer.size})`);
-  }
+  const { offset, length } = rangeOption(offsetOpt, lengthOpt, buffer.size, 'the buffer');
+  checkAligned(offset, length, align, ioctl);
+  return { buffer, offset, length };
+}
+
+/** The kernel's EINVAL, before the syscall, for an offset or length that is not a multiple of `align`. */
+export function checkAligned(offset: number, length: number, align: number, ioctl: string): void {
   if (offset % align !== 0) throw alignmentError(ioctl, `options.offset ${offset}`, align);
   if (length % align !== 0) throw alignmentError(ioctl, `the mapped length ${length}`, align);
-  return { buffer, offset, length };
 }
 
 /**

@@ -162,8 +162,8 @@ export class Iommufd {
     const h = this._native();
     const typed = o.dataType !== undefined;
     const dataType = typed ? toIndex(o.dataType, 'options.dataType', 0xffffffff) : 0;
-    const r = withKernel('hwInfo({ dataType })', typed ? '6.17' : '0.0',
-      () => native.iommufdHwInfo(h, devId, typed ? C.IOMMU_HW_INFO_FLAG_INPUT_TYPE : 0, dataType));
+    const call = () => native.iommufdHwInfo(h, devId, typed ? C.IOMMU_HW_INFO_FLAG_INPUT_TYPE : 0, dataType);
+    const r = typed ? withKernel('hwInfo({ dataType })', '6.17', call) : call();
     const out: HwInfo = { type: r.type, capabilities: r.capabilities, data: r.data };
     if (r.maxPasidLog2) out.maxPasidLog2 = r.maxPasidLog2;
     return out;
@@ -194,11 +194,12 @@ export class Iommufd {
     if (data !== null && o.dataType === undefined) throw new TypeError('options.dataType is required with options.data');
     const dataType = toIndex(o.dataType ?? C.IOMMU_HWPT_DATA_NONE, 'options.dataType', 0xffffffff);
     const h = this._native();
-    const [what, needs] = faultId ? ['allocHwpt({ faultQueue })', '6.11'] : Viommu.isViommu(parent)
-      ? ['allocHwpt() on a vIOMMU', '6.13'] : ['allocHwpt()', '0.0'];
+    const call = () => native.iommufdHwptAlloc(h, flags, devId, ptId, dataType, data, faultId);
     let id: number;
     try {
-      id = withKernel(what, needs, () => native.iommufdHwptAlloc(h, flags, devId, ptId, dataType, data, faultId));
+      if (faultId) id = withKernel('allocHwpt({ faultQueue })', '6.11', call);
+      else if (Viommu.isViommu(parent)) id = withKernel('allocHwpt() on a vIOMMU', '6.13', call);
+      else id = call();
     } catch (err) {
       // A kernel-managed HWPT with a feature the IOMMU lacks: EOPNOTSUPP (VT-d without SSADS or
       // nesting support, for instance).

@@ -1,7 +1,7 @@
 // One region of a device: pread/pwrite access (Region) and an mmap of it (MappedRegion). Every
 // access is of exactly the requested width.
 import { constants as fsc } from 'node:fs';
-import { describe, optionsObject, toIndex, toRegister, toRegister64 } from './args';
+import { describe, optionsObject, rangeOption, toIndex, toRegister, toRegister64 } from './args';
 import { flags as C } from './constants';
 import type { RegionInfo } from './decoders';
 import type { VfioDevice } from './device';
@@ -74,11 +74,7 @@ export class Region {
    */
   exportDmabuf(options?: { offset?: number; length?: number }): number {
     const o = optionsObject(options, 'options');
-    const offset = toIndex(o.offset ?? 0, 'options.offset');
-    const length = toIndex(o.length ?? this.size - offset, 'options.length');
-    if (length === 0 || offset + length > this.size) {
-      throw new RangeError(`options: [${offset}, ${offset + length}) is not a non-empty range inside region ${this.index} (${this.size} bytes)`);
-    }
+    const { offset, length } = rangeOption(o.offset, o.length, this.size, `region ${this.index}`);
     // struct vfio_device_feature_dma_buf with one struct vfio_region_dma_range
     const data = new DataView(new ArrayBuffer(32));
     data.setUint32(0, this.index, true);

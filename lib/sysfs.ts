@@ -321,10 +321,8 @@ export interface BindOptions {
  * unless `force`. Returns the device's cdev path (or null without cdev support).
  */
 export function bindToVfioPci(bdf: string, options?: BindOptions): string | null {
-  const name = normalizeBdf(bdf);
+  const [name, dir] = pciDir(bdf);
   const opts = optionsObject(options, 'options');
-  const dir = path.join(PCI_DEVICES, name);
-  if (!fs.existsSync(dir)) throw notFound(name);
   const driver = linkBase(path.join(dir, 'driver'));
   if (driver !== 'vfio-pci') {
     if (driver !== null && opts.force !== true) {
@@ -353,9 +351,7 @@ export function bindToVfioPci(bdf: string, options?: BindOptions): string | null
  * driver (if any) takes it back. Returns the driver bound afterwards, or null.
  */
 export function unbindFromVfioPci(bdf: string): string | null {
-  const name = normalizeBdf(bdf);
-  const dir = path.join(PCI_DEVICES, name);
-  if (!fs.existsSync(dir)) throw notFound(name);
+  const [name, dir] = pciDir(bdf);
   const driver = linkBase(path.join(dir, 'driver'));
   if (driver !== null && driver !== 'vfio-pci') {
     throw new VfioError({
