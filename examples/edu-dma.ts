@@ -15,7 +15,7 @@ function step(text: string): void {
 async function main(): Promise<void> {
   const bdf =
     process.argv[2] ??
-    listPciDevices().find((d) => d.vendorId === EDU.VENDOR_ID && d.deviceId === EDU.DEVICE_ID && d.cdevPath)?.bdf;
+    listPciDevices().find((d) => d.vendorId === EDU.VENDOR_ID && d.deviceId === EDU.DEVICE_ID && d.cdevPath && !d.noiommu)?.bdf;
   if (!bdf) throw new Error('no edu device with a VFIO cdev found; pass its PCI address');
 
   using iommufd = Iommufd.open();

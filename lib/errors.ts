@@ -13,6 +13,8 @@ export interface VfioErrorFields {
 
 const MEMLOCK = 'pinning the memory exceeded RLIMIT_MEMLOCK: raise it (ulimit -l unlimited, or memlock in ' +
   '/etc/security/limits.conf), grant CAP_IPC_LOCK, or run as root';
+const NO_MAPPING_DRIVER = 'the container has no IOMMU driver that maps DMA: call setIommu() after a group joined; ' +
+  'a noiommu container (VFIO_NOIOMMU_IOMMU) cannot map at all, its devices need physical addresses';
 
 /**
  * Likely causes of well-known ioctl failures, by ioctl (a row of the addon's ioctl table,
@@ -36,8 +38,16 @@ export const IOCTL_HINTS: Readonly<Record<string, Readonly<Record<string, string
     ENOMEM: MEMLOCK,
     EADDRINUSE: "a mapping in the IOAS lies in the device's reserved IOVA ranges or outside its aperture",
   },
-  VFIO_IOMMU_MAP_DMA: { ENOMEM: MEMLOCK },
+  VFIO_IOMMU_MAP_DMA: { ENOMEM: MEMLOCK, ENOTTY: NO_MAPPING_DRIVER },
+  VFIO_IOMMU_UNMAP_DMA: { ENOTTY: NO_MAPPING_DRIVER },
+  VFIO_IOMMU_GET_INFO: { ENOTTY: NO_MAPPING_DRIVER },
   IOMMU_IOAS_UNMAP: { ENOENT: 'nothing is mapped there, or the range does not cover whole mappings' },
+  IOMMU_IOAS_NOIOMMU_GET_PA: {
+    ENOENT: 'nothing is mapped at that IOVA',
+    EOPNOTSUPP: 'no noiommu device is attached to this IOAS (with an IOMMU, give the device the IOVA itself), ' +
+      'or the kernel lacks CONFIG_IOMMUFD_NOIOMMU',
+    EPERM: 'physical addresses need CAP_SYS_RAWIO',
+  },
   VFIO_DEVICE_RESET: { EINVAL: 'the device does not support reset (info().canReset is false)' },
   VFIO_GROUP_GET_DEVICE_FD: {
     EACCES: "the device is an SR-IOV VF of a PF on vfio-pci: add ' vf_token=<uuid>' (the UUID the PF's owner set with setVfToken())",
@@ -58,6 +68,9 @@ export const IOCTL_SINCE: Readonly<Record<string, string>> = {
   IOMMU_VIOMMU_ALLOC: '6.13',
   IOMMU_VDEVICE_ALLOC: '6.13',
   IOMMU_VEVENTQ_ALLOC: '6.15',
+  // Not in 6.12; the lab's 7.3 has it. Releases 7.0-7.2 were not checked, so this is the
+  // earliest known to have it, not necessarily the first.
+  IOMMU_IOAS_NOIOMMU_GET_PA: '7.3',
 };
 
 /** Likely causes of well-known failures of the other syscalls (open, write to sysfs). */

@@ -15,7 +15,7 @@ export type { HwInfo, HwInfoOptions, HwptOptions, DirtyBitmapOptions, IommufdDev
 export { FaultQueue, VeventQueue } from './event-queue';
 export type { IommuFault, IommuVevent, FaultResponse } from './event-queue';
 export { IoAddressSpace } from './ioas';
-export type { DmaMemory, MapOptions, MapFileOptions, IovaRange } from './ioas';
+export type { DmaMemory, MapOptions, MapFileOptions, IovaRange, PhysicalRange } from './ioas';
 export { DmaBuffer } from './dma-buffer';
 export type { DmaBufferOptions, SharedDmaBuffer } from './dma-buffer';
 export { VfioDevice, Region, MappedRegion, PciConfig } from './device';

@@ -216,6 +216,22 @@ export class IoAddressSpace {
     return done;
   }
 
+  /**
+   * For a noiommu device (no IOMMU translates its DMA, so it must be given physical addresses):
+   * the physical address behind `iova` and how many bytes from there are physically contiguous,
+   * at most `maxLength` (IOMMU_IOAS_NOIOMMU_GET_PA, Linux 7.3 with CONFIG_IOMMUFD_NOIOMMU; needs
+   * CAP_SYS_RAWIO). The IOAS must have a noiommu device attached, and `iova` must be mapped; the
+   * address stays valid while the mapping does (the pages are pinned until unmap).
+   */
+  physicalAddress(iova: bigint | number, maxLength: bigint | number = MAX_U64): PhysicalRange {
+    const h = this.#native();
+    const start = toU64(iova, 'iova');
+    const max = toU64(maxLength, 'maxLength');
+    if (max === 0n) throw new RangeError('maxLength must be at least 1');
+    const [address, length] = native.ioasNoiommuGetPa(h, this.id, start, max);
+    return { address, length };
+  }
+
   /** Restrict the IOVAs the kernel may choose (IOMMU_IOAS_ALLOW_IOVAS); [] clears. */
   allowIovas(ranges: IovaRange[]): void {
     if (!Array.isArray(ranges)) throw new TypeError(`ranges must be an array, got ${describe(ranges)}`);
@@ -269,6 +285,14 @@ export class IoAddressSpace {
 }
 
 const NO_OPTIONS: MapOptions = Object.freeze({});
+
+/** A physically contiguous run of memory behind an IOVA (IoAddressSpace.physicalAddress). */
+export interface PhysicalRange {
+  /** The physical address: what a device with no IOMMU must be given. */
+  address: bigint;
+  /** How many bytes from `address` are physically contiguous (and mapped at consecutive IOVAs). */
+  length: bigint;
+}
 
 /** An optional fixed IOVA: `[iova, flags | FIXED_IOVA]`, or `[0n, flags]` (the kernel chooses). */
 function optionalIova(value: unknown, name: string, flags: number): [bigint, number] {

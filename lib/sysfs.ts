@@ -15,8 +15,16 @@ export interface PciDeviceInfo {
   /** Bound driver name, or null. */
   driver: string | null;
   iommuGroup: number | null;
-  /** `/dev/vfio/devices/vfioN` when the device has a VFIO cdev, else null. */
+  /**
+   * `/dev/vfio/devices/vfioN` when the device has a VFIO cdev (`noiommu-vfioN` for a noiommu
+   * device on Linux 7.3+), else null.
+   */
   cdevPath: string | null;
+  /**
+   * Whether vfio made the device an unsafe noiommu device (no IOMMU; vfio's
+   * enable_unsafe_noiommu_mode): its group is `/dev/vfio/noiommu-<iommuGroup>`.
+   */
+  noiommu: boolean;
   /** For an SR-IOV virtual function: its physical function's address, else null. */
   physfn: string | null;
   /** For an SR-IOV physical function: how many VFs it can have (sriov_totalvfs), else null. */
@@ -67,7 +75,7 @@ function cdevOf(sysDir: string): { path: string } | { reason: 'no-vfio-dev' | 'n
   const vfioDev = path.join(sysDir, 'vfio-dev');
   let names: string[];
   try {
-    names = fs.readdirSync(vfioDev).filter((n) => /^vfio\d+$/.test(n));
+    names = fs.readdirSync(vfioDev).filter((n) => /^(noiommu-)?vfio\d+$/.test(n));
   } catch {
     return { reason: 'no-vfio-dev' };
   }
@@ -89,9 +97,15 @@ function describeDevice(bdf: string): PciDeviceInfo {
     driver: linkBase(path.join(dir, 'driver')),
     iommuGroup: group === null ? null : Number(group),
     cdevPath: 'path' in cdev ? cdev.path : null,
+    noiommu: group !== null && isNoiommuGroup(group),
     physfn: linkBase(path.join(dir, 'physfn')),
     totalVfs: readNumber(path.join(dir, 'sriov_totalvfs')),
   };
+}
+
+/** vfio names the IOMMU groups it makes for noiommu devices 'vfio-noiommu'. */
+function isNoiommuGroup(group: string): boolean {
+  return readText(`/sys/kernel/iommu_groups/${group}/name`) === 'vfio-noiommu';
 }
 
 function readNumber(p: string): number | null {
@@ -198,10 +212,19 @@ export function cdevPathFor(bdfOrUuid: string): string {
   throw new VfioError({
     errno: ENODEV, syscall: 'open', code: 'ERR_VFIO_NO_CDEV', path: dir,
     message: `ERR_VFIO_NO_CDEV: ${name} is bound to ${driver} but has no VFIO cdev: ` +
-      (cdev.reason === 'no-cdev'
-        ? 'the kernel was built without CONFIG_VFIO_DEVICE_CDEV (or the device is noiommu); use the group path'
+      (cdev.reason === 'no-cdev' && noiommuGroupOf(dir) !== null
+        ? `it is a noiommu device, which has a cdev only on Linux 7.3+ (CONFIG_IOMMUFD_NOIOMMU); use its group, ` +
+          `VfioGroup.open(${noiommuGroupOf(dir)}, { noiommu: true })`
+        : cdev.reason === 'no-cdev'
+        ? 'the kernel was built without CONFIG_VFIO_DEVICE_CDEV; use the group path'
         : 'the kernel is older than 6.6 or lacks CONFIG_VFIO_DEVICE_CDEV; use the group path (VfioGroup)'),
   });
+}
+
+/** The group number of a device in a vfio noiommu group, else null. */
+function noiommuGroupOf(dir: string): number | null {
+  const group = linkBase(path.join(dir, 'iommu_group'));
+  return group !== null && isNoiommuGroup(group) ? Number(group) : null;
 }
 
 /** One mediated device (mdev) as sysfs describes it. */

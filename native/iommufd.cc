@@ -85,6 +85,21 @@ Napi::Value Unmap(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(u.length));
 }
 
+// (h, ioasId, iova, length) => [physical address, physically contiguous bytes from it]
+Napi::Value NoiommuGetPa(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Iommufd* h = Ictx(info);
+  iommu_ioas_noiommu_get_pa p{};
+  p.ioas_id = ArgU32(info, 1, "ioasId");
+  p.iova = ArgU64(info, 2, "iova");
+  p.length = ArgU64(info, 3, "length");
+  Run<Ioctl::IOMMU_IOAS_NOIOMMU_GET_PA>(info, h, &p);
+  auto out = Napi::Array::New(env, 2);
+  out.Set(0u, ToBigInt(env, p.out_phys));
+  out.Set(1u, ToBigInt(env, p.length));
+  return out;
+}
+
 // IOMMU_IOAS_IOVA_RANGES with the ranges array right after the struct in one buffer; on
 // EMSGSIZE the kernel reports how many ranges there are in num_iovas.
 void PrepareRanges(std::vector<uint8_t>& buf, uint32_t ioas) {
@@ -345,6 +360,7 @@ void InitIommufd(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "ioasMap", Map);
   Export(env, exports, "ioasMapFile", MapFile);
   Export(env, exports, "ioasUnmap", Unmap);
+  Export(env, exports, "ioasNoiommuGetPa", NoiommuGetPa);
   Export(env, exports, "ioasIovaRanges", IovaRanges);
   Export(env, exports, "ioasAllowIovas", AllowIovas);
   Export(env, exports, "ioasCopy", Copy);

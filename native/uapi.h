@@ -54,7 +54,8 @@ namespace vfio {
   X(IOMMU_IOAS_MAP_FILE, 0x8f, iommu_ioas_map_file)                     \
   X(IOMMU_VIOMMU_ALLOC, 0x90, iommu_viommu_alloc)                       \
   X(IOMMU_VDEVICE_ALLOC, 0x91, iommu_vdevice_alloc)                     \
-  X(IOMMU_VEVENTQ_ALLOC, 0x93, iommu_veventq_alloc)
+  X(IOMMU_VEVENTQ_ALLOC, 0x93, iommu_veventq_alloc)                     \
+  X(IOMMU_IOAS_NOIOMMU_GET_PA, 0x95, iommu_ioas_noiommu_get_pa)
 
 // One enumerator per table row, in table order.
 enum class Ioctl {
@@ -248,6 +249,15 @@ struct iommu_vfio_ioas {
   uint16_t op, reserved;
 };
 static_assert(sizeof(iommu_vfio_ioas) == 12, "iommu_vfio_ioas");
+
+// 7.3+ with CONFIG_IOMMUFD_NOIOMMU: the physical address behind an IOVA of an IOAS a noiommu
+// device is attached to (the IOAS's page table is then software only).
+struct iommu_ioas_noiommu_get_pa {
+  uint32_t size, flags, ioas_id, reserved;
+  uint64_t iova, length, out_phys;
+};
+static_assert(sizeof(iommu_ioas_noiommu_get_pa) == 40, "iommu_ioas_noiommu_get_pa");
+static_assert(offsetof(iommu_ioas_noiommu_get_pa, out_phys) == 32, "iommu_ioas_noiommu_get_pa.out_phys");
 
 struct iommu_hwpt_alloc {
   uint32_t size, flags, dev_id, pt_id, out_hwpt_id, reserved, data_type, data_len;

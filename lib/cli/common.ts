@@ -69,7 +69,7 @@ export function deviceRow(d: PciDeviceInfo): string[] {
     `${d.vendorId.toString(16).padStart(4, '0')}:${d.deviceId.toString(16).padStart(4, '0')}`,
     d.classCode.toString(16).padStart(6, '0'),
     d.driver ?? '-',
-    d.iommuGroup === null ? '-' : String(d.iommuGroup),
+    d.iommuGroup === null ? '-' : `${d.noiommu ? 'noiommu-' : ''}${d.iommuGroup}`,
     d.cdevPath ?? '-',
     d.physfn ? `VF of ${d.physfn}` : d.totalVfs ? `PF, ${d.totalVfs} VFs max` : '',
   ];

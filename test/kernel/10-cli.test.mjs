@@ -66,6 +66,9 @@ test('list prints a table with every test device, its driver and cdev', () => {
   for (const d of [...devicesOf('edu'), nvme]) {
     assert.match(r.stdout, new RegExp(`${d.bdf.replace('.', '\\.')}\\s+\\S+\\s+\\S+\\s+vfio-pci\\s+${d.iommuGroup}\\s+${d.cdevPath}`));
   }
+  const nio = deviceOf('edu-noiommu');
+  assert.match(r.stdout, new RegExp(`${nio.bdf.replace('.', '\\.')}\\s+\\S+\\s+\\S+\\s+vfio-pci\\s+noiommu-${nio.iommuGroup}\\s+${nio.cdevPath ?? '-'}`),
+    'the noiommu edu shows its noiommu group');
 });
 
 test('list --json is parseable and stable', () => {
@@ -73,10 +76,12 @@ test('list --json is parseable and stable', () => {
   assert.equal(r.status, 0, r.stderr);
   const list = JSON.parse(r.stdout);
   const e = list.find((d) => d.bdf === edu.bdf);
-  assert.deepEqual(Object.keys(e), ['bdf', 'vendorId', 'deviceId', 'classCode', 'driver', 'iommuGroup', 'cdevPath', 'physfn',
-    'totalVfs']);
+  assert.deepEqual(Object.keys(e), ['bdf', 'vendorId', 'deviceId', 'classCode', 'driver', 'iommuGroup', 'cdevPath', 'noiommu',
+    'physfn', 'totalVfs']);
   assert.deepEqual(e, { bdf: edu.bdf, vendorId: 0x1234, deviceId: 0x11e8, classCode: 0x00ff00, driver: 'vfio-pci',
-    iommuGroup: edu.iommuGroup, cdevPath: edu.cdevPath, physfn: null, totalVfs: null });
+    iommuGroup: edu.iommuGroup, cdevPath: edu.cdevPath, noiommu: false, physfn: null, totalVfs: null });
+  const nio = deviceOf('edu-noiommu');
+  assert.equal(list.find((d) => d.bdf === nio.bdf).noiommu, true);
 });
 
 test('info shows the device, its driver, group, cdev, regions and IRQs', () => {

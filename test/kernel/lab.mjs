@@ -7,7 +7,7 @@ if (!file) {
   throw new Error('VFIO_LAB_MANIFEST is not set: the kernel tests run inside the lab (npm test, or npm run lab -- node test/lab/suite.mjs)');
 }
 
-/** @type {{ kernel: string, iommufd: string | null, devices: Array<{ kind: string, id: string, bdf: string | null, cdevPath: string, iommuGroup: number, groupPath: string, sysfsPath: string }> }} */
+/** @type {{ kernel: string, iommufd: string | null, devices: Array<{ kind: string, id: string, bdf: string | null, cdevPath: string | null, iommuGroup: number, groupPath: string, sysfsPath: string }> }} */
 export const manifest = JSON.parse(fs.readFileSync(file, 'utf8'));
 
 /** Every device of a kind ('edu', 'nvme', 'mtty'). */
@@ -15,6 +15,14 @@ export function devicesOf(kind) {
   const list = manifest.devices.filter((d) => d.kind === kind);
   if (list.length === 0) throw new Error(`the lab manifest has no ${kind} device`);
   return list;
+}
+
+/**
+ * Every device with a VFIO cdev: all but the noiommu edu before Linux 7.3 (16-noiommu asserts
+ * that it has none there).
+ */
+export function cdevDevices() {
+  return manifest.devices.filter((d) => d.cdevPath !== null);
 }
 
 /** The first device of a kind. */

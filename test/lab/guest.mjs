@@ -37,7 +37,7 @@ function waitFor(p, what) {
 function cdevOf(sysDir) {
   const vfioDev = path.join(sysDir, 'vfio-dev');
   if (!fs.existsSync(vfioDev)) return null;
-  const name = fs.readdirSync(vfioDev).find((n) => /^vfio\d+$/.test(n));
+  const name = fs.readdirSync(vfioDev).find((n) => /^(noiommu-)?vfio\d+$/.test(n));
   if (!name || !fs.existsSync(path.join(vfioDev, name, 'dev'))) return null;
   const node = `/dev/vfio/devices/${name}`;
   waitFor(node, 'cdev node');
@@ -47,6 +47,13 @@ function cdevOf(sysDir) {
 function groupOf(sysDir) {
   const link = path.join(sysDir, 'iommu_group');
   return fs.existsSync(link) ? Number(path.basename(fs.readlinkSync(link))) : null;
+}
+
+/** The group's character device: /dev/vfio/N, or /dev/vfio/noiommu-N for vfio's noiommu groups. */
+function groupPathOf(group) {
+  if (group === null) return null;
+  const noiommu = fs.existsSync(`/dev/vfio/noiommu-${group}`);
+  return `/dev/vfio/${noiommu ? 'noiommu-' : ''}${group}`;
 }
 
 function bindToVfioPci(bdf) {
@@ -75,7 +82,7 @@ function setupDevices() {
       bdf,
       cdevPath: cdevOf(dir),
       iommuGroup: groupOf(dir),
-      groupPath: `/dev/vfio/${groupOf(dir)}`,
+      groupPath: groupPathOf(groupOf(dir)),
       sysfsPath: dir,
     });
   }

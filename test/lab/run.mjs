@@ -91,7 +91,7 @@ function qemuArgs(kernel, ioDir) {
     'ro',
     `init=${path.join(LAB_DIR, 'guest-init.sh')}`,
     'intel_iommu=on',
-    'vfio_pci.enable_sriov=1',
+    ...LAB_DEVICES.flatMap((d) => d.kernelArgs ?? []),
     'panic=-1',
     'quiet',
     'loglevel=3',
@@ -113,9 +113,9 @@ function qemuArgs(kernel, ioDir) {
     '-kernel', kernel,
     '-append', append,
     '-fsdev', 'local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap',
-    '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
+    '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot,bus=pcie.0',
     '-fsdev', `local,id=labio,path=${ioDir},security_model=none,multidevs=remap`,
-    '-device', 'virtio-9p-pci,fsdev=labio,mount_tag=labio',
+    '-device', 'virtio-9p-pci,fsdev=labio,mount_tag=labio,bus=pcie.0',
     ...LAB_DEVICES.flatMap((d) => d.qemu({ nvmeImage })),
   ];
 }
