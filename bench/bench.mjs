@@ -31,13 +31,15 @@ const { native } = createRequire(import.meta.url)('../dist/native.js');
 // c: the C program's bench for the row (default: the same key; null: none).
 const BENCHES = [
   { key: 'floor', label: 'floor: the cheapest call into the addon (noop)', unit: 'calls/s', c: null },
-  { key: 'getinfo', label: 'ioctl VFIO_DEVICE_GET_INFO (info())', unit: 'calls/s' },
-  { key: 'regioninfo', label: 'ioctl VFIO_DEVICE_GET_REGION_INFO (regionInfo())', unit: 'calls/s' },
-  { key: 'pread32', label: 'read32 through pread (Region)', unit: 'reads/s' },
+  { key: 'syscall', label: 'floor + one syscall (getppid, from the addon)', unit: 'calls/s' },
+  { key: 'getinfo', label: 'ioctl VFIO_DEVICE_GET_INFO (info())', unit: 'calls/s', sys: 1 },
+  { key: 'getinfobare', label: 'GET_INFO with the handle check only (no buffer, no errno capture)', unit: 'calls/s', c: 'getinfo', sys: 1 },
+  { key: 'regioninfo', label: 'ioctl VFIO_DEVICE_GET_REGION_INFO (regionInfo())', unit: 'calls/s', sys: 1 },
+  { key: 'pread32', label: 'read32 through pread (Region)', unit: 'reads/s', sys: 1 },
   { key: 'mmio32', label: 'read32 through the BAR mmap (MappedRegion)', unit: 'reads/s' },
   { key: 'mmiow32', label: 'write32 through the BAR mmap (MappedRegion)', unit: 'writes/s' },
   { key: 'mmioblock', label: 'read32 x64 in one batch (MappedRegion.readInto)', unit: 'reads/s' },
-  { key: 'map4k', label: 'IOAS map + unmap, 4 KiB', unit: 'pairs/s' },
+  { key: 'map4k', label: 'IOAS map + unmap, 4 KiB', unit: 'pairs/s', sys: 2 },
   { key: 'map2m', label: 'IOAS map + unmap, 2 MiB', unit: 'pairs/s' },
   { key: 'irq', label: "interrupt round trip ('interrupt' event)", unit: 'trips/s' },
   { key: 'irqwait', label: 'interrupt round trip (await wait())', unit: 'trips/s', c: 'irq' },
@@ -65,11 +67,23 @@ async function jsRun(ctx, key) {
       t0 = now();
       for (let i = 0; i < n; i++) native.noop();
       return perOp(t0, n);
+    case 'syscall':
+      n = 100000;
+      t0 = now();
+      for (let i = 0; i < n; i++) native.noopSyscall();
+      return perOp(t0, n);
     case 'getinfo':
       n = 20000;
       t0 = now();
       for (let i = 0; i < n; i++) sink += dev.info().numRegions;
       return perOp(t0, n);
+    case 'getinfobare': {
+      const h = dev._handle('ioctl');
+      n = 20000;
+      t0 = now();
+      for (let i = 0; i < n; i++) sink += native.deviceBareGetInfo(h);
+      return perOp(t0, n);
+    }
     case 'regioninfo':
       n = 20000;
       t0 = now();
@@ -443,6 +457,9 @@ if (ONLY !== 'nvme') {
     closeJs(ctx);
   }
   floorNs = median(jsTimes.floor);
+  // What one syscall costs this process beyond what it costs the C program (emulated TLB and
+  // cache effects of a large process, under TCG), after the crossing itself.
+  const syscallGapNs = Math.max(0, median(jsTimes.syscall) - floorNs - median(cTimes.syscall));
   const rows = BENCHES.map((b) => {
     const js = median(jsTimes[b.key]);
     const ck = cKey(b);
@@ -451,15 +468,18 @@ if (ONLY !== 'nvme') {
     const nativeNs = nativeTimes[b.key].length ? median(nativeTimes[b.key]) : null;
     return { key: b.key, label: b.label, unit: b.unit, libNs: js, cNs: c, koffiNs, floorNs, nativeNs,
       libPerSec: 1e9 / js, cPerSec: c === null ? null : 1e9 / c, ratio: c === null ? null : js / c,
-      ratioFloor: js / ((c ?? 0) + floorNs) };
+      ratioFloor: js / ((c ?? 0) + floorNs),
+      ...(b.sys ? { syscallGapNs, ratioSyscallFloor: js / ((c ?? 0) + floorNs + b.sys * syscallGapNs) } : {}) };
   });
   console.log('\nedu and core calls (time per operation; ratios: lower is better; floor = the noop row)\n');
   const dash = (x, f) => (x === null ? '-' : f(x));
   printTable([
-    ['benchmark', 'library', '', 'addon call alone', 'C', 'koffi', 'library/C', 'library/(C+floor)'],
+    ['benchmark', 'library', '', 'addon call alone', 'C', 'koffi', 'library/C', 'library/(C+floor)', '/(C+floor+syscall gap)'],
     ...rows.map((r) => [r.label, `${fmtRate(r.libPerSec)} ${r.unit}`, fmtTime(r.libNs), dash(r.nativeNs, fmtTime), dash(r.cNs, fmtTime),
-      dash(r.koffiNs, fmtTime), dash(r.ratio, (x) => `${x.toFixed(2)}x`), `${r.ratioFloor.toFixed(2)}x`]),
+      dash(r.koffiNs, fmtTime), dash(r.ratio, (x) => `${x.toFixed(2)}x`), `${r.ratioFloor.toFixed(2)}x`,
+      dash(r.ratioSyscallFloor ?? null, (x) => `${x.toFixed(2)}x`)]),
   ]);
+  console.log(`\nsyscall gap: one syscall costs this process ${fmtTime(syscallGapNs)} more than it costs the C program, beyond the crossing`);
   result.rows.push(...rows);
   result.raw.lib = jsTimes;
   result.raw.c = cTimes;

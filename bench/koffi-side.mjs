@@ -17,6 +17,7 @@ const munmap = libc.func('int munmap(void *addr, size_t len)');
 const eventfd = libc.func('int eventfd(unsigned int initval, int flags)');
 const read = libc.func('long read(int fd, _Out_ uint8_t *buf, size_t n)');
 const abs = libc.func('int abs(int x)');
+const getppid = libc.func('int getppid()');
 
 const O_RDWR = 2;
 const O_CLOEXEC = 0o2000000;
@@ -89,6 +90,11 @@ export function koffiRun(ctx, key) {
   let t0;
   let sink = 0;
   switch (key) {
+    case 'syscall':
+      n = 100000;
+      t0 = now();
+      for (let i = 0; i < n; i++) sink += getppid();
+      return sink > 0 ? perOp(t0, n) : 0;
     case 'getinfo': {
       const info = new Uint32Array(6);
       const b = bytes(info);

@@ -8,6 +8,8 @@
 // Benches: getinfo, regioninfo, pread32, mmio32, mmiow32, mmioblock, map4k, map2m, irq, dma.
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 
@@ -65,7 +67,11 @@ static uint8_t* alloc(size_t n) {
 static double run(const char* name) {
   uint64_t t0, n;
   volatile uint32_t sink = 0;
-  if (!strcmp(name, "getinfo")) {
+  if (!strcmp(name, "syscall")) {
+    n = 100000;
+    t0 = now_ns();
+    for (uint64_t i = 0; i < n; i++) syscall(SYS_getppid);
+  } else if (!strcmp(name, "getinfo")) {
     n = 20000;
     vfio_device_info info;
     t0 = now_ns();

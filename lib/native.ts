@@ -8,7 +8,7 @@ export interface NativeHandle {
   readonly __nativeHandle: unique symbol;
 }
 
-/** Raw bindings of build/Release/vfio.node. */
+/** Raw bindings of the native addon (build/Release/vfio.node, or the package's prebuilt one). */
 export interface NativeBinding {
   initialize(makeError: typeof makeNativeError): void;
   /** The ioctl table: request name -> number (native/uapi.h). */
@@ -16,11 +16,15 @@ export interface NativeBinding {
   pageSize(): number;
   /** Does nothing: the cheapest call into the addon (npm run bench's floor row). */
   noop(): void;
+  /** One getppid syscall: the floor for a call that enters the kernel (the bench's syscall row). */
+  noopSyscall(): void;
 
   deviceOpen(path: string): NativeHandle;
   deviceFromFd(fd: number, own: boolean, path?: string): NativeHandle;
   deviceClose(h: NativeHandle): void;
   deviceFd(h: NativeHandle): number;
+  /** GET_INFO with the handle check only, no buffer or errno work (bench only): num_regions, or -1. */
+  deviceBareGetInfo(h: NativeHandle): number;
   deviceBind(h: NativeHandle, iommufd: NativeHandle, token?: Uint8Array | null): number;
   deviceAttach(h: NativeHandle, ptId: number, pasid: number): number;
   deviceDetach(h: NativeHandle, pasid: number): void;
@@ -87,6 +91,7 @@ export interface NativeBinding {
   ioasMapFile(h: NativeHandle, ioasId: number, flags: number, fd: number, start: bigint, length: bigint,
     iova: bigint): bigint;
   ioasUnmap(h: NativeHandle, ioasId: number, iova: number | bigint, length: number | bigint): number;
+  ioasNoiommuGetPa(h: NativeHandle, ioasId: number, iova: bigint, length: bigint): [bigint, bigint];
   ioasIovaRanges(h: NativeHandle, ioasId: number): { ranges: BigUint64Array; alignment: bigint };
   ioasAllowIovas(h: NativeHandle, ioasId: number, ranges: BigUint64Array): void;
   ioasCopy(h: NativeHandle, flags: number, dstIoasId: number, srcIoasId: number, length: bigint, dstIova: bigint,
@@ -154,6 +159,8 @@ function load(): NativeBinding {
     process.env.VFIO_NATIVE_PATH,
     path.join(root, 'build', 'Release', 'vfio.node'),
     path.join(root, 'build', 'Debug', 'vfio.node'),
+    // The package's prebuilt addon (N-API, so any Node version the package supports).
+    path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'vfio.napi.node'),
   ].filter((p): p is string => !!p);
   const errors: string[] = [];
   for (const file of candidates) {

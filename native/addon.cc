@@ -1,6 +1,9 @@
 // Module entry: per-env data, the env cleanup hook, and the exports of every kernel object.
 #include "addon.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "handles.h"
 
 namespace vfio {
@@ -30,6 +33,10 @@ void CleanupEnv(napi_async_cleanup_hook_handle hook, void* arg) {
 
 void Noop(const Napi::CallbackInfo&) {}
 
+// The cheapest call that enters the kernel (getppid, which glibc does not cache): the bench's
+// floor for one syscall made from this process.
+void NoopSyscall(const Napi::CallbackInfo&) { syscall(SYS_getppid); }
+
 Napi::Value Initialize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsFunction()) throw Napi::TypeError::New(env, "initialize: makeError must be a function");
@@ -46,6 +53,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   }
   Export(env, exports, "initialize", Initialize);
   exports.Set("noop", Napi::Function::New(env, Noop, "noop"));  // the cheapest call: the bench's floor
+  exports.Set("noopSyscall", Napi::Function::New(env, NoopSyscall, "noopSyscall"));
   InitIoctlTable(env, exports);
   InitDevice(env, exports);
   InitIommufd(env, exports);
