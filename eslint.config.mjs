@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'node_modules/', 'examples/build/', 'test/types/build/', 'bench/out/'] },
+  { ignores: ['dist/', 'build/', 'node_modules/', 'examples/build/', 'test/types/build/', 'bench/out/', 'docs/api/', 'prebuilds/'] },
   js.configs.recommended,
   {
     files: ['lib/**/*.ts'],

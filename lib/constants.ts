@@ -135,14 +135,17 @@ export const flags = Object.freeze({
   IOMMU_VEVENTQ_FLAG_LOST_EVENTS: 1 << 0,
 });
 
+/** The named VFIO and iommufd flags and indexes (the keys of `constants` other than ioctl names). */
+export type VfioFlags = typeof flags;
+
 /**
  * VFIO and iommufd constants: region/IRQ indexes, flags, and the raw ioctl request numbers
  * (from the addon's ioctl table).
  */
-export const constants: typeof flags & Readonly<Record<string, number>> = withIoctls(flags);
+export const constants: VfioFlags & Readonly<Record<string, number>> = withIoctls(flags);
 
 /** `flags` and, read from the addon on first use (so importing this loads nothing), the ioctl numbers. */
-function withIoctls(base: typeof flags): typeof flags & Readonly<Record<string, number>> {
+function withIoctls(base: VfioFlags): VfioFlags & Readonly<Record<string, number>> {
   let table: Readonly<Record<string, number>> | null = null;
   const ioctls = (): Readonly<Record<string, number>> => (table ??= native.ioctls);
   // An extensible copy as the target (a frozen one could not report the ioctl keys), kept read-only by the traps.

@@ -5,12 +5,14 @@
 export { VfioError, VfioStateError, VfioUnsupportedError } from './errors';
 export type { VfioErrorFields, VfioStateCode, VfioUnsupportedCode } from './errors';
 export { constants } from './constants';
+export type { VfioFlags } from './constants';
 export {
   listPciDevices, mdevDevice, cdevPathFor, bindToVfioPci, unbindFromVfioPci, normalizeBdf, createMdev, removeMdev, mdevTypes,
   sriovTotalVfs, setSriovNumVfs, virtfnsOf, physfnOf,
 } from './sysfs';
 export type { PciDeviceInfo, MdevDeviceInfo, MdevType, BindOptions } from './sysfs';
 export { Iommufd, Hwpt, Viommu, Vdevice } from './iommufd';
+export type { IommufdObject } from './iommufd';
 export type { HwInfo, HwInfoOptions, HwptOptions, DirtyBitmapOptions, IommufdDevice, IommufdOptionName } from './iommufd';
 export { FaultQueue, VeventQueue } from './event-queue';
 export type { IommuFault, IommuVevent, FaultResponse } from './event-queue';
@@ -30,3 +32,4 @@ export { IoEventFd } from './ioeventfd';
 export type { IoEventFdOptions } from './ioeventfd';
 export type { InterruptEvent, WaitOptions } from './interrupts';
 export { VfioContainer, VfioGroup } from './group';
+export type { Type1Info } from './decoders';

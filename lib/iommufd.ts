@@ -378,7 +378,7 @@ function invalidate(ictx: Iommufd, id: number, dataType: number, entries: readon
  * What every iommufd object the library wraps (HWPT, vIOMMU, vDEVICE) shares: its id, its
  * iommufd while it lives, and IOMMU_DESTROY.
  */
-abstract class IommufdObject {
+export abstract class IommufdObject {
   readonly id: number;
   #ictx: Iommufd | null;
   readonly #what: string;

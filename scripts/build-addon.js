@@ -1,37 +1,60 @@
 #!/usr/bin/env node
-// Builds the native addon with node-gyp, offline: node-gyp is given the running Node's own
-// headers (<prefix>/include/node) as nodedir, so it never downloads a headers tarball.
+// The package's install script, and `npm run build`'s addon step (with --from-source).
+// Installed from the registry or a tarball: use the prebuilt addon for this platform when the
+// package has one that loads; otherwise build it with node-gyp, and when the tools for that are
+// missing say which in one line.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const { runNodeGyp } = require('./node-gyp.js');
 
-const prefix = path.resolve(path.dirname(process.execPath), '..');
-const args = ['rebuild'];
-if (fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) {
-  args.push(`--nodedir=${prefix}`);
-} else {
-  console.warn(`vfio: no Node headers under ${prefix}/include/node; node-gyp will look for them itself`);
+const root = path.resolve(__dirname, '..');
+const tag = `${process.platform}-${process.arch}`;
+
+function fail(message) {
+  console.error(`vfio: ${message}`);
+  process.exit(1);
 }
 
-let gyp = process.env.npm_config_node_gyp;
-if (!gyp || !fs.existsSync(gyp)) {
-  const npmDir = path.join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-  try {
-    gyp = require.resolve('node-gyp/bin/node-gyp.js');
-  } catch {
-    gyp = npmDir;
+if (process.platform !== 'linux') fail('VFIO is a Linux interface; the addon builds only on Linux');
+
+/** Whether the prebuilt addon for this platform is there and loads. */
+function prebuiltLoads() {
+  const file = path.join(root, 'prebuilds', tag, 'vfio.napi.node');
+  if (!fs.existsSync(file)) return false;
+  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(file)})`], { encoding: 'utf8' });
+  if (r.status !== 0) console.warn(`vfio: the prebuilt addon for ${tag} does not load here; building from source`);
+  return r.status === 0;
+}
+
+/** The build tools node-gyp needs that are not on PATH. */
+function missingTools() {
+  const onPath = (cmd) => (process.env.PATH || '').split(path.delimiter)
+    .some((dir) => dir && fs.existsSync(path.join(dir, cmd)));
+  const missing = [];
+  const cxx = process.env.CXX ? process.env.CXX.split(' ')[0] : null;
+  if (cxx ? !(path.isAbsolute(cxx) ? fs.existsSync(cxx) : onPath(cxx)) : !onPath('g++') && !onPath('c++')) {
+    missing.push(cxx ?? 'a C++ compiler (g++)');
   }
+  if (!onPath('make')) missing.push('make');
+  if (!onPath('python3') && !onPath('python')) missing.push('python3');
+  return missing;
 }
-if (process.platform !== 'linux') {
-  console.error('vfio: VFIO is a Linux interface; the addon builds only on Linux');
-  process.exit(1);
+
+const fromSource = process.argv.includes('--from-source') || process.env.npm_config_build_from_source === 'true';
+if (!fromSource && prebuiltLoads()) process.exit(0);
+
+const missing = missingTools();
+if (missing.length) {
+  const have = fs.existsSync(path.join(root, 'prebuilds')) ? fs.readdirSync(path.join(root, 'prebuilds')).join(', ') : 'none';
+  fail(`no prebuilt addon for ${tag} (the package has: ${have || 'none'}) and cannot build one: ` +
+    `${missing.join(', ')} not found on PATH; install them (Debian/Ubuntu: apt-get install g++ make python3), ` +
+    'then run npm rebuild vfio');
 }
-const r = spawnSync(process.execPath, [gyp, ...args], { stdio: 'inherit', cwd: path.resolve(__dirname, '..') });
-if (r.error) {
-  console.error(`vfio: could not run node-gyp (${gyp}): ${r.error.message}`);
-  process.exit(1);
-}
+
+const r = runNodeGyp(['rebuild'], { cwd: root });
+if (r.error) fail(r.error.message);
 if (r.status === 0) {
   // What the addon was built from, so that `npm run build` rebuilds it when native/ changes.
   const { sourcesHash, STAMP } = require('./sources-hash.js');

@@ -18,7 +18,7 @@ const built = fs.existsSync(STAMP) && fs.existsSync(path.join(root, 'build', 'Re
   : null;
 if (built !== sourcesHash()) {
   console.log(built === null ? 'build: building the native addon' : 'build: native/ changed; rebuilding the addon');
-  run(process.execPath, [path.join(__dirname, 'build-addon.js')]);
+  run(process.execPath, [path.join(__dirname, 'build-addon.js'), '--from-source']);
 }
 run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json']);
 fs.chmodSync(path.join(root, 'dist', 'cli.js'), 0o755);

@@ -7,5 +7,5 @@ export { NvmeController } from './controller';
 export type { NvmeIdentity, NvmeNamespace, NvmeOpenOptions } from './controller';
 export { NvmeQueuePair } from './queue-pair';
 export type { QueuePairOptions, SharedNvmeQueuePair } from './queue-pair';
-export type { Done as NvmeCallback } from './queue';
+export type { Done as NvmeCallback, RingState } from './queue';
 export { NvmeError, statusName } from './spec';
