@@ -135,7 +135,12 @@ export class VfioDevice extends EventEmitter {
   static open(bdfOrPath: string, options?: DeviceOpenOptions): VfioDevice {
     toPath(bdfOrPath, 'bdfOrPath');
     const opts = optionsObject(options, 'options');
-    const path = isBdf(bdfOrPath) || isMdevUuid(bdfOrPath) ? cdevPathFor(bdfOrPath) : bdfOrPath;
+    const byName = isBdf(bdfOrPath) || isMdevUuid(bdfOrPath);
+    if (!byName && !bdfOrPath.includes('/')) {
+      throw new TypeError(`'${bdfOrPath}' is not a PCI address (DDDD:BB:DD.F, e.g. 0000:00:03.0), an mdev UUID or a path ` +
+        'to a VFIO cdev (/dev/vfio/devices/vfioN)');
+    }
+    const path = byName ? cdevPathFor(bdfOrPath) : bdfOrPath;
     return new VfioDevice(native.deviceOpen(path), path, 'blocked', opts.checks !== false, false);
   }
 

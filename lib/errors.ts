@@ -94,6 +94,12 @@ const SYSCALL_HINTS: Array<[(e: VfioErrorFields & { code: string }) => boolean, 
   [(e) => e.syscall === 'open' && e.code === 'ENOENT' && !!e.path?.startsWith('/dev/vfio/noiommu-'),
     'no such noiommu group: the kernel makes /dev/vfio/noiommu-N only for a device without an IOMMU, bound to ' +
       'vfio-pci while vfio.enable_unsafe_noiommu_mode=1 (CONFIG_VFIO_NOIOMMU)'],
+  [(e) => e.syscall === 'open' && e.code === 'ENOENT' && e.path === '/dev/vfio/vfio',
+    'no VFIO container device: the kernel lacks CONFIG_VFIO_CONTAINER (and iommufd\'s IOMMUFD_VFIO_CONTAINER); ' +
+      "open iommufd's compat container instead, VfioContainer.open('/dev/iommu'), or use the cdev path"],
+  [(e) => e.syscall === 'open' && e.code === 'ENOENT' && !!e.path && /^\/dev\/vfio\/\d+$/.test(e.path),
+    'no such VFIO group: /dev/vfio/N appears once a device of IOMMU group N is bound to vfio-pci ' +
+      '(vfio bind <bdf>; listPciDevices() shows each device\'s group)'],
   [(e) => e.syscall === 'open' && e.code === 'ENOENT' && !!e.path && e.path.startsWith('/dev/vfio/devices/'),
     'no such VFIO device cdev: bind the device to vfio-pci (vfio bind <bdf>) on a kernel with CONFIG_VFIO_DEVICE_CDEV'],
 ];

@@ -355,15 +355,27 @@ export function bindToVfioPci(bdf: string, options?: BindOptions): string | null
       });
     }
     sysfsWrite(path.join(dir, 'driver_override'), 'vfio-pci');
-    if (driver !== null) sysfsWrite(path.join(dir, 'driver', 'unbind'), name);
-    sysfsWrite('/sys/bus/pci/drivers_probe', name);
-  }
-  const after = linkBase(path.join(dir, 'driver'));
-  if (after !== 'vfio-pci') {
-    throw new VfioError({
-      errno: ENODEV, syscall: 'write', code: 'ENODEV', path: dir,
-      message: `ENODEV: ${name} did not bind to vfio-pci (is the vfio-pci driver loaded? modprobe vfio-pci)`,
-    });
+    try {
+      if (driver !== null) sysfsWrite(path.join(dir, 'driver', 'unbind'), name);
+      sysfsWrite('/sys/bus/pci/drivers_probe', name);
+      if (linkBase(path.join(dir, 'driver')) !== 'vfio-pci') {
+        throw new VfioError({
+          errno: ENODEV, syscall: 'write', code: 'ENODEV', path: dir,
+          message: `ENODEV: ${name} did not bind to vfio-pci (vfio-pci refused it: it takes only normal-header ` +
+            'devices, no bridges; or the driver is not loaded: modprobe vfio-pci; see dmesg)' +
+            (driver !== null ? `; it was given back to ${driver}` : ''),
+        });
+      }
+    } catch (err) {
+      // Leave the device as it was: no override left behind, its own driver back.
+      try {
+        sysfsWrite(path.join(dir, 'driver_override'), '\n');
+        if (driver !== null && linkBase(path.join(dir, 'driver')) === null) sysfsWrite('/sys/bus/pci/drivers_probe', name);
+      } catch {
+        // The first error is the one to report.
+      }
+      throw err;
+    }
   }
   const cdev = cdevOf(dir);
   return 'path' in cdev ? cdev.path : null;
@@ -371,15 +383,18 @@ export function bindToVfioPci(bdf: string, options?: BindOptions): string | null
 
 /**
  * Unbind a PCI device from vfio-pci, clear driver_override and re-probe, so its own kernel
- * driver (if any) takes it back. Returns the driver bound afterwards, or null.
+ * driver (if any) takes it back. Returns the driver bound afterwards, or null. EINVAL when the
+ * device is not on vfio-pci (and no override would put it there).
  */
 export function unbindFromVfioPci(bdf: string): string | null {
   const [name, dir] = pciDir(bdf);
   const driver = linkBase(path.join(dir, 'driver'));
-  if (driver !== null && driver !== 'vfio-pci') {
+  const override = readText(path.join(dir, 'driver_override'));
+  // Nothing to undo unless vfio-pci has it, or an override would give it to vfio-pci.
+  if (driver !== 'vfio-pci' && override !== 'vfio-pci') {
     throw new VfioError({
       errno: EINVAL, syscall: 'write', code: 'EINVAL', path: dir,
-      message: `EINVAL: ${name} is bound to ${driver}, not vfio-pci`,
+      message: `EINVAL: ${name} is not bound to vfio-pci (${driver === null ? 'it has no driver' : `its driver is ${driver}`})`,
     });
   }
   if (driver === 'vfio-pci') sysfsWrite(path.join(dir, 'driver', 'unbind'), name);

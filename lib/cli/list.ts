@@ -1,5 +1,6 @@
 // vfio list: every PCI device, its driver, IOMMU group and VFIO cdev, and SR-IOV PF/VF relations.
-import { listPciDevices } from '../sysfs';
+import * as fs from 'node:fs';
+import { listPciDevices, type PciDeviceInfo } from '../sysfs';
 import { deviceRow, table, UsageError, type Command } from './common';
 
 export const list: Command = {
@@ -17,6 +18,21 @@ export const list: Command = {
     } else {
       console.log(table([['BDF', 'ID', 'CLASS', 'DRIVER', 'GROUP', 'CDEV', 'SR-IOV'], ...devices.map(deviceRow)]));
     }
+    for (const note of kernelNotes(devices)) console.error(`vfio: note: ${note}`);
     return 0;
   },
 };
+
+/** What the kernel lacks for the cdev path, said once each (on stderr: stdout stays the list). */
+function kernelNotes(devices: PciDeviceInfo[]): string[] {
+  const notes: string[] = [];
+  if (!fs.existsSync('/dev/iommu')) {
+    notes.push('no /dev/iommu: this kernel has no iommufd (it needs Linux >= 6.6 with CONFIG_IOMMUFD=y, or ' +
+      'modprobe iommufd); without it devices are reachable only through their groups, /dev/vfio/N (VfioGroup)');
+  }
+  if (devices.some((d) => d.driver === 'vfio-pci' && d.cdevPath === null && !d.noiommu)) {
+    notes.push('devices on vfio-pci have no cdev (/dev/vfio/devices/vfioN): the kernel lacks CONFIG_VFIO_DEVICE_CDEV=y; ' +
+      'use the group path, /dev/vfio/N (VfioGroup)');
+  }
+  return notes;
+}

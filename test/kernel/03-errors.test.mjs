@@ -1,7 +1,7 @@
 // Errors that explain: what the kernel said, which call, and the likely cause.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DmaBuffer, Iommufd, VfioDevice, VfioError } from 'vfio';
+import { DmaBuffer, Iommufd, VfioDevice, VfioError, VfioGroup } from 'vfio';
 import { native } from '../../dist/native.js';
 import { deviceOf } from './lab.mjs';
 import { openEdu } from './edu.mjs';
@@ -27,6 +27,14 @@ test('opening a path that does not exist gives ENOENT with the path', () => {
     e instanceof VfioError && e.code === 'ENOENT' && e.errno === -2 && e.syscall === 'open' &&
     e.path === '/dev/vfio/devices/vfio77');
   assert.throws(() => Iommufd.open('/dev/no-iommu'), { code: 'ENOENT', path: '/dev/no-iommu' });
+});
+
+test('a missing group, container or device name says what to do', () => {
+  assert.throws(() => VfioGroup.open(4000), { name: 'VfioError', code: 'ENOENT', path: '/dev/vfio/4000',
+    message: /no such VFIO group: .*bound to vfio-pci \(vfio bind <bdf>/ });
+  assert.throws(() => VfioDevice.open('nonsense'), { name: 'TypeError',
+    message: /'nonsense' is not a PCI address .*an mdev UUID or a path to a VFIO cdev/ });
+  assert.throws(() => VfioDevice.open('/dev/vfio/devices/vfio77'), { code: 'ENOENT', message: /bind the device to vfio-pci/ });
 });
 
 test('mapping over an existing mapping gives EEXIST', () => {

@@ -192,6 +192,35 @@ test('bind refuses a device another driver has unless --force', () => {
   assert.ok(entryOf(nvme.bdf).cdevPath);
 });
 
+test('unbind of a device vfio-pci does not have says so and exits 1', () => {
+  const free = listPciDevices().find((d) => d.driver === null);
+  assert.ok(free, 'the lab has a PCI function with no driver (a host bridge)');
+  assertOneLineError(vfio(['unbind', free.bdf]), new RegExp(`${free.bdf.replace('.', '\\.')} is not bound to vfio-pci \\(it has no driver\\)`));
+  const owned = listPciDevices().find((d) => d.driver !== null && d.driver !== 'vfio-pci');
+  assertOneLineError(vfio(['unbind', owned.bdf]), new RegExp(`is not bound to vfio-pci \\(its driver is ${owned.driver}\\)`));
+  assert.equal(entryOf(owned.bdf).driver, owned.driver, 'left alone');
+});
+
+test('a bind vfio-pci refuses is rolled back: no driver_override left behind', () => {
+  // vfio-pci takes no bridges: a PCIe root port (driverless in the lab kernel) is refused.
+  const port = listPciDevices().find((d) => d.classCode >> 8 === 0x0604 && d.driver === null)?.bdf;
+  assert.ok(port, 'the lab has a root port with no driver');
+  const dir = `/sys/bus/pci/devices/${port}`;
+  assertOneLineError(vfio(['bind', port]), /did not bind to vfio-pci \(vfio-pci refused it: .*no bridges/);
+  assert.equal(fs.readFileSync(`${dir}/driver_override`, 'utf8').trim(), '(null)', 'no override left behind');
+  assert.equal(fs.existsSync(`${dir}/driver`), false, 'still no driver');
+});
+
+test('list says when the kernel has no iommufd (here: /dev hidden in a mount namespace)', () => {
+  const r = spawnSync('unshare', ['-m', 'sh', '-c', `mount -t tmpfs none /dev && mknod -m 666 /dev/null c 1 3 && exec ${CLI} list`],
+    { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^BDF\s+ID/m, 'the table still prints');
+  assert.match(r.stderr, /^vfio: note: no \/dev\/iommu: this kernel has no iommufd .*CONFIG_IOMMUFD/m);
+  const plain = vfio(['list']);
+  assert.doesNotMatch(plain.stderr, /note:/, 'no note when the kernel has what it needs');
+});
+
 test('permission denied as an unprivileged user names root or a udev rule', () => {
   const r = vfio(['probe', edu.bdf], { as: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] });
   assertOneLineError(r, /EACCES: permission denied, open '\/dev\/(iommu|vfio\/devices\/vfio\d+)' .*run as root, or .*udev rule.*SUBSYSTEM=="vfio"/);

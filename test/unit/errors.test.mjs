@@ -75,3 +75,16 @@ test('an ENOTTY from a request newer than the kernel is ERR_VFIO_NEEDS_KERNEL na
   assert.equal(kernelBefore('6.17', '6.9.1'), true);
   assert.equal(kernelBefore('6.13', 'weird'), false);
 });
+
+test('a missing VFIO container device names the compat container and the kernel option', async () => {
+  const { makeNativeError } = await import('../../dist/errors.js');
+  const e = makeNativeError(2, 'open', undefined, '/dev/vfio/vfio');
+  assert.equal(e.code, 'ENOENT');
+  assert.match(e.message, /no VFIO container device: the kernel lacks CONFIG_VFIO_CONTAINER .*VfioContainer\.open\('\/dev\/iommu'\)/);
+});
+
+test('a missing VFIO group says how it comes to be; other missing paths get no VFIO hint', async () => {
+  const { makeNativeError } = await import('../../dist/errors.js');
+  assert.match(makeNativeError(2, 'open', undefined, '/dev/vfio/12').message, /no such VFIO group: .*group N is bound to vfio-pci/);
+  assert.doesNotMatch(makeNativeError(2, 'open', undefined, '/tmp/x').message, /VFIO/);
+});
