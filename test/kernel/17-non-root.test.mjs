@@ -1,0 +1,72 @@
+// Non-root use, as the README's udev rule sets it up: the device's cdev and /dev/iommu given to a
+// group (mode 0660), an unprivileged member of it with a memlock limit that covers its DMA
+// memory. Everything a driver does then works without root.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { devicesOf } from './lab.mjs';
+
+const edu = devicesOf('edu')[1];
+const NOBODY = 65534;
+const EDU_MAP = fileURLToPath(new URL('../../examples/build/edu.js', import.meta.url));
+
+/** chown :gid and chmod 0660 `nodes` for `fn` (what GROUP="vfio", MODE="0660" does), then restore. */
+function givenToGroup(nodes, gid, fn) {
+  const saved = nodes.map((n) => fs.statSync(n));
+  nodes.forEach((n) => {
+    fs.chownSync(n, 0, gid);
+    fs.chmodSync(n, 0o660);
+  });
+  try {
+    return fn();
+  } finally {
+    nodes.forEach((n, i) => {
+      fs.chownSync(n, saved[i].uid, saved[i].gid);
+      fs.chmodSync(n, saved[i].mode & 0o7777);
+    });
+  }
+}
+
+/** Run an ES module's code as uid/gid 65534 with RLIMIT_MEMLOCK `memlock` bytes. */
+function asGroupMember(code, memlock) {
+  return spawnSync('prlimit', [`--memlock=${memlock}:${memlock}`, 'setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`,
+    '--clear-groups', process.execPath, '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 60_000 });
+}
+
+test('an unprivileged member of the group the nodes belong to binds, maps and runs device DMA', () => {
+  const code = `
+    import { DmaBuffer, Iommufd, VfioDevice } from 'vfio';
+    import { EDU } from ${JSON.stringify(EDU_MAP)};
+    const iommufd = Iommufd.open();
+    const dev = VfioDevice.open(${JSON.stringify(edu.bdf)});
+    dev.bind(iommufd);
+    const ioas = iommufd.allocIoas();
+    dev.attach(ioas);
+    const buf = DmaBuffer.alloc(8192);
+    const iova = ioas.map(buf);
+    dev.config.enableBusMaster();
+    const bar = dev.region(0).map();
+    buf.store32(0, 0x600d600d);
+    const dma = (src, dst, toRam) => {
+      bar.write64(EDU.DMA_SRC, src); bar.write64(EDU.DMA_DST, dst); bar.write64(EDU.DMA_COUNT, 4n);
+      bar.write64(EDU.DMA_CMD, BigInt(EDU.CMD_START | (toRam ? EDU.CMD_TO_RAM : 0)));
+      while (bar.read64(EDU.DMA_CMD) & 1n);
+    };
+    dma(iova, BigInt(EDU.BUFFER), false);
+    dma(BigInt(EDU.BUFFER), iova + 4096n, true);
+    console.log(process.getuid(), buf.load32(4096).toString(16));
+    bar.close(); ioas.unmapAll(); dev.close(); iommufd.close();`;
+  const r = givenToGroup(['/dev/iommu', edu.cdevPath], NOBODY, () => asGroupMember(code, 16 * 1024 * 1024));
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), `${NOBODY} 600d600d`);
+});
+
+test('the same user without the group gets EACCES naming the udev rule', () => {
+  const code = `import { Iommufd } from 'vfio';
+    try { Iommufd.open(); } catch (e) { console.log(e.code, /udev rule/.test(e.message)); }`;
+  const r = givenToGroup(['/dev/iommu', edu.cdevPath], 0, () => asGroupMember(code, 16 * 1024 * 1024));
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'EACCES true');
+});
