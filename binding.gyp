@@ -17,7 +17,8 @@
         "native/irq_watcher.cc",
         "native/event_queue.cc",
         "native/group.cc",
-        "native/container.cc"
+        "native/container.cc",
+        "native/unix_socket.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

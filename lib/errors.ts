@@ -94,6 +94,9 @@ const SYSCALL_HINTS: Array<[(e: VfioErrorFields & { code: string }) => boolean, 
   [(e) => e.syscall === 'open' && e.code === 'ENOENT' && !!e.path?.startsWith('/dev/vfio/noiommu-'),
     'no such noiommu group: the kernel makes /dev/vfio/noiommu-N only for a device without an IOMMU, bound to ' +
       'vfio-pci while vfio.enable_unsafe_noiommu_mode=1 (CONFIG_VFIO_NOIOMMU)'],
+  [(e) => e.syscall === 'recvmsg' && e.code === 'EMSGSIZE',
+    'the message carried more fds or bytes than options.maxFds / options.maxBytes allow; its fds were closed'],
+  [(e) => e.syscall === 'recvmsg' && e.code === 'ETIMEDOUT', 'no message arrived within options.timeoutMs'],
   [(e) => e.syscall === 'open' && e.code === 'ENOENT' && e.path === '/dev/vfio/vfio',
     'no VFIO container device: the kernel lacks CONFIG_VFIO_CONTAINER (and iommufd\'s IOMMUFD_VFIO_CONTAINER); ' +
       "open iommufd's compat container instead, VfioContainer.open('/dev/iommu'), or use the cdev path"],

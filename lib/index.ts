@@ -11,6 +11,8 @@ export {
   sriovTotalVfs, setSriovNumVfs, virtfnsOf, physfnOf,
 } from './sysfs';
 export type { PciDeviceInfo, MdevDeviceInfo, MdevType, BindOptions } from './sysfs';
+export { socketPair, sendFds, receiveFds } from './fd-passing';
+export type { PassableFd, ReceiveFdsOptions, ReceivedFds } from './fd-passing';
 export { Iommufd, Hwpt, Viommu, Vdevice } from './iommufd';
 export type { IommufdObject } from './iommufd';
 export type { HwInfo, HwInfoOptions, HwptOptions, DirtyBitmapOptions, IommufdDevice, IommufdOptionName } from './iommufd';

@@ -151,6 +151,10 @@ export interface NativeBinding {
   type1Map(h: NativeHandle, buffer: NativeHandle, byteOffset: number, length: number,
     iova: bigint, flags: number): void;
   type1Unmap(h: NativeHandle, iova: bigint, length: bigint, flags: number): bigint;
+
+  socketPair(): [number, number];
+  sendFds(socket: number, fds: Int32Array, data: Uint8Array): number;
+  receiveFds(socket: number, maxFds: number, maxBytes: number, timeoutMs: number): [Int32Array, Uint8Array] | null;
 }
 
 function load(): NativeBinding {

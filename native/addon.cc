@@ -63,6 +63,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   InitEventQueue(env, exports);
   InitGroup(env, exports);
   InitContainer(env, exports);
+  InitUnixSocket(env, exports);
   return exports;
 }
 

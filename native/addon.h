@@ -59,6 +59,7 @@ void InitIrqWatcher(Napi::Env env, Napi::Object exports);
 void InitEventQueue(Napi::Env env, Napi::Object exports);
 void InitGroup(Napi::Env env, Napi::Object exports);
 void InitContainer(Napi::Env env, Napi::Object exports);
+void InitUnixSocket(Napi::Env env, Napi::Object exports);
 void InitIoctlTable(Napi::Env env, Napi::Object exports);
 
 }  // namespace vfio

@@ -70,3 +70,38 @@ test('the same user without the group gets EACCES naming the udev rule', () => {
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'EACCES true');
 });
+
+test('fd passing: a root helper (examples/fd-helper.mjs) hands the device and iommufd fds to an unprivileged driver', () => {
+  const helper = fileURLToPath(new URL('../../examples/fd-helper.mjs', import.meta.url));
+  const driver = `
+    import { DmaBuffer, Iommufd, VfioDevice, receiveFds } from 'vfio';
+    import { EDU } from ${JSON.stringify(EDU_MAP)};
+    let denied;
+    try { Iommufd.open(); } catch (e) { denied = e.code; }
+    const { fds, message } = receiveFds(3, { timeoutMs: 20000 });
+    const dev = VfioDevice.fromFd(fds[0], { own: true });
+    const iommufd = Iommufd.fromFd(fds[1], { own: true });
+    const state = dev.state;
+    dev.bind(iommufd);
+    const ioas = iommufd.allocIoas();
+    dev.attach(ioas);
+    const buf = DmaBuffer.alloc(8192);
+    const iova = ioas.map(buf);
+    dev.config.enableBusMaster();
+    const bar = dev.region(0).map();
+    buf.store32(0, 0xfd5e4d00);
+    const dma = (src, dst, toRam) => {
+      bar.write64(EDU.DMA_SRC, src); bar.write64(EDU.DMA_DST, dst); bar.write64(EDU.DMA_COUNT, 4n);
+      bar.write64(EDU.DMA_CMD, BigInt(EDU.CMD_START | (toRam ? EDU.CMD_TO_RAM : 0)));
+      while (bar.read64(EDU.DMA_CMD) & 1n);
+    };
+    dma(iova, BigInt(EDU.BUFFER), false);
+    dma(BigInt(EDU.BUFFER), iova + 4096n, true);
+    console.log(process.getuid(), denied, state, JSON.parse(new TextDecoder().decode(message)).fds.join(','),
+      buf.load32(4096).toString(16));
+    bar.close(); ioas.unmapAll(); dev.close(); iommufd.close();`;
+  const r = spawnSync(process.execPath, [helper, '--uid', String(NOBODY), edu.bdf, '--', process.execPath,
+    '--input-type=module', '-e', driver], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), `${NOBODY} EACCES blocked device,iommufd fd5e4d00`);
+});

@@ -58,7 +58,7 @@ const body = `
     [vfio.VfioGroup, ['open']]]) {
     for (const n of names) calls.push([cls.name + '.' + n, (...a) => cls[n](...a)]);
   }
-  for (const n of ['cdevPathFor', 'bindToVfioPci', 'unbindFromVfioPci', 'normalizeBdf', 'mdevDevice']) {
+  for (const n of ['cdevPathFor', 'bindToVfioPci', 'unbindFromVfioPci', 'normalizeBdf', 'mdevDevice', 'sendFds', 'receiveFds']) {
     calls.push([n, (...a) => vfio[n](...a)]);
   }
 
