@@ -29,7 +29,7 @@ for (const [name, flags] of [['vfio-bench', eduFlags], ['nvme-bench', nvmeFlags]
   }
 }
 const results = fs.mkdtempSync(path.join(out, 'run-'));
-const lab = spawnSync(process.execPath, [path.join(here, '..', 'test', 'lab', 'run.mjs'), '--timeout', '600', '--out', results, 'sh', '-c',
+const lab = spawnSync(process.execPath, [path.join(here, '..', 'lab', 'run.mjs'), '--timeout', '600', '--out', results, 'sh', '-c',
   // Both sides on vCPU 0, and the device interrupts routed there too: waking an idle emulated
   // CPU costs far more than the work measured, and which CPU gets an MSI would otherwise vary.
   `echo 1 > /proc/irq/default_smp_affinity && exec taskset -c 0 node ${path.join(here, 'bench.mjs')}`], { stdio: 'inherit' });

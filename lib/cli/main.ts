@@ -6,13 +6,14 @@ import { parseArgs } from 'node:util';
 import { bind } from './bind';
 import { CliError, explain, UsageError, type Command } from './common';
 import { info } from './info';
+import { isLab, lab } from './lab';
 import { list } from './list';
 import { nvme } from './nvme';
 import { probe } from './probe';
 import { unbind } from './unbind';
 
 /** Every command, in the order the usage lists them. */
-export const COMMANDS: readonly Command[] = [list, info, bind, unbind, probe, nvme];
+export const COMMANDS: readonly Command[] = [list, info, bind, unbind, probe, nvme, lab];
 
 const GLOBAL = { help: 'show help (vfio <command> --help: that command\'s)', version: 'print the version' };
 
@@ -34,7 +35,7 @@ export function usage(): string {
     ...rows.map(([sig, summary]) => `  ${sig.padEnd(width)}  ${summary}`),
     '',
     'options: --help, --version; each command\'s own (vfio <command> --help)',
-    '<bdf> is a PCI address such as 0000:00:05.0 (or 00:05.0); <device> is a PCI address or an mdev UUID.',
+    '<bdf> is a PCI address such as 0000:00:03.0 (or 00:03.0); <device> is a PCI address or an mdev UUID.',
   ].join('\n');
 }
 
@@ -70,6 +71,7 @@ function fail(err: unknown): number {
 /** Run the CLI with `argv` (without node and the script); returns the exit code (or a promise of it). */
 export function main(argv: string[]): number | Promise<number> {
   try {
+    if (isLab(argv)) return lab.run(argv.slice(1), {}, {});
     const booleans = new Set([...Object.keys(GLOBAL), ...COMMANDS.flatMap((c) => Object.keys(c.options))]);
     const valued = new Set(COMMANDS.flatMap((c) => Object.keys(c.values ?? {})));
     const unknown = argv.find((a) => a.startsWith('--') && !booleans.has(a.slice(2)) && !valued.has(a.slice(2)));

@@ -1,10 +1,10 @@
-// What the lab guest provides: the device manifest written by test/lab/guest.mjs.
+// What the lab guest provides: the device manifest written by lab/guest.mjs.
 import fs from 'node:fs';
 import { Iommufd, VfioDevice } from 'vfio';
 
 const file = process.env.VFIO_LAB_MANIFEST;
 if (!file) {
-  throw new Error('VFIO_LAB_MANIFEST is not set: the kernel tests run inside the lab (npm test, or npm run lab -- node test/lab/suite.mjs)');
+  throw new Error('VFIO_LAB_MANIFEST is not set: the kernel tests run inside the lab (npm test, or npm run lab -- --suite)');
 }
 
 /** @type {{ kernel: string, iommufd: string | null, devices: Array<{ kind: string, id: string, bdf: string | null, cdevPath: string | null, iommuGroup: number, groupPath: string, sysfsPath: string }> }} */

@@ -1,7 +1,7 @@
 // The kernel's mock IOMMU (CONFIG_IOMMUFD_TEST, drivers/iommu/iommufd/selftest.c), driven
 // through the library's raw escape hatch, iommufd.ioctl(): struct iommu_test_cmd and its
 // constants as drivers/iommu/iommufd/iommufd_test.h (Linux 7.3) defines them. The lab's 7.3
-// kernel has it (test/lab/kernel-mock-iommu.config); 6.12's does not.
+// kernel has it (lab/kernel-mock-iommu.config); 6.12's does not.
 import assert from 'node:assert/strict';
 
 /** IOMMU_TEST_CMD: _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 32). */
@@ -56,7 +56,7 @@ export function hasMock(iommufd) {
     if (err.code === 'ENOTTY') present = false;
   }
   assert.equal(present, expected, `the lab kernel ${process.env.VFIO_LAB_KERNEL_RELEASE} ${expected ? 'lacks' : 'has'} ` +
-    'CONFIG_IOMMUFD_TEST (test/lab/kernel-mock-iommu.config is for 7.3 only)');
+    'CONFIG_IOMMUFD_TEST (lab/kernel-mock-iommu.config is for 7.3 only)');
   return present;
 }
 

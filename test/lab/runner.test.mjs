@@ -6,9 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { LAB_DEVICE_COUNT } from './devices.mjs';
+import { LAB_DEVICE_COUNT } from '../../lab/devices.mjs';
 
-const runner = path.join(path.dirname(fileURLToPath(import.meta.url)), 'run.mjs');
+const runner = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'lab', 'run.mjs');
 const lab = (args, opts = {}) =>
   spawnSync(process.execPath, [runner, ...args], { encoding: 'utf8', timeout: 240_000, ...opts });
 
@@ -90,7 +90,7 @@ test('a guest kernel panic is reported', () => {
 });
 
 test('a checkout in a directory only its owner can enter passes the tests that run as an unprivileged user', () => {
-  const repo = path.resolve(path.dirname(runner), '..', '..');
+  const repo = path.resolve(path.dirname(runner), '..');
   const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-private-'));
   fs.chmodSync(parent, 0o700);
   const clone = path.join(parent, 'vfio');
@@ -101,7 +101,7 @@ test('a checkout in a directory only its owner can enter passes the tests that r
     fs.cpSync(path.join(repo, 'dist'), path.join(clone, 'dist'), { recursive: true });
     fs.mkdirSync(path.join(clone, 'build', 'Release'), { recursive: true });
     fs.copyFileSync(path.join(repo, 'build', 'Release', 'vfio.node'), path.join(clone, 'build', 'Release', 'vfio.node'));
-    const r = spawnSync(process.execPath, ['test/lab/run.mjs', '--suite', 'test/kernel/10-cli.test.mjs'],
+    const r = spawnSync(process.execPath, ['lab/run.mjs', '--suite', 'test/kernel/10-cli.test.mjs'],
       { cwd: clone, encoding: 'utf8', timeout: 400_000 });
     assert.equal(r.status, 0, `${r.stdout.slice(-3000)}\n${r.stderr}`);
     assert.match(r.stdout, /permission denied as an unprivileged user names root or a udev rule/);

@@ -19,7 +19,7 @@ const files = only.length
     .map((f) => path.join(dir, f)));
 
 if (!process.env.VFIO_LAB_MANIFEST) {
-  console.error('suite: VFIO_LAB_MANIFEST is not set: run the kernel tests in the lab (npm test, or npm run lab -- node test/lab/suite.mjs)');
+  console.error('suite: VFIO_LAB_MANIFEST is not set: run the kernel tests in the lab (npm test, or npm run lab -- --suite)');
   process.exit(1);
 }
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // npm test's kernel part: the kernel suite (test/kernel/ and test/torture/) in the lab on every
-// lab kernel (host.mjs KERNELS), one after the other, each run to the end; then each kernel's
+// lab kernel (lab/host.mjs KERNELS), one after the other, each run to the end; then each kernel's
 // pass/fail count. Fails if any run fails or cannot start.
 //   node test/lab/suites.mjs [FILE...]
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { KERNELS, LAB_DIR } from './host.mjs';
+import { KERNELS, LAB_DIR } from '../../lab/host.mjs';
 
 const results = [];
 for (const series of Object.keys(KERNELS)) {

@@ -1,7 +1,7 @@
 // The package as a user gets it: `npm pack` (prepack builds dist/ and the prebuilt addons), the
 // tarball's contents, and installs into a fresh project with no compiler on PATH: with the
 // prebuilt addon `require('vfio')` and `import('vfio')` load it; without it the install fails
-// with one line naming what is missing.
+// with one line naming what is missing. Then the lab from that project: `npx vfio lab`.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -14,6 +14,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-package-'));
 let tarball;
 let files;
+/** The project the prebuilt-addon install test made, for the lab test. */
+let installed;
 
 /**
  * A PATH with only what npm needs to install a package from a tarball (node, npm, sh, env): no
@@ -57,7 +59,8 @@ after(() => fs.rmSync(work, { recursive: true, force: true }));
 test('the tarball holds dist/, the prebuilt addons, the sources for a fallback build and the docs', () => {
   for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'dist/nvme/index.js', 'prebuilds/linux-x64/vfio.napi.node',
     'prebuilds/linux-arm64/vfio.napi.node', 'native/addon.cc', 'native/uapi.h', 'binding.gyp', 'scripts/build-addon.js',
-    'scripts/node-gyp.js', 'LICENSE', 'CHANGELOG.md', 'README.md', 'package.json']) {
+    'scripts/node-gyp.js', 'lab/run.mjs', 'lab/host.mjs', 'lab/guest.mjs', 'lab/guest-init.sh', 'lab/devices.mjs',
+    'lab/kernel.config', 'LICENSE', 'CHANGELOG.md', 'README.md', 'package.json']) {
     assert.ok(files.includes(f), `${f} is in the tarball`);
   }
   for (const f of files) assert.doesNotMatch(f, /^(test|bench|build|lib|node_modules|examples)\//, `${f} does not belong in the tarball`);
@@ -81,6 +84,26 @@ test('installed with no compiler on PATH, the prebuilt addon loads through requi
   const cli = spawnSync(path.join(r.dir, 'node_modules', '.bin', 'vfio'), ['--help'], { encoding: 'utf8' });
   assert.equal(cli.status, 0, cli.stderr);
   assert.match(cli.stdout, /usage: vfio/);
+  installed = r.dir;
+});
+
+test('npx vfio lab runs a script of the project against an edu in the guest', () => {
+  assert.ok(installed, 'the install test ran');
+  fs.writeFileSync(path.join(installed, 'probe.mjs'), `
+    import { Iommufd, VfioDevice, listPciDevices } from 'vfio';
+    const edus = listPciDevices().filter((d) => d.vendorId === 0x1234 && d.deviceId === 0x11e8 && d.cdevPath);
+    const iommufd = Iommufd.open();
+    const dev = VfioDevice.open(edus[0].bdf);
+    dev.bind(iommufd);
+    dev.attach(iommufd.allocIoas());
+    const bar = dev.region(0).map();
+    console.log('edus', edus.length, 'id', bar.read32(0).toString(16), 'from', process.cwd());
+    bar.close(); dev.close(); iommufd.close();`);
+  // The lab builds and caches its kernel on first use (minutes); later runs boot in seconds.
+  const r = spawnSync('npx', ['vfio', 'lab', '--device', 'edu', '--timeout', '600', '--', 'node', 'probe.mjs'],
+    { cwd: installed, encoding: 'utf8', timeout: 40 * 60_000, env: { ...process.env, npm_config_yes: 'true' } });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, new RegExp(`edus 2 id 10000ed from ${installed.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
 });
 
 test('with neither a matching prebuild nor a compiler, the install fails with one line naming what is missing', (t) => {

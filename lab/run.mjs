@@ -3,8 +3,9 @@
 // devices.mjs) with the host's / as the guest's read-only root, runs one command in
 // the guest, streams its output, and exits with the command's exit status.
 //
-//   node test/lab/run.mjs [--kernel 6.12|7.3] [--timeout SECONDS] [--out DIR] [--] COMMAND [ARGS...]
-//   node test/lab/run.mjs [--kernel ...] --suite [FILE...]   # the kernel test suite, or some files of it
+//   npx vfio lab [--kernel 6.12|7.3] [--device KIND ...] [--timeout SECONDS] [--out DIR] [--] COMMAND [ARGS...]
+//   node lab/run.mjs [same options] [--] COMMAND [ARGS...]   # in the vfio repository (npm run lab)
+//   node lab/run.mjs [--kernel ...] --suite [FILE...]         # the repository's kernel test suite, or some files of it
 //
 // --kernel picks the lab kernel series (host.mjs KERNELS; default DEFAULT_KERNEL there).
 //
@@ -19,12 +20,16 @@ import path from 'node:path';
 import { LAB_DEVICES } from './devices.mjs';
 import { DEFAULT_KERNEL, KERNELS, LAB_DIR, RUNTIME_PACKAGES, cacheDir, ensureKernel, ensurePackages, fail, say } from './host.mjs';
 
-const USAGE = `usage: npm run lab -- [--kernel ${Object.keys(KERNELS).join('|')}] [--timeout SECONDS] [--out DIR] COMMAND [ARGS...]   |   node test/lab/run.mjs [--kernel K] --suite`;
+const KINDS = [...new Set(LAB_DEVICES.map((d) => d.kind))];
+const USAGE = `usage: vfio lab [--kernel ${Object.keys(KERNELS).join('|')}] [--device ${KINDS.join('|')} ...] [--timeout SECONDS] ` +
+  '[--out DIR] [--] COMMAND [ARGS...]\n(--device, repeatable: only those devices; default: all of them)';
+/** The repository's kernel test suite (not in the package). */
+const SUITE = path.join(LAB_DIR, '..', 'test', 'lab', 'suite.mjs');
 const EXIT_TIMEOUT = 124;
 const EXIT_NO_STATUS = 125;
 
 function parseArgs(argv) {
-  const opts = { timeout: Number(process.env.VFIO_LAB_TIMEOUT || 900), out: null, command: [], kernel: DEFAULT_KERNEL };
+  const opts = { timeout: Number(process.env.VFIO_LAB_TIMEOUT || 900), out: null, command: [], kernel: DEFAULT_KERNEL, devices: [] };
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i];
@@ -32,7 +37,12 @@ function parseArgs(argv) {
       i++;
       break;
     } else if (a === '--suite') {
-      opts.command = [process.execPath, path.join(LAB_DIR, 'suite.mjs')];
+      if (!fs.existsSync(SUITE)) fail('--suite runs the vfio repository\'s own kernel tests, which are not in the package', 2);
+      opts.command = [process.execPath, SUITE];
+    } else if (a === '--device') {
+      const kind = argv[++i];
+      if (!KINDS.includes(kind)) fail(`--device must be one of ${KINDS.join(', ')}, got '${kind}'`, 2);
+      opts.devices.push(kind);
     } else if (a === '--kernel') {
       opts.kernel = argv[++i];
       if (!KERNELS[opts.kernel]) fail(`--kernel must be one of ${Object.keys(KERNELS).join(', ')}, got '${opts.kernel}'`, 2);
@@ -82,7 +92,7 @@ function nvmeImage() {
   return img;
 }
 
-function qemuArgs(kernel, ioDir) {
+function qemuArgs(kernel, ioDir, devices) {
   const append = [
     'console=ttyS0',
     'root=hostroot',
@@ -91,7 +101,7 @@ function qemuArgs(kernel, ioDir) {
     'ro',
     `init=${path.join(LAB_DIR, 'guest-init.sh')}`,
     'intel_iommu=on',
-    ...LAB_DEVICES.flatMap((d) => d.kernelArgs ?? []),
+    ...devices.flatMap((d) => d.kernelArgs ?? []),
     'panic=-1',
     'quiet',
     'loglevel=3',
@@ -116,7 +126,7 @@ function qemuArgs(kernel, ioDir) {
     '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot,bus=pcie.0',
     '-fsdev', `local,id=labio,path=${ioDir},security_model=none,multidevs=remap`,
     '-device', 'virtio-9p-pci,fsdev=labio,mount_tag=labio,bus=pcie.0',
-    ...LAB_DEVICES.flatMap((d) => d.qemu({ nvmeImage })),
+    ...devices.flatMap((d) => d.qemu({ nvmeImage })),
   ];
 }
 
@@ -156,14 +166,15 @@ async function main() {
   const ioDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-lab-'));
   fs.mkdirSync(path.join(ioDir, 'out'));
   const command = resolveFromInitCwd(opts.command);
+  const devices = opts.devices.length ? LAB_DEVICES.filter((d) => opts.devices.includes(d.kind)) : LAB_DEVICES;
   const argv = [resolveCommand(command[0]), ...command.slice(1)];
   fs.writeFileSync(
     path.join(ioDir, 'job.json'),
-    JSON.stringify({ argv, cwd: process.cwd(), env: guestEnv() }),
+    JSON.stringify({ argv, cwd: process.cwd(), env: guestEnv(), devices: devices.map((d) => d.kind) }),
   );
 
   const started = Date.now();
-  const qemu = spawn('qemu-system-x86_64', qemuArgs(kernel, ioDir), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const qemu = spawn('qemu-system-x86_64', qemuArgs(kernel, ioDir, devices), { stdio: ['ignore', 'pipe', 'pipe'] });
   let panic = false;
   let stderr = '';
   let pending = '';

@@ -69,7 +69,8 @@ function bindToVfioPci(bdf) {
   waitFor(path.join(dir, 'vfio-dev'), `binding ${bdf} to vfio-pci`);
 }
 
-function setupDevices() {
+/** Bind the PCI devices QEMU was given, create the selected mdevs, and describe them all. */
+function setupDevices(kinds) {
   const devices = [];
   for (const bdf of fs.readdirSync(PCI).sort()) {
     const dir = path.join(PCI, bdf);
@@ -86,7 +87,7 @@ function setupDevices() {
       sysfsPath: dir,
     });
   }
-  for (const mdev of LAB_DEVICES.filter((d) => d.mdevType)) devices.push(...createMdevs(mdev));
+  for (const mdev of LAB_DEVICES.filter((d) => d.mdevType && kinds.includes(d.kind))) devices.push(...createMdevs(mdev));
   return devices;
 }
 
@@ -140,7 +141,7 @@ function main() {
     const manifest = {
       kernel: read('/proc/sys/kernel/osrelease'),
       iommufd: fs.existsSync('/dev/iommu') ? '/dev/iommu' : null,
-      devices: setupDevices(),
+      devices: setupDevices(job.devices ?? LAB_DEVICES.map((d) => d.kind)),
     };
     const manifestPath = path.join(IO, 'manifest.json');
     fs.writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));

@@ -1,9 +1,9 @@
 #!/bin/busybox sh
 # PID 1 of the lab guest. The root is the host's / over 9p, read-only. This script puts a
 # tmpfs-backed overlay on top (so the guest can write anywhere, and nothing reaches the host),
-# mounts the writable results share, runs test/lab/guest.mjs with the host's node in it, and
+# mounts the writable results share, runs lab/guest.mjs with the host's node in it, and
 # powers off. Kernel command-line variables arrive as environment variables:
-#   vfio_lab_node  the node binary    vfio_lab_dir  the lab directory (test/lab)
+#   vfio_lab_node  the node binary    vfio_lab_dir  the lab directory (lab/)
 B=/bin/busybox
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 

@@ -1,5 +1,5 @@
 // Host-side helpers for the lab: the cache, Debian packages, and the lab kernel.
-// Used by test/lab/run.mjs; nothing here runs inside the guest.
+// Used by lab/run.mjs; nothing here runs inside the guest.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -9,7 +9,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const LAB_DIR = path.dirname(fileURLToPath(import.meta.url));
-export const REPO_DIR = path.resolve(LAB_DIR, '..', '..');
 /**
  * The lab kernels, by series: Debian's source package, and for one the machine's apt does not
  * carry, the repository it comes from (read through a private sources list and package lists in
@@ -124,7 +123,7 @@ function refreshLists(k) {
   const r = run('apt-get', [...options, 'update', '-q', '--error-on=any'], { stdio: ['ignore', 'ignore', 'pipe'] });
   if (r.status === 0) return null;
   return `could not read the package list for ${k.package} from ${k.repo}:\n${(r.stderr || '').trim()}\n` +
-    'check the network, or set VFIO_LAB_KERNEL to a bzImage built with test/lab/kernel.config';
+    'check the network, or set VFIO_LAB_KERNEL to a bzImage built with lab/kernel.config (in the vfio package)';
 }
 
 /**
@@ -138,12 +137,12 @@ export function sourceVersion(k) {
   const m = /^Version:\s*(\S+)/m.exec(r.stdout || '');
   if (m) return { version: m[1], problem: null };
   return { version: null, problem: problem ?? (k.repo
-    ? `${k.repo} has no ${k.package}; set VFIO_LAB_KERNEL to a bzImage built with test/lab/kernel.config`
+    ? `${k.repo} has no ${k.package}; set VFIO_LAB_KERNEL to a bzImage built with lab/kernel.config (in the vfio package)`
     : `apt does not know ${k.package}; refresh the package lists as root (apt-get update) ` +
-      'or set VFIO_LAB_KERNEL to a bzImage built with test/lab/kernel.config') };
+      'or set VFIO_LAB_KERNEL to a bzImage built with lab/kernel.config (in the vfio package)') };
 }
 
-/** The config fragment of a series: its files in test/lab/, in order, joined. */
+/** The config fragment of a series: its files in lab/, in order, joined. */
 function fragmentText(k) {
   return k.config.map((f) => fs.readFileSync(path.join(LAB_DIR, f), 'utf8')).join('\n');
 }
@@ -291,10 +290,10 @@ async function configure(tree, fragment) {
     cwd: tree,
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  if (r.status !== 0) fail('merging the kernel config fragment (test/lab/kernel*.config) failed');
+  if (r.status !== 0) fail('merging the kernel config fragment (lab/kernel*.config) failed');
   make(tree, ['olddefconfig']);
   const bad = checkConfig(path.join(tree, '.config'), fragment, tree);
-  if (bad.length) fail(`the kernel config does not have what test/lab/kernel*.config ask:\n  ${bad.join('\n  ')}`);
+  if (bad.length) fail(`the kernel config does not have what lab/kernel*.config ask:\n  ${bad.join('\n  ')}`);
 }
 
 // `expected`: the number of objects `make bzImage` compiles for this config (KERNELS), used only
