@@ -21,11 +21,12 @@ for (const series of Object.keys(KERNELS)) {
   const status = await new Promise((resolve) => child.on('close', (code, signal) => resolve(code ?? 128 + (signal ? 1 : 0))));
   const kernel = /lab: guest kernel (\S+?),/.exec(out)?.[1] ?? series;
   const counts = /lab: (\d+) passed, (\d+) failed/.exec(out);
-  results.push({ series, kernel, status, passed: counts ? Number(counts[1]) : 0, failed: counts ? Number(counts[2]) : null });
+  const upstream = /lab: (upstream selftests: .*)/.exec(out)?.[1] ?? 'upstream selftests: no counts';
+  results.push({ series, kernel, status, upstream, passed: counts ? Number(counts[1]) : 0, failed: counts ? Number(counts[2]) : null });
 }
 process.stdout.write('\n');
 for (const r of results) {
   const counts = r.failed === null ? 'did not report counts' : `${r.passed} passed, ${r.failed} failed`;
-  process.stdout.write(`lab: kernel ${r.kernel}: ${counts}${r.status ? ` (exit status ${r.status})` : ''}\n`);
+  process.stdout.write(`lab: kernel ${r.kernel}: ${counts}${r.status ? ` (exit status ${r.status})` : ''}; ${r.upstream}\n`);
 }
 process.exitCode = results.every((r) => r.status === 0 && r.failed === 0 && r.passed > 0) ? 0 : 1;
