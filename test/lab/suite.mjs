@@ -27,7 +27,7 @@ if (!process.env.VFIO_LAB_MANIFEST) {
 
 let passed = 0;
 let failed = 0;
-const upstream = { passed: 0, failed: 0, notExpressible: new Set() };
+const upstream = { passed: 0, failed: 0, notExpressible: new Set(), notPorted: new Set() };
 const isUpstream = (e) => !!e.file && e.file.includes(`${path.sep}upstream${path.sep}`);
 const stream = run({ files, concurrency: 1, timeout: 120_000 });
 stream.on('test:pass', (e) => {
@@ -46,6 +46,7 @@ stream.on('test:fail', (e) => {
 stream.on('test:stdout', (e) => {
   for (const line of String(e.message).split('\n')) {
     if (line.startsWith('upstream: not expressible: ')) upstream.notExpressible.add(line);
+    if (line.startsWith('upstream: not ported: ')) upstream.notPorted.add(line);
   }
 });
 const report = stream.compose(spec);
@@ -53,7 +54,8 @@ report.pipe(process.stdout);
 await finished(report);
 const kernel = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
 console.log(`lab: guest kernel ${kernel}, ${files.length} test files`);
-for (const line of upstream.notExpressible) console.log(`lab: ${line}`);
-console.log(`lab: upstream selftests: ${upstream.passed} passed, ${upstream.failed} failed, ${upstream.notExpressible.size} not expressible`);
+for (const line of [...upstream.notExpressible, ...upstream.notPorted]) console.log(`lab: ${line}`);
+console.log(`lab: upstream selftests: ${upstream.passed} passed, ${upstream.failed} failed, ` +
+  `${upstream.notExpressible.size} not expressible, ${upstream.notPorted.size} files not ported`);
 console.log(`lab: ${passed} passed, ${failed} failed`);
 process.exitCode = failed > 0 || passed === 0 ? 1 : 0;

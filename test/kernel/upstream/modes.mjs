@@ -84,3 +84,8 @@ export function withMode(mode, info, fn) {
 export function notExpressible(file, name, why) {
   process.stdout.write(`upstream: not expressible: ${file}: ${name}: ${why}\n`);
 }
+
+/** An upstream file not ported yet, said once so that the suite prints it. */
+export function notPorted(file, why) {
+  process.stdout.write(`upstream: not ported: ${file}: ${why}\n`);
+}
