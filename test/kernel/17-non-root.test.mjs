@@ -12,6 +12,28 @@ const edu = devicesOf('edu')[1];
 const NOBODY = 65534;
 const EDU_MAP = fileURLToPath(new URL('../../examples/build/edu.js', import.meta.url));
 
+/**
+ * Driver code (for a child's -e): bind `dev` to `iommufd`, map an 8 KiB DmaBuffer, store `word`
+ * at its start and have the edu copy it to byte 4096 by DMA; leaves `bar`, `ioas`, `buf` defined.
+ */
+function bindMapAndBounce(word) {
+  return `dev.bind(iommufd);
+    const ioas = iommufd.allocIoas();
+    dev.attach(ioas);
+    const buf = DmaBuffer.alloc(8192);
+    const iova = ioas.map(buf);
+    dev.config.enableBusMaster();
+    const bar = dev.region(0).map();
+    buf.store32(0, ${word});
+    const dma = (src, dst, toRam) => {
+      bar.write64(EDU.DMA_SRC, src); bar.write64(EDU.DMA_DST, dst); bar.write64(EDU.DMA_COUNT, 4n);
+      bar.write64(EDU.DMA_CMD, BigInt(EDU.CMD_START | (toRam ? EDU.CMD_TO_RAM : 0)));
+      while (bar.read64(EDU.DMA_CMD) & 1n);
+    };
+    dma(iova, BigInt(EDU.BUFFER), false);
+    dma(BigInt(EDU.BUFFER), iova + 4096n, true);`;
+}
+
 /** chown :gid and chmod 0660 `nodes` for `fn` (what GROUP="vfio", MODE="0660" does), then restore. */
 function givenToGroup(nodes, gid, fn) {
   const saved = nodes.map((n) => fs.statSync(n));
@@ -41,21 +63,7 @@ test('an unprivileged member of the group the nodes belong to binds, maps and ru
     import { EDU } from ${JSON.stringify(EDU_MAP)};
     const iommufd = Iommufd.open();
     const dev = VfioDevice.open(${JSON.stringify(edu.bdf)});
-    dev.bind(iommufd);
-    const ioas = iommufd.allocIoas();
-    dev.attach(ioas);
-    const buf = DmaBuffer.alloc(8192);
-    const iova = ioas.map(buf);
-    dev.config.enableBusMaster();
-    const bar = dev.region(0).map();
-    buf.store32(0, 0x600d600d);
-    const dma = (src, dst, toRam) => {
-      bar.write64(EDU.DMA_SRC, src); bar.write64(EDU.DMA_DST, dst); bar.write64(EDU.DMA_COUNT, 4n);
-      bar.write64(EDU.DMA_CMD, BigInt(EDU.CMD_START | (toRam ? EDU.CMD_TO_RAM : 0)));
-      while (bar.read64(EDU.DMA_CMD) & 1n);
-    };
-    dma(iova, BigInt(EDU.BUFFER), false);
-    dma(BigInt(EDU.BUFFER), iova + 4096n, true);
+    ${bindMapAndBounce(0x600d600d)}
     console.log(process.getuid(), buf.load32(4096).toString(16));
     bar.close(); ioas.unmapAll(); dev.close(); iommufd.close();`;
   const r = givenToGroup(['/dev/iommu', edu.cdevPath], NOBODY, () => asGroupMember(code, 16 * 1024 * 1024));
@@ -82,21 +90,7 @@ test('fd passing: a root helper (examples/fd-helper.mjs) hands the device and io
     const dev = VfioDevice.fromFd(fds[0], { own: true });
     const iommufd = Iommufd.fromFd(fds[1], { own: true });
     const state = dev.state;
-    dev.bind(iommufd);
-    const ioas = iommufd.allocIoas();
-    dev.attach(ioas);
-    const buf = DmaBuffer.alloc(8192);
-    const iova = ioas.map(buf);
-    dev.config.enableBusMaster();
-    const bar = dev.region(0).map();
-    buf.store32(0, 0xfd5e4d00);
-    const dma = (src, dst, toRam) => {
-      bar.write64(EDU.DMA_SRC, src); bar.write64(EDU.DMA_DST, dst); bar.write64(EDU.DMA_COUNT, 4n);
-      bar.write64(EDU.DMA_CMD, BigInt(EDU.CMD_START | (toRam ? EDU.CMD_TO_RAM : 0)));
-      while (bar.read64(EDU.DMA_CMD) & 1n);
-    };
-    dma(iova, BigInt(EDU.BUFFER), false);
-    dma(BigInt(EDU.BUFFER), iova + 4096n, true);
+    ${bindMapAndBounce(0xfd5e4d00)}
     console.log(process.getuid(), denied, state, JSON.parse(new TextDecoder().decode(message)).fds.join(','),
       buf.load32(4096).toString(16));
     bar.close(); ioas.unmapAll(); dev.close(); iommufd.close();`;
