@@ -221,6 +221,14 @@ test('list says when the kernel has no iommufd (here: /dev hidden in a mount nam
   assert.doesNotMatch(plain.stderr, /note:/, 'no note when the kernel has what it needs');
 });
 
+test('list says when devices on vfio-pci have no cdev (here: their vfio-dev dirs hidden in a mount namespace)', () => {
+  const hide = devicesOf('edu').map((d) => `mount --bind /run/empty-vfio-dev ${d.sysfsPath}/vfio-dev`).join(' && ');
+  const r = spawnSync('unshare', ['-m', 'sh', '-c', `mkdir -p /run/empty-vfio-dev && ${hide} && exec ${CLI} list`],
+    { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /^vfio: note: devices on vfio-pci have no cdev .*CONFIG_VFIO_DEVICE_CDEV=y; use the group path/m);
+});
+
 test('permission denied as an unprivileged user names root or a udev rule', () => {
   const r = vfio(['probe', edu.bdf], { as: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] });
   assertOneLineError(r, /EACCES: permission denied, open '\/dev\/(iommu|vfio\/devices\/vfio\d+)' .*run as root, or .*udev rule.*SUBSYSTEM=="vfio"/);
