@@ -11,7 +11,6 @@ import { notPorted } from './modes.mjs';
 const NOT_PORTED = {
   vfio_pci_driver_test: 'it drives the devices upstream has test drivers for (Intel DSA and IOAT, igb, nv_falcon); ' +
     'the lab has none of them (its edu and nvme would need drivers written for that harness)',
-  vfio_pci_device_init_perf_test: 'not ported yet (it times device init over many devices in threads)',
   'iommu/iommufd': 'not ported yet (tools/testing/selftests/iommu/iommufd.c: the mock-IOMMU cases are covered ' +
     'in part by test/kernel/13-iommufd-hwpt, not case by case)',
 };
