@@ -61,7 +61,8 @@ export function sendFds(socket: number, fds: PassableFd[], message?: Uint8Array 
 /**
  * Receive one message and the fds it carries from the Unix socket fd `socket`, blocking this
  * thread until it arrives (or `timeoutMs`: ETIMEDOUT); null when the peer has closed the
- * connection. Meant for setup (the fds of a helper, once), or a worker thread.
+ * connection (or this thread is being stopped: a worker blocked here can be terminated). Meant
+ * for setup (the fds of a helper, once), or a worker thread.
  */
 export function receiveFds(socket: number, options?: ReceiveFdsOptions): ReceivedFds | null {
   const sock = toIndex(socket, 'socket', 0x7fffffff);

@@ -18,6 +18,8 @@ namespace {
 
 // The kernel's limit on fds per SCM_RIGHTS message (SCM_MAX_FD).
 constexpr size_t kMaxFds = 253;
+// How long one poll(2) lasts at most while receiveFds waits.
+constexpr int kSliceMs = 50;
 
 // () => [fd, fd]: a connected SOCK_SEQPACKET pair (message boundaries kept), close-on-exec.
 Napi::Value SocketPair(const Napi::CallbackInfo& info) {
@@ -85,18 +87,21 @@ Napi::Value ReceiveFds(const Napi::CallbackInfo& info) {
   if (maxFds > kMaxFds) ThrowRange(env, "maxFds is at most 253 (SCM_MAX_FD)");
   if (maxBytes == 0 || maxBytes > (1u << 20)) ThrowRange(env, "maxBytes must be 1 .. 1048576");
   int64_t deadline = timeout < 0 ? -1 : NowMs() + static_cast<int64_t>(timeout);
+  // Waits in slices, so that a thread that is stopping (worker.terminate(), process.exit())
+  // leaves the wait instead of blocking its teardown (as Interrupts.waitSync does).
   for (;;) {
     pollfd p{sock, POLLIN, 0};
-    int wait = -1;
+    int wait = kSliceMs;
     if (deadline >= 0) {
       int64_t left = deadline - NowMs();
-      wait = left <= 0 ? 0 : (left > 0x7fffffff ? 0x7fffffff : static_cast<int>(left));
+      if (left < wait) wait = left <= 0 ? 0 : static_cast<int>(left);
     }
     int r = poll(&p, 1, wait);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) ThrowErrno(env, errno, "poll");
-    if (p.revents & POLLNVAL) ThrowErrno(env, EBADF, "poll");
+    if (r < 0 && errno != EINTR) ThrowErrno(env, errno, "poll");
+    if (r > 0 && (p.revents & POLLNVAL)) ThrowErrno(env, EBADF, "poll");
     if (r > 0) break;
+    // No exception then: it could not be thrown into a stopping thread (it would abort).
+    if (!CanRunJs(env)) return env.Null();
     if (deadline >= 0 && NowMs() >= deadline) ThrowErrno(env, ETIMEDOUT, "recvmsg");
   }
   std::vector<uint8_t> data(maxBytes);

@@ -68,3 +68,20 @@ test('a closed library object is refused before anything is sent', () => {
   assert.throws(() => sendFds(a, [ictx]), { code: 'ERR_VFIO_CLOSED' });
   assert.throws(() => receiveFds(b, { timeoutMs: 20 }), { code: 'ETIMEDOUT' }, 'nothing was sent');
 });
+
+test('a worker blocked in receiveFds() with no timeout ends promptly when terminated', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const [c, d] = socketPair();
+  const w = new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads');
+    const { receiveFds } = require(workerData.lib);
+    parentPort.postMessage('waiting');
+    receiveFds(workerData.fd);`, { eval: true, workerData: { fd: d, lib: new URL('../../dist/index.js', import.meta.url).pathname } });
+  await new Promise((resolve) => w.once('message', resolve));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const t0 = Date.now();
+  await w.terminate();
+  assert.ok(Date.now() - t0 < 2000, `terminate took ${Date.now() - t0} ms`);
+  fs.closeSync(c);
+  fs.closeSync(d);
+});
