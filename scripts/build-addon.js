@@ -7,7 +7,7 @@
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { runNodeGyp } = require('./node-gyp.js');
+const { onPath, runNodeGyp } = require('./node-gyp.js');
 
 const root = path.resolve(__dirname, '..');
 const tag = `${process.platform}-${process.arch}`;
@@ -30,8 +30,6 @@ function prebuiltLoads() {
 
 /** The build tools node-gyp needs that are not on PATH. */
 function missingTools() {
-  const onPath = (cmd) => (process.env.PATH || '').split(path.delimiter)
-    .some((dir) => dir && fs.existsSync(path.join(dir, cmd)));
   const missing = [];
   const cxx = process.env.CXX ? process.env.CXX.split(' ')[0] : null;
   if (cxx ? !(path.isAbsolute(cxx) ? fs.existsSync(cxx) : onPath(cxx)) : !onPath('g++') && !onPath('c++')) {

@@ -18,6 +18,11 @@ function gypPath() {
   }
 }
 
+/** Whether a command is on PATH. */
+function onPath(cmd) {
+  return (process.env.PATH || '').split(path.delimiter).some((dir) => dir && fs.existsSync(path.join(dir, cmd)));
+}
+
 /** Run `node-gyp <args>` in `cwd` with `env`; returns spawnSync's result. */
 function runNodeGyp(args, { cwd, env = process.env, stdio = 'inherit' }) {
   const all = [...args];
@@ -32,4 +37,4 @@ function runNodeGyp(args, { cwd, env = process.env, stdio = 'inherit' }) {
   return r;
 }
 
-module.exports = { runNodeGyp };
+module.exports = { onPath, runNodeGyp };

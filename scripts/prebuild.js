@@ -8,10 +8,9 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { runNodeGyp } = require('./node-gyp.js');
+const { onPath, runNodeGyp } = require('./node-gyp.js');
 
 const root = path.resolve(__dirname, '..');
-const onPath = (cmd) => (process.env.PATH || '').split(path.delimiter).some((d) => d && fs.existsSync(path.join(d, cmd)));
 
 const TARGETS = [
   { arch: 'x64', cross: null },

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { test } from 'node:test';
 import { DmaBuffer, Iommufd, VfioContainer, VfioDevice, VfioGroup, constants as C, listPciDevices } from 'vfio';
-import { deviceOf } from './lab.mjs';
+import { deviceOf, withNodeAccess } from './lab.mjs';
 import { EDU, openEdu, startDma, waitDmaIdle } from './edu.mjs';
 
 const [MAJOR, MINOR] = process.env.VFIO_LAB_KERNEL_RELEASE.split('.').map(Number);
@@ -23,17 +23,6 @@ function asNobody(code) {
     '--input-type=module', '-e', code], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   return r.stdout.trim();
-}
-
-/** chmod `nodes` to 0666 for `fn`, then back. */
-function openToAll(nodes, fn) {
-  const modes = nodes.map((n) => fs.statSync(n).mode & 0o777);
-  nodes.forEach((n) => fs.chmodSync(n, 0o666));
-  try {
-    return fn();
-  } finally {
-    nodes.forEach((n, i) => fs.chmodSync(n, modes[i]));
-  }
 }
 
 /** The noiommu edu on the group path, in a noiommu container; `close()` releases it all. */
@@ -96,7 +85,7 @@ test('a noiommu container takes only VFIO_NOIOMMU_IOMMU (ENODEV for type1v2) and
 });
 
 test('a noiommu group needs CAP_SYS_RAWIO: opened by an unprivileged user with access to the node, EPERM', () => {
-  openToAll([nio.groupPath], () => {
+  withNodeAccess([nio.groupPath], { mode: 0o666 }, () => {
     const code = `import { VfioGroup } from 'vfio';
       try { VfioGroup.open(${nio.iommuGroup}, { noiommu: true }); console.log('opened'); } catch (e) { console.log(e.code); }`;
     assert.equal(asNobody(code), 'EPERM');
@@ -116,7 +105,7 @@ if (atLeast(7, 3)) {
   });
 
   test('a noiommu cdev needs CAP_SYS_RAWIO: an unprivileged open is EPERM', () => {
-    openToAll([nio.cdevPath], () => {
+    withNodeAccess([nio.cdevPath], { mode: 0o666 }, () => {
       const code = `import { VfioDevice } from 'vfio';
         try { VfioDevice.open('${nio.cdevPath}'); console.log('opened'); } catch (e) { console.log(e.code); }`;
       assert.equal(asNobody(code), 'EPERM');

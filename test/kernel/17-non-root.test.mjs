@@ -3,10 +3,9 @@
 // memory. Everything a driver does then works without root.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { devicesOf } from './lab.mjs';
+import { devicesOf, withNodeAccess } from './lab.mjs';
 
 const edu = devicesOf('edu')[1];
 const NOBODY = 65534;
@@ -34,23 +33,6 @@ function bindMapAndBounce(word) {
     dma(BigInt(EDU.BUFFER), iova + 4096n, true);`;
 }
 
-/** chown :gid and chmod 0660 `nodes` for `fn` (what GROUP="vfio", MODE="0660" does), then restore. */
-function givenToGroup(nodes, gid, fn) {
-  const saved = nodes.map((n) => fs.statSync(n));
-  nodes.forEach((n) => {
-    fs.chownSync(n, 0, gid);
-    fs.chmodSync(n, 0o660);
-  });
-  try {
-    return fn();
-  } finally {
-    nodes.forEach((n, i) => {
-      fs.chownSync(n, saved[i].uid, saved[i].gid);
-      fs.chmodSync(n, saved[i].mode & 0o7777);
-    });
-  }
-}
-
 /** Run an ES module's code as uid/gid 65534 with RLIMIT_MEMLOCK `memlock` bytes. */
 function asGroupMember(code, memlock) {
   return spawnSync('prlimit', [`--memlock=${memlock}:${memlock}`, 'setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`,
@@ -66,7 +48,7 @@ test('an unprivileged member of the group the nodes belong to binds, maps and ru
     ${bindMapAndBounce(0x600d600d)}
     console.log(process.getuid(), buf.load32(4096).toString(16));
     bar.close(); ioas.unmapAll(); dev.close(); iommufd.close();`;
-  const r = givenToGroup(['/dev/iommu', edu.cdevPath], NOBODY, () => asGroupMember(code, 16 * 1024 * 1024));
+  const r = withNodeAccess(['/dev/iommu', edu.cdevPath], { gid: NOBODY, mode: 0o660 }, () => asGroupMember(code, 16 * 1024 * 1024));
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), `${NOBODY} 600d600d`);
 });
@@ -74,7 +56,7 @@ test('an unprivileged member of the group the nodes belong to binds, maps and ru
 test('the same user without the group gets EACCES naming the udev rule', () => {
   const code = `import { Iommufd } from 'vfio';
     try { Iommufd.open(); } catch (e) { console.log(e.code, /udev rule/.test(e.message)); }`;
-  const r = givenToGroup(['/dev/iommu', edu.cdevPath], 0, () => asGroupMember(code, 16 * 1024 * 1024));
+  const r = withNodeAccess(['/dev/iommu', edu.cdevPath], { gid: 0, mode: 0o660 }, () => asGroupMember(code, 16 * 1024 * 1024));
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'EACCES true');
 });

@@ -89,3 +89,23 @@ export function withResource(resource, close, fn) {
 export function withBound(kind, fn, options) {
   return withResource(openBound(kind, options), (ctx) => ctx.close(), fn);
 }
+
+/**
+ * Give device nodes another mode (and group, with `gid`) for `fn` — what a udev rule would —
+ * then restore their owner, group and mode, whatever `fn` does.
+ */
+export function withNodeAccess(nodes, { mode, gid }, fn) {
+  const saved = nodes.map((n) => fs.statSync(n));
+  nodes.forEach((n) => {
+    if (gid !== undefined) fs.chownSync(n, 0, gid);
+    fs.chmodSync(n, mode);
+  });
+  try {
+    return fn();
+  } finally {
+    nodes.forEach((n, i) => {
+      fs.chownSync(n, saved[i].uid, saved[i].gid);
+      fs.chmodSync(n, saved[i].mode & 0o7777);
+    });
+  }
+}
