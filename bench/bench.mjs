@@ -200,18 +200,16 @@ function nativeRun(ctx, key) {
   switch (key) {
     case 'getinfo': {
       const h = dev._handle('ioctl');
-      const out = new Uint32Array(6);
       n = 20000;
       t0 = now();
-      for (let i = 0; i < n; i++) sink += native.deviceGetInfoInto(h, out);
+      for (let i = 0; i < n; i++) sink += native.deviceGetInfoInto(h);
       return perOp(t0, n);
     }
     case 'regioninfo': {
       const h = dev._handle('ioctl');
-      const out = new Uint32Array(8);
       n = 20000;
       t0 = now();
-      for (let i = 0; i < n; i++) sink += native.deviceGetRegionInfoInto(h, 0, out);
+      for (let i = 0; i < n; i++) sink += native.deviceGetRegionInfoInto(h, 0);
       return perOp(t0, n);
     }
     case 'pread32': {

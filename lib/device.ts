@@ -13,7 +13,7 @@ import { Interrupts } from './interrupts';
 import { IoEventFd, type IoEventFdOptions } from './ioeventfd';
 import { IrqOwners, irqIndex, type IrqIndexName } from './irq-owners';
 import { attachTarget, Iommufd, type Hwpt, type IoAddressSpace } from './iommufd';
-import { native, type NativeHandle } from './native';
+import { native, results, type NativeHandle } from './native';
 import { probeGate, type ProbeReport } from './probe';
 import { PciConfig } from './pci-config';
 import { BarMappings } from './bar-mappings';
@@ -63,9 +63,6 @@ export interface LowPower {
   /** Bring the device out of low power. */
   exit(): void;
 }
-/** struct vfio_device_info, filled by deviceGetInfoInto (reused: info() allocates nothing else). */
-const INFO_SCRATCH = new Uint32Array(6);
-const REGION_SCRATCH = new Uint32Array(8);
 const U32 = 0xffffffff;
 
 function deviceClosed(syscall: string, ioctl?: string, path?: string): VfioStateError {
@@ -353,10 +350,11 @@ export class VfioDevice extends EventEmitter {
   /** VFIO_DEVICE_GET_INFO. */
   info(): DeviceInfo {
     const h = this._handle('ioctl', 'VFIO_DEVICE_GET_INFO');
-    const argsz = native.deviceGetInfoInto(h, INFO_SCRATCH);
+    // The struct is left in the addon's results (no buffer passed, nothing allocated).
+    const argsz = native.deviceGetInfoInto(h);
     // A capability chain follows when the kernel asks for more: read the whole, larger struct.
-    const withCaps = INFO_SCRATCH[1] & C.VFIO_DEVICE_FLAGS_CAPS && argsz > 24 ? native.deviceGetInfo(h) : undefined;
-    const info = decodeDeviceInfo(INFO_SCRATCH, withCaps);
+    const withCaps = results[1] & C.VFIO_DEVICE_FLAGS_CAPS && argsz > 24 ? native.deviceGetInfo(h) : undefined;
+    const info = decodeDeviceInfo(results, withCaps);
     this.#info = info;
     return info;
   }
@@ -365,12 +363,12 @@ export class VfioDevice extends EventEmitter {
   regionInfo(index: number): RegionInfo {
     toIndex(index, 'index', U32);
     const h = this._handle('ioctl', 'VFIO_DEVICE_GET_REGION_INFO');
-    const argsz = native.deviceGetRegionInfoInto(h, index, REGION_SCRATCH);
+    const argsz = native.deviceGetRegionInfoInto(h, index);
     // A capability chain follows when the kernel asks for more: read the whole, larger struct.
-    if (REGION_SCRATCH[1] & C.VFIO_REGION_INFO_FLAG_CAPS && argsz > 32) {
+    if (results[1] & C.VFIO_REGION_INFO_FLAG_CAPS && argsz > 32) {
       return decodeRegionInfo(native.deviceGetRegionInfo(h, index), index);
     }
-    return decodeRegionInfoWords(REGION_SCRATCH, index);
+    return decodeRegionInfoWords(results, index);
   }
 
   /** VFIO_DEVICE_GET_IRQ_INFO. */
@@ -379,8 +377,8 @@ export class VfioDevice extends EventEmitter {
     const h = this._handle('ioctl', 'VFIO_DEVICE_GET_IRQ_INFO');
     // Some drivers (mtty) size their IRQ table from a previous GET_INFO.
     if (!this.#info) this.info();
-    const [flags, count] = native.deviceGetIrqInfo(h, index);
-    return decodeIrqInfo(index, flags, count);
+    const count = native.deviceGetIrqInfo(h, index);
+    return decodeIrqInfo(index, results[1], count);
   }
 
   /** Access one region through pread/pwrite (and mmap, via `.map()`). */

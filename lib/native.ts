@@ -18,6 +18,8 @@ export interface NativeBinding {
   noop(): void;
   /** One getppid syscall: the floor for a call that enters the kernel (the bench's syscall row). */
   noopSyscall(): void;
+  /** 64 bytes where the fixed-size info calls leave their struct (per thread; read right after the call). */
+  readonly results: ArrayBuffer;
 
   deviceOpen(path: string): NativeHandle;
   deviceFromFd(fd: number, own: boolean, path?: string): NativeHandle;
@@ -29,12 +31,16 @@ export interface NativeBinding {
   deviceAttach(h: NativeHandle, ptId: number, pasid: number): number;
   deviceDetach(h: NativeHandle, pasid: number): void;
   deviceGetInfo(h: NativeHandle): Uint8Array;
-  deviceGetInfoInto(h: NativeHandle, out: Uint32Array): number;
+  /** GET_INFO, the struct left in `results`; returns the argsz the kernel asks for. */
+  deviceGetInfoInto(h: NativeHandle): number;
   deviceGetRegionInfo(h: NativeHandle, index: number): Uint8Array;
-  deviceGetRegionInfoInto(h: NativeHandle, index: number, out: Uint32Array): number;
+  /** GET_REGION_INFO, the struct left in `results`; returns the argsz the kernel asks for. */
+  deviceGetRegionInfoInto(h: NativeHandle, index: number): number;
   deviceIoctl(h: NativeHandle, request: number, arg: Uint8Array): number;
   iommufdIoctl(h: NativeHandle, request: number, arg: Uint8Array): number;
-  deviceGetIrqInfo(h: NativeHandle, index: number): [number, number];
+  iommufdChangeProcess(h: NativeHandle): void;
+  /** GET_IRQ_INFO, the struct left in `results`; returns its count. */
+  deviceGetIrqInfo(h: NativeHandle, index: number): number;
   deviceSetIrqs(h: NativeHandle, flags: number, index: number, start: number, count: number,
     data?: Uint8Array | Int32Array | null): void;
   deviceReset(h: NativeHandle): void;
@@ -70,8 +76,8 @@ export interface NativeBinding {
   mappingShare(h: NativeHandle): bigint;
   mappingFromShared(id: bigint): NativeHandle;
 
-  /** hugeShift: 0 for normal pages, else log2 of the hugetlb page size (21, 30). */
-  dmaAlloc(size: number, hugeShift: number, memfd: boolean): NativeHandle;
+  /** hugeShift: 0 for normal pages, else log2 of the hugetlb page size (21, 30); align: 0, or a power of two the address must be a multiple of. */
+  dmaAlloc(size: number, hugeShift: number, memfd: boolean, align?: number): NativeHandle;
   dmaArrayBuffer(h: NativeHandle): ArrayBuffer;
   dmaFree(h: NativeHandle): void;
   dmaShare(h: NativeHandle): bigint;
@@ -193,6 +199,7 @@ function binding(): NativeBinding {
     b.initialize(makeNativeError);
     loaded = b;
     native = b; // every module reads this live binding: later calls go straight to the addon
+    results = new Uint32Array(b.results);
   }
   return loaded;
 }
@@ -207,6 +214,13 @@ export let native: NativeBinding = new Proxy({} as NativeBinding, {
   set: (_target, key, value) => Reflect.set(binding(), key, value),
   has: (_target, key) => Reflect.has(binding(), key),
 });
+
+/**
+ * `native.results` as 32-bit words: where deviceGetInfoInto, deviceGetRegionInfoInto and
+ * deviceGetIrqInfo leave their struct. Set when the addon loads (a live binding); read it right
+ * after the call, before any other.
+ */
+export let results = new Uint32Array(0);
 
 let pageSizeCache = 0;
 

@@ -5,6 +5,7 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <cstdint>
 #include <unordered_set>
 
 namespace vfio {
@@ -26,6 +27,11 @@ struct AddonData {
   int pendingCloses = 0;
   napi_async_cleanup_hook_handle cleanupHook = nullptr;
   void CloseDone();
+  // Where the fixed-size info calls (GET_INFO, GET_REGION_INFO, GET_IRQ_INFO) leave their struct
+  // for lib/ to read: exported once as native.results, an ArrayBuffer over this memory, so a call
+  // passes no buffer argument. Per env (each worker has its own); JS that detaches the
+  // ArrayBuffer only loses its view, the memory stays ours until the env is gone.
+  alignas(8) uint8_t results[64] = {};
 };
 
 AddonData* GetAddon(Napi::Env env);

@@ -88,16 +88,16 @@ Napi::Value GetInfo(const Napi::CallbackInfo& info) {
                                                sizeof(vfio_device_info), 0, PrepareArgsz, 0, ArgszNeed));
 }
 
-// (dev, out: Uint32Array(6)) => argsz the kernel asks for. The fast path of info(): no
-// allocation; when the kernel reports capabilities (argsz > 24) lib/ calls deviceGetInfo.
+// (dev) => argsz the kernel asks for; the struct is left in native.results. The fast path of
+// info(): no buffer argument, no allocation; when the kernel reports capabilities (argsz > 24)
+// lib/ calls deviceGetInfo.
 Napi::Value GetInfoInto(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
-  Bytes out = ArgBytes(info, 1, "out");
-  if (out.length < sizeof(vfio_device_info)) ThrowRange(info.Env(), "out must hold 24 bytes");
   vfio_device_info i{};
   i.argsz = sizeof(i);
   Call<Ioctl::VFIO_DEVICE_GET_INFO>(info.Env(), d, &i);
-  memcpy(out.data, &i, sizeof(i));
+  static_assert(sizeof(i) <= sizeof(AddonData::results));
+  memcpy(d->addon->results, &i, sizeof(i));
   return Napi::Number::New(info.Env(), i.argsz);
 }
 
@@ -118,32 +118,30 @@ Napi::Value GetRegionInfo(const Napi::CallbackInfo& info) {
                                                sizeof(vfio_region_info), 0, PrepareRegionInfo, index, ArgszNeed));
 }
 
-// (dev, index, out: Uint32Array(8)) => argsz the kernel asks for. The fast path of
-// regionInfo(): no allocation; with capabilities (argsz > 32) lib/ calls deviceGetRegionInfo.
+// (dev, index) => argsz the kernel asks for; the struct is left in native.results. The fast path
+// of regionInfo(); with capabilities (argsz > 32) lib/ calls deviceGetRegionInfo.
 Napi::Value GetRegionInfoInto(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
   uint32_t index = ArgU32(info, 1, "index");
-  Bytes out = ArgBytes(info, 2, "out");
-  if (out.length < sizeof(vfio_region_info)) ThrowRange(info.Env(), "out must hold 32 bytes");
   vfio_region_info r{};
   r.argsz = sizeof(r);
   r.index = index;
   Call<Ioctl::VFIO_DEVICE_GET_REGION_INFO>(info.Env(), d, &r);
-  memcpy(out.data, &r, sizeof(r));
+  static_assert(sizeof(r) <= sizeof(AddonData::results));
+  memcpy(d->addon->results, &r, sizeof(r));
   return Napi::Number::New(info.Env(), r.argsz);
 }
 
-// (dev, index) => [flags, count]
+// (dev, index) => count; the whole struct vfio_irq_info is left in native.results.
 Napi::Value GetIrqInfo(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
   vfio_irq_info i{};
   i.argsz = sizeof(i);
   i.index = ArgU32(info, 1, "index");
   Call<Ioctl::VFIO_DEVICE_GET_IRQ_INFO>(info.Env(), d, &i);
-  auto out = Napi::Array::New(info.Env(), 2);
-  out.Set(0u, Napi::Number::New(info.Env(), i.flags));
-  out.Set(1u, Napi::Number::New(info.Env(), i.count));
-  return out;
+  static_assert(sizeof(i) <= sizeof(AddonData::results));
+  memcpy(d->addon->results, &i, sizeof(i));
+  return Napi::Number::New(info.Env(), i.count);
 }
 
 // (dev, flags, index, start, count, data?: Uint8Array | Int32Array)
