@@ -15,6 +15,12 @@ export interface DmaBufferOptions {
    * (IOMMU_IOAS_MAP_FILE, Linux 6.13+) pins the file's pages, which stay the mapping's after free().
    */
   memfd?: boolean;
+  /**
+   * Place the buffer at an address that is a multiple of `align` bytes (a power of two up to
+   * 1 GiB; default the page size). The kernel aligns the IOVAs it chooses no better than the
+   * memory's address, so 2 MiB-aligned memory is what lets an IOMMU map it with 2 MiB pages.
+   */
+  align?: number;
 }
 
 /** Hugetlb page sizes by name, as log2 (what MAP_HUGE_SHIFT encodes). */
@@ -68,7 +74,14 @@ export class DmaBuffer {
     if (rounded > totalmem()) {
       throw new RangeError(`size ${size} is more than this machine's memory (${totalmem()} bytes)`);
     }
-    return new DmaBuffer(native.dmaAlloc(rounded, shift, opts.memfd === true), rounded, huge);
+    let align = 0;
+    if (opts.align !== undefined) {
+      align = toIndex(opts.align, 'options.align', 2 ** 30);
+      if (align === 0 || (align & (align - 1)) !== 0) {
+        throw new RangeError(`options.align must be a power of two from 1 to 2^30, got ${align}`);
+      }
+    }
+    return new DmaBuffer(native.dmaAlloc(rounded, shift, opts.memfd === true, align), rounded, huge);
   }
 
   /** The memfd behind a `{ memfd: true }` buffer (owned by the buffer, closed with it), else null. */

@@ -9,9 +9,31 @@ namespace vfio {
 
 namespace {
 
-// (size, hugeShift, memfd) => DmaBuffer handle. hugeShift: 0, or log2 of the hugetlb page size
-// (21: 2 MiB, 30: 1 GiB). With memfd the memory is a memfd's pages (the buffer owns the fd, for
-// IOMMU_IOAS_MAP_FILE); otherwise anonymous shared memory.
+// mmap `length` bytes at an address that is a multiple of `align` (a power of two above the page
+// size): reserve length + align of address space, map over its aligned part, and give back the
+// rest. MAP_FAILED with errno on failure.
+void* MapAligned(size_t length, int flags, int fd, size_t align) {
+  size_t span = length + align;
+  void* reserved = mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (reserved == MAP_FAILED) return MAP_FAILED;
+  uintptr_t start = reinterpret_cast<uintptr_t>(reserved);
+  uintptr_t at = (start + align - 1) & ~(static_cast<uintptr_t>(align) - 1);
+  void* p = mmap(reinterpret_cast<void*>(at), length, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0);
+  if (p == MAP_FAILED) {
+    int err = errno;
+    munmap(reserved, span);
+    errno = err;
+    return MAP_FAILED;
+  }
+  if (at > start) munmap(reserved, at - start);
+  if (start + span > at + length) munmap(reinterpret_cast<void*>(at + length), start + span - (at + length));
+  return p;
+}
+
+// (size, hugeShift, memfd, align) => DmaBuffer handle. hugeShift: 0, or log2 of the hugetlb page
+// size (21: 2 MiB, 30: 1 GiB). With memfd the memory is a memfd's pages (the buffer owns the fd,
+// for IOMMU_IOAS_MAP_FILE); otherwise anonymous shared memory. align: 0, or a power of two the
+// address must be a multiple of (lib/ checks it).
 Napi::Value Alloc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double size = ArgNumber(info, 0, "size");
@@ -19,6 +41,9 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   if (shift != 0 && shift != 21 && shift != 30) ThrowRange(env, "hugeShift must be 0, 21 or 30");
   bool huge = shift != 0;
   bool file = info[2].ToBoolean();
+  size_t align = info[3].IsUndefined() ? 0 : ArgU32(info, 3, "align");
+  if (align & (align - 1)) ThrowRange(env, "align must be a power of two");
+  if (align <= static_cast<size_t>(sysconf(_SC_PAGESIZE)) || (huge && align <= (size_t{1} << shift))) align = 0;
   // The "path" of a failure is the pool's reservation file, so the error says what to raise.
   const char* pool = shift == 30 ? "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages"
                                  : "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages";
@@ -38,7 +63,7 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   } else {
     flags |= MAP_ANONYMOUS | (huge ? MAP_HUGETLB | (shift << MAP_HUGE_SHIFT) : 0);
   }
-  void* p = mmap(nullptr, length, PROT_READ | PROT_WRITE, flags, fd, 0);
+  void* p = align ? MapAligned(length, flags, fd, align) : mmap(nullptr, length, PROT_READ | PROT_WRITE, flags, fd, 0);
   if (p == MAP_FAILED) {
     int err = errno;
     if (fd >= 0) close(fd);

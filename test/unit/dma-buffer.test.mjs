@@ -11,6 +11,44 @@ test('alloc rounds up to whole pages and zero-fills', () => {
   b.free();
 });
 
+/** The /proc/self/maps lines as [start, end, perms]. */
+function maps() {
+  return fs.readFileSync('/proc/self/maps', 'utf8').trim().split('\n').map((l) => {
+    const [range, perms] = l.split(/\s+/);
+    const [a, b] = range.split('-').map((x) => BigInt(`0x${x}`));
+    return [a, b, perms];
+  });
+}
+
+test('alloc({ align }) places the buffer at a multiple of align and gives back the rest of the reservation', () => {
+  for (const memfd of [false, true]) {
+    const align = 2 * 1024 * 1024;
+    const b = DmaBuffer.alloc(16 * 4096, { align, memfd });
+    try {
+      assert.equal(b.address % BigInt(align), 0n, `memfd: ${memfd}`);
+      assert.equal(b.size, 16 * 4096);
+      b.bytes.fill(0xa5);
+      assert.equal(b.load32(b.size - 4), 0xa5a5a5a5);
+      const end = b.address + BigInt(b.size);
+      const leftovers = maps().filter(([s, e, perms]) => perms.startsWith('---') && (e === b.address || s === end));
+      assert.deepEqual(leftovers, [], 'no PROT_NONE reservation is left beside the buffer');
+    } finally {
+      b.free();
+    }
+  }
+  const small = DmaBuffer.alloc(4096, { align: 1 });
+  assert.equal(small.address % 4096n, 0n, 'align below the page size: page-aligned as always');
+  small.free();
+});
+
+test('alloc refuses an align that is not a power of two up to 2^30', () => {
+  assert.throws(() => DmaBuffer.alloc(4096, { align: 3 * 4096 }), { name: 'RangeError', message: /options\.align must be a power of two/ });
+  assert.throws(() => DmaBuffer.alloc(4096, { align: 0 }), RangeError);
+  assert.throws(() => DmaBuffer.alloc(4096, { align: -4096 }), RangeError);
+  assert.throws(() => DmaBuffer.alloc(4096, { align: 2 ** 31 }), RangeError);
+  assert.throws(() => DmaBuffer.alloc(4096, { align: '4096' }), TypeError);
+});
+
 test('free detaches every ArrayBuffer handed out', () => {
   const b = DmaBuffer.alloc(4096);
   const ab = b.buffer;
