@@ -67,6 +67,7 @@ export const IOCTL_SINCE: Readonly<Record<string, string>> = {
   IOMMU_IOAS_MAP_FILE: '6.13',
   IOMMU_VIOMMU_ALLOC: '6.13',
   IOMMU_VDEVICE_ALLOC: '6.13',
+  IOMMU_IOAS_CHANGE_PROCESS: '6.13',
   IOMMU_VEVENTQ_ALLOC: '6.15',
   // Not in 6.12; the lab's 7.3 has it. Releases 7.0-7.2 were not checked, so this is the
   // earliest known to have it, not necessarily the first.

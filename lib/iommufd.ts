@@ -254,7 +254,18 @@ export class Iommufd {
   setOption(name: IommufdOptionName, value: bigint | number | boolean, objectIdArg: IoAddressSpace | number = 0): void {
     const id = optionId(name);
     const v = typeof value === 'boolean' ? (value ? 1n : 0n) : toU64(value, 'value');
-    native.iommufdOption(this._native(), C.IOMMU_OPTION_OP_SET, id, objectId(objectIdArg, 'objectId'), v);
+    const target = objectId(objectIdArg, 'objectId');
+    try {
+      native.iommufdOption(this._native(), C.IOMMU_OPTION_OP_SET, id, target, v);
+    } finally {
+      // hugePages sets the IOAS's IOVA alignment (off: PAGE_SIZE): its map checks re-read it.
+      this.#invalidateAlignments();
+    }
+  }
+
+  /** Every IOAS here re-reads its IOVA alignment before its next map (something may have changed it). */
+  #invalidateAlignments(): void {
+    for (const ioas of this.#ioases) ioas._invalidate();
   }
 
   /**
@@ -267,7 +278,22 @@ export class Iommufd {
   ioctl(request: number, arg: Uint8Array): number {
     const h = this._native();
     if (!(arg instanceof Uint8Array)) throw new TypeError(`arg must be a Uint8Array, got ${describe(arg)}`);
-    return native.iommufdIoctl(h, toIndex(request, 'request', 0xffffffff), arg);
+    try {
+      return native.iommufdIoctl(h, toIndex(request, 'request', 0xffffffff), arg);
+    } finally {
+      // A raw ioctl may attach devices (the mock's test commands do): alignments are re-read.
+      this.#invalidateAlignments();
+    }
+  }
+
+  /**
+   * IOMMU_IOAS_CHANGE_PROCESS (Linux 6.13+): charge the pinned memory of every mapping in this
+   * iommufd to the calling process instead of the one that mapped it, for a process that took
+   * the fd over (live update, an fd passed with `sendFds`). Every mapping must come from
+   * `ioas.mapFile()` (EINVAL otherwise); on failure nothing changes.
+   */
+  changeProcess(): void {
+    native.iommufdChangeProcess(this._native());
   }
 
   /** IOMMU_DESTROY of any object id. */

@@ -38,6 +38,14 @@ Napi::Value Destroy(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
+// (h): IOMMU_IOAS_CHANGE_PROCESS, the pinned-page accounting of every mapping moves to this process.
+Napi::Value ChangeProcess(const Napi::CallbackInfo& info) {
+  Iommufd* h = Ictx(info);
+  iommu_ioas_change_process c{};
+  Run<Ioctl::IOMMU_IOAS_CHANGE_PROCESS>(info, h, &c);
+  return Napi::Value();
+}
+
 // (h, ioasId, flags, buffer, byteOffset, length, iova) => iova (bigint)
 // buffer: a DmaBuffer handle only. The device may DMA into mapped memory for as long as the
 // mapping lives, so only memory whose lifetime the library controls is ever mapped.
@@ -357,6 +365,7 @@ void InitIommufd(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "ioasAlloc", IoasAllocCall);
   Export(env, exports, "iommufdIoctl", [](const Napi::CallbackInfo& info) { return RawIoctl(info, Ictx(info)); });
   Export(env, exports, "iommufdDestroy", Destroy);
+  Export(env, exports, "iommufdChangeProcess", ChangeProcess);
   Export(env, exports, "ioasMap", Map);
   Export(env, exports, "ioasMapFile", MapFile);
   Export(env, exports, "ioasUnmap", Unmap);

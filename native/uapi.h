@@ -54,6 +54,7 @@ namespace vfio {
   X(IOMMU_IOAS_MAP_FILE, 0x8f, iommu_ioas_map_file)                     \
   X(IOMMU_VIOMMU_ALLOC, 0x90, iommu_viommu_alloc)                       \
   X(IOMMU_VDEVICE_ALLOC, 0x91, iommu_vdevice_alloc)                     \
+  X(IOMMU_IOAS_CHANGE_PROCESS, 0x92, iommu_ioas_change_process)         \
   X(IOMMU_VEVENTQ_ALLOC, 0x93, iommu_veventq_alloc)                     \
   X(IOMMU_IOAS_NOIOMMU_GET_PA, 0x95, iommu_ioas_noiommu_get_pa)
 
@@ -228,6 +229,11 @@ struct iommu_ioas_map_file {
   uint64_t start, length, iova;
 };
 static_assert(sizeof(iommu_ioas_map_file) == 40, "iommu_ioas_map_file");
+
+struct iommu_ioas_change_process {
+  uint32_t size, reserved;
+};
+static_assert(sizeof(iommu_ioas_change_process) == 8, "iommu_ioas_change_process");
 
 struct iommu_ioas_unmap {
   uint32_t size, ioas_id;

@@ -281,6 +281,30 @@ test('a type1 container chooses IOVAs inside its ranges, aligned, reusing space 
 const IOMMU_TEST_CMD = (0x3b << 8) | 0xa0;
 const VFIO_DEVICE_GET_GFX_DMABUF = (0x3b << 8) | 115;
 
+test('changeProcess (Linux 6.13+) refuses anonymous mappings with EINVAL, takes file mappings, and is an error once closed', () => {
+  const edu = openEdu();
+  const anon = DmaBuffer.alloc(4096);
+  const file = DmaBuffer.alloc(4096, { memfd: true });
+  try {
+    const [major, minor] = process.env.VFIO_LAB_KERNEL_RELEASE.split('.').map(Number);
+    if (major > 6 || (major === 6 && minor >= 13)) {
+      const iova = edu.ioas.map(anon);
+      assert.throws(() => edu.iommufd.changeProcess(), { name: 'VfioError', code: 'EINVAL', ioctl: 'IOMMU_IOAS_CHANGE_PROCESS' });
+      edu.ioas.unmap(iova, 4096);
+      edu.ioas.mapFile(file.fd, { start: 0, length: 4096 });
+      edu.iommufd.changeProcess();
+    } else {
+      assert.throws(() => edu.iommufd.changeProcess(),
+        { name: 'VfioUnsupportedError', code: 'ERR_VFIO_NEEDS_KERNEL', needs: '6.13', ioctl: 'IOMMU_IOAS_CHANGE_PROCESS' });
+    }
+  } finally {
+    edu.close();
+    anon.free();
+    file.free();
+  }
+  assert.throws(() => edu.iommufd.changeProcess(), { name: 'VfioStateError' }, 'use after close');
+});
+
 test('iommufd.ioctl() issues a request the library does not wrap, copying the struct in and out', () => {
   const iommufd = Iommufd.open();
   try {
