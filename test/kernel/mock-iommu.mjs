@@ -7,18 +7,33 @@ import assert from 'node:assert/strict';
 /** IOMMU_TEST_CMD: _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 32). */
 export const IOMMU_TEST_CMD = (0x3b << 8) | (0x80 + 32);
 
-const OP = Object.freeze({
+/** enum IOMMU_TEST_OP_*. */
+export const OP = Object.freeze({
+  ADD_RESERVED: 1,
   MOCK_DOMAIN: 2,
+  MD_CHECK_MAP: 3,
+  MD_CHECK_REFS: 4,
+  SET_TEMP_MEMORY_LIMIT: 9,
   MOCK_DOMAIN_REPLACE: 10,
+  MOCK_DOMAIN_FLAGS: 12,
   DIRTY: 13,
   MD_CHECK_IOTLB: 14,
   TRIGGER_IOPF: 15,
+  DEV_CHECK_CACHE: 16,
   TRIGGER_VEVENT: 17,
 });
 
 /** The mock's constants. */
 export const MOCK = Object.freeze({
   APERTURE_START: 1n << 24n,
+  APERTURE_LAST: (1n << 31n) - 1n,
+  PAGE_SIZE: 2048,
+  FLAGS_DEVICE_NO_DIRTY: 1,
+  FLAGS_DEVICE_PASID: 4,
+  PASID_WIDTH: 20,
+  DEV_CACHE_DEFAULT: 0xbaddad,
+  DEV_CACHE_NUM: 4,
+  DEFAULT_MEMORY_LIMIT: 65536,
   HW_INFO_TYPE_SELFTEST: 0xfeedbeef,
   HW_INFO_SELFTEST_REGVAL: 0xdeadbeef,
   HWPT_DATA_SELFTEST: 0xdead,
@@ -33,6 +48,11 @@ export const MOCK = Object.freeze({
 // sizeof(struct iommu_test_cmd): a 16-byte head, a 48-byte union, `last`, padding to 8.
 const CMD_SIZE = 72;
 const UNION = 16;
+
+/** struct iommu_test_cmd `op` on object `id`, its union filled by `fill(view, UNION)`; the view after the call. */
+export function testCmd(iommufd, op, id, fill) {
+  return cmd(iommufd, op, id, fill && ((v) => fill(v, UNION)));
+}
 
 function cmd(iommufd, op, id, fill) {
   const bytes = new Uint8Array(CMD_SIZE);
@@ -60,9 +80,14 @@ export function hasMock(iommufd) {
   return present;
 }
 
-/** A mock device attached to a mock domain on `ioas`: its iommufd device id is `idevId`. */
-export function mockDevice(iommufd, ioas) {
-  const v = cmd(iommufd, OP.MOCK_DOMAIN, ioas.id);
+/**
+ * A mock device attached to a mock domain on `ioas` (an IoAddressSpace, a HWPT or an id); its
+ * iommufd device id is `idevId`. `flags`: MOCK.FLAGS_DEVICE_* (IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS).
+ */
+export function mockDevice(iommufd, ioas, flags) {
+  const id = typeof ioas === 'number' ? ioas : ioas.id;
+  const v = flags === undefined ? cmd(iommufd, OP.MOCK_DOMAIN, id)
+    : cmd(iommufd, OP.MOCK_DOMAIN_FLAGS, id, (c) => c.setUint32(UNION + 12, flags, true));
   return { stdevId: v.getUint32(UNION, true), hwptId: v.getUint32(UNION + 4, true), idevId: v.getUint32(UNION + 8, true) };
 }
 
@@ -110,4 +135,43 @@ export function mockFault(iommufd, mock, { pasid = 1, addr = 0xdeadbeafn } = {})
 /** Make the mock vIOMMU report an event for the mock device (data: its virtual id, a u32). */
 export function mockEvent(iommufd, mock) {
   cmd(iommufd, OP.TRIGGER_VEVENT, 0, (v) => v.setUint32(UNION, mock.idevId, true));
+}
+
+/** The mock's pinned-page accounting limit, in pages (IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT; 65536 is its default). */
+export function setTempMemoryLimit(iommufd, limit) {
+  cmd(iommufd, OP.SET_TEMP_MEMORY_LIMIT, 0, (v) => v.setUint32(UNION, limit, true));
+}
+
+/** Reserve [start, start + length) of the IOAS, as an IOMMU's reserved region would (IOMMU_TEST_OP_ADD_RESERVED). */
+export function addReserved(iommufd, ioas, start, length) {
+  cmd(iommufd, OP.ADD_RESERVED, ioas.id, (v) => {
+    v.setBigUint64(UNION, BigInt(start), true);
+    v.setBigUint64(UNION + 8, BigInt(length), true);
+  });
+}
+
+/** Assert that every page of `length` bytes at `address` (a process address) is pinned `refs` times (IOMMU_TEST_OP_MD_CHECK_REFS). */
+export function checkRefs(iommufd, address, length, refs) {
+  cmd(iommufd, OP.MD_CHECK_REFS, 0, (v) => {
+    v.setBigUint64(UNION, BigInt(length), true);
+    v.setBigUint64(UNION + 8, BigInt(address), true);
+    v.setUint32(UNION + 16, refs, true);
+  });
+}
+
+/** Assert that the mock domain `hwptId` maps `length` bytes at `iova` to `address` (IOMMU_TEST_OP_MD_CHECK_MAP). */
+export function checkMap(iommufd, hwptId, iova, length, address) {
+  cmd(iommufd, OP.MD_CHECK_MAP, hwptId, (v) => {
+    v.setBigUint64(UNION, BigInt(iova), true);
+    v.setBigUint64(UNION + 8, BigInt(length), true);
+    v.setBigUint64(UNION + 16, BigInt(address), true);
+  });
+}
+
+/** Assert that the mock device's cache entry `cacheId` holds `expected` (IOMMU_TEST_OP_DEV_CHECK_CACHE). */
+export function checkDevCache(iommufd, idevId, cacheId, expected) {
+  cmd(iommufd, OP.DEV_CHECK_CACHE, idevId, (v) => {
+    v.setUint32(UNION, cacheId, true);
+    v.setUint32(UNION + 4, expected, true);
+  });
 }

@@ -56,6 +56,6 @@ const kernel = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
 console.log(`lab: guest kernel ${kernel}, ${files.length} test files`);
 for (const line of [...upstream.notExpressible, ...upstream.notPorted]) console.log(`lab: ${line}`);
 console.log(`lab: upstream selftests: ${upstream.passed} passed, ${upstream.failed} failed, ` +
-  `${upstream.notExpressible.size} not expressible, ${upstream.notPorted.size} files not ported`);
+  `${upstream.notExpressible.size} not expressible, ${upstream.notPorted.size} not ported (files, fixtures or cases)`);
 console.log(`lab: ${passed} passed, ${failed} failed`);
 process.exitCode = failed > 0 || passed === 0 ? 1 : 0;

@@ -11,8 +11,6 @@ import { notPorted } from './modes.mjs';
 const NOT_PORTED = {
   vfio_pci_driver_test: 'it drives the devices upstream has test drivers for (Intel DSA and IOAT, igb, nv_falcon); ' +
     'the lab has none of them (its edu and nvme would need drivers written for that harness)',
-  'iommu/iommufd': 'not ported yet (tools/testing/selftests/iommu/iommufd.c: the mock-IOMMU cases are covered ' +
-    'in part by test/kernel/13-iommufd-hwpt, not case by case)',
 };
 const UPSTREAM_VFIO = ['vfio_dma_mapping_mmio_test', 'vfio_dma_mapping_test', 'vfio_iommufd_setup_test',
   'vfio_pci_device_init_perf_test', 'vfio_pci_device_test', 'vfio_pci_driver_test', 'vfio_pci_sriov_uapi_test'];
