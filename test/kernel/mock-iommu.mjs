@@ -13,8 +13,13 @@ export const OP = Object.freeze({
   MOCK_DOMAIN: 2,
   MD_CHECK_MAP: 3,
   MD_CHECK_REFS: 4,
+  CREATE_ACCESS: 5,
+  DESTROY_ACCESS_PAGES: 6,
+  ACCESS_PAGES: 7,
+  ACCESS_RW: 8,
   SET_TEMP_MEMORY_LIMIT: 9,
   MOCK_DOMAIN_REPLACE: 10,
+  ACCESS_REPLACE_IOAS: 11,
   MOCK_DOMAIN_FLAGS: 12,
   DIRTY: 13,
   MD_CHECK_IOTLB: 14,
@@ -34,6 +39,10 @@ export const MOCK = Object.freeze({
   DEV_CACHE_DEFAULT: 0xbaddad,
   DEV_CACHE_NUM: 4,
   DEFAULT_MEMORY_LIMIT: 65536,
+  FLAGS_ACCESS_WRITE: 1,
+  FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES: 1,
+  ACCESS_RW_WRITE: 1,
+  ACCESS_RW_SLOW_PATH: 4,
   HW_INFO_TYPE_SELFTEST: 0xfeedbeef,
   HW_INFO_SELFTEST_REGVAL: 0xdeadbeef,
   HWPT_DATA_SELFTEST: 0xdead,
@@ -173,5 +182,45 @@ export function checkDevCache(iommufd, idevId, cacheId, expected) {
   cmd(iommufd, OP.DEV_CHECK_CACHE, idevId, (v) => {
     v.setUint32(UNION, cacheId, true);
     v.setUint32(UNION + 4, expected, true);
+  });
+}
+
+/**
+ * An in-kernel user of the IOAS (an iommufd_access, what an mdev driver holds), made by the mock
+ * (IOMMU_TEST_OP_CREATE_ACCESS): returns its fd, which is its id in the commands below; closing
+ * the fd destroys it.
+ */
+export function createAccess(iommufd, ioas, flags = 0) {
+  return cmd(iommufd, OP.CREATE_ACCESS, ioas.id, (v) => v.setUint32(UNION + 4, flags, true)).getUint32(UNION, true);
+}
+
+/** Pin `length` bytes at `iova` through the access, and check they are the pages at `address` (IOMMU_TEST_OP_ACCESS_PAGES); returns the pin's id. */
+export function accessPages(iommufd, accessFd, iova, length, address, flags = 0) {
+  const v = cmd(iommufd, OP.ACCESS_PAGES, accessFd, (c) => {
+    c.setUint32(UNION, flags, true);
+    c.setBigUint64(UNION + 8, BigInt(iova), true);
+    c.setBigUint64(UNION + 16, BigInt(length), true);
+    c.setBigUint64(UNION + 24, BigInt(address), true);
+  });
+  return v.getUint32(UNION + 4, true);
+}
+
+/** Unpin what accessPages pinned (IOMMU_TEST_OP_DESTROY_ACCESS_PAGES). */
+export function destroyAccessPages(iommufd, accessFd, pagesId) {
+  cmd(iommufd, OP.DESTROY_ACCESS_PAGES, accessFd, (v) => v.setUint32(UNION, pagesId, true));
+}
+
+/** Move the access to another IOAS (IOMMU_TEST_OP_ACCESS_REPLACE_IOAS). */
+export function accessReplaceIoas(iommufd, accessFd, ioas) {
+  cmd(iommufd, OP.ACCESS_REPLACE_IOAS, accessFd, (v) => v.setUint32(UNION, typeof ioas === 'number' ? ioas : ioas.id, true));
+}
+
+/** Copy between `length` bytes at `iova` and process memory at `address`, as an mdev's CPU access would (IOMMU_TEST_OP_ACCESS_RW). */
+export function accessRw(iommufd, accessFd, iova, length, address, flags = 0) {
+  cmd(iommufd, OP.ACCESS_RW, accessFd, (v) => {
+    v.setBigUint64(UNION, BigInt(iova), true);
+    v.setBigUint64(UNION + 8, BigInt(length), true);
+    v.setBigUint64(UNION + 16, BigInt(address), true);
+    v.setUint32(UNION + 24, flags, true);
   });
 }
