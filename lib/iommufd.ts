@@ -120,6 +120,22 @@ export class Iommufd {
     return ioas;
   }
 
+  /**
+   * The IOAS `id` of this iommufd that the library did not allocate here: one made by another
+   * process that passed the fd (`receiveFds`), or the compat container's (`vfioIoas`). The
+   * kernel confirms it is an IOAS (IOMMU_IOAS_IOVA_RANGES: ENOENT otherwise). Its mappings made
+   * elsewhere are not in this object's ledger: unmap them by IOVA.
+   */
+  ioasFromId(id: number): IoAddressSpace {
+    const h = this._native();
+    toIndex(id, 'id', 0xffffffff);
+    for (const ioas of this.#ioases) if (ioas.id === id) return ioas;
+    native.ioasIovaRanges(h, id);
+    const ioas = new IoAddressSpace(this, id);
+    this.#ioases.add(ioas);
+    return ioas;
+  }
+
   /** @internal */
   _forget(object: IoAddressSpace | Hwpt | Owned): void {
     if (Hwpt.isHwpt(object)) this.#hwpts.delete(object);

@@ -26,6 +26,12 @@ export const OP = Object.freeze({
   TRIGGER_IOPF: 15,
   DEV_CHECK_CACHE: 16,
   TRIGGER_VEVENT: 17,
+  PASID_ATTACH: 18,
+  PASID_REPLACE: 19,
+  PASID_DETACH: 20,
+  PASID_CHECK_HWPT: 21,
+  DMABUF_GET: 22,
+  DMABUF_REVOKE: 23,
 });
 
 /** The mock's constants. */
