@@ -45,6 +45,9 @@ export const MOCK = Object.freeze({
   DEV_CACHE_DEFAULT: 0xbaddad,
   DEV_CACHE_NUM: 4,
   DEFAULT_MEMORY_LIMIT: 65536,
+  HUGE_PAGE_SIZE: 512 * 2048,
+  IOMMUPT_DEFAULT: 0,
+  IOMMUPT_HUGE: 1,
   FLAGS_ACCESS_WRITE: 1,
   FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES: 1,
   ACCESS_RW_WRITE: 1,
@@ -229,4 +232,37 @@ export function accessRw(iommufd, accessFd, iova, length, address, flags = 0) {
     v.setBigUint64(UNION + 16, BigInt(address), true);
     v.setUint32(UNION + 24, flags, true);
   });
+}
+
+/** Attach (or detach) the mock device's PASID `pasid` to a HWPT (IOMMU_TEST_OP_PASID_ATTACH / _DETACH). */
+export function mockPasidAttach(iommufd, mock, pasid, target) {
+  cmd(iommufd, OP.PASID_ATTACH, mock.stdevId, (v) => {
+    v.setUint32(UNION, pasid, true);
+    v.setUint32(UNION + 4, typeof target === 'number' ? target : target.id, true);
+  });
+}
+
+export function mockPasidReplace(iommufd, mock, pasid, target) {
+  cmd(iommufd, OP.PASID_REPLACE, mock.stdevId, (v) => {
+    v.setUint32(UNION, pasid, true);
+    v.setUint32(UNION + 4, typeof target === 'number' ? target : target.id, true);
+  });
+}
+
+export function mockPasidDetach(iommufd, mock, pasid) {
+  cmd(iommufd, OP.PASID_DETACH, mock.stdevId, (v) => v.setUint32(UNION, pasid, true));
+}
+
+/** Whether the mock device's PASID `pasid` is attached to HWPT `hwptId` (0: to none) (IOMMU_TEST_OP_PASID_CHECK_HWPT). */
+export function mockPasidCheck(iommufd, mock, pasid, hwptId) {
+  try {
+    cmd(iommufd, OP.PASID_CHECK_HWPT, mock.stdevId, (v) => {
+      v.setUint32(UNION, pasid, true);
+      v.setUint32(UNION + 4, hwptId, true);
+    });
+    return true;
+  } catch (err) {
+    if (err.code === 'EINVAL') return false;
+    throw err;
+  }
 }

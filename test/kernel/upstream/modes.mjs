@@ -85,6 +85,14 @@ export function notExpressible(file, name, why) {
   process.stdout.write(`upstream: not expressible: ${file}: ${name}: ${why}\n`);
 }
 
+/**
+ * A case that needs the kernel's mock IOMMU (CONFIG_IOMMUFD_TEST), run on a kernel without it
+ * (the lab builds it into 7.3 only): counted per kernel by the suite.
+ */
+export function needsMock(file, name) {
+  process.stdout.write(`upstream: needs the mock IOMMU: ${file}: ${name}\n`);
+}
+
 /** An upstream file not ported yet, said once so that the suite prints it. */
 export function notPorted(file, why) {
   process.stdout.write(`upstream: not ported: ${file}: ${why}\n`);
