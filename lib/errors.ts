@@ -69,6 +69,7 @@ export const IOCTL_SINCE: Readonly<Record<string, string>> = {
   IOMMU_VDEVICE_ALLOC: '6.13',
   IOMMU_IOAS_CHANGE_PROCESS: '6.13',
   IOMMU_VEVENTQ_ALLOC: '6.15',
+  IOMMU_HW_QUEUE_ALLOC: '6.17',
   // Not in 6.12; the lab's 7.3 has it. Releases 7.0-7.2 were not checked, so this is the
   // earliest known to have it, not necessarily the first.
   IOMMU_IOAS_NOIOMMU_GET_PA: '7.3',
@@ -146,6 +147,8 @@ export class VfioError extends Error {
   readonly ioctl?: string;
   /** The file involved, when known. */
   readonly path?: string;
+  /** IOMMU_HWPT_INVALIDATE: how many entries the kernel handled before the one that failed. */
+  readonly handled?: number;
 
   constructor(fields: VfioErrorFields) {
     const [name, text] = errnoName(fields.errno);

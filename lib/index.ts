@@ -13,7 +13,7 @@ export {
 export type { PciDeviceInfo, MdevDeviceInfo, MdevType, BindOptions } from './sysfs';
 export { socketPair, sendFds, receiveFds } from './fd-passing';
 export type { PassableFd, ReceiveFdsOptions, ReceivedFds } from './fd-passing';
-export { Iommufd, Hwpt, Viommu, Vdevice } from './iommufd';
+export { Iommufd, Hwpt, HwQueue, Viommu, Vdevice } from './iommufd';
 export type { IommufdObject } from './iommufd';
 export type { HwInfo, HwInfoOptions, HwptOptions, DirtyBitmapOptions, IommufdDevice, IommufdOptionName } from './iommufd';
 export { FaultQueue, VeventQueue } from './event-queue';

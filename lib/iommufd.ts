@@ -1,9 +1,10 @@
 import { describe, optionsObject, toIndex, toPath, toU64 } from './args';
 import { flags as C } from './constants';
-import { VfioError, VfioUnsupportedError, closedError, notBoundError, withKernel } from './errors';
+import { VfioError, VfioUnsupportedError, closedError, kernelBefore, needsKernelError, notBoundError, withKernel } from './errors';
 import { FaultQueue, VEVENT_DATA_SIZE, VeventQueue } from './event-queue';
 import { IoAddressSpace } from './ioas';
-import { native, type NativeHandle } from './native';
+import { native, results, type NativeHandle } from './native';
+import { MappedRegion } from './region';
 
 export { IoAddressSpace, bufferSpan, notDmaBuffer } from './ioas';
 export type { DmaMemory, IovaRange, MapFileOptions, MapOptions } from './ioas';
@@ -136,6 +137,30 @@ export class Iommufd {
     return ioas;
   }
 
+  /**
+   * mmap `length` bytes of the iommufd at `offset` (Linux 6.17+): a vIOMMU's MMIO region, whose
+   * offset and length the driver data of `allocViommu` reports (NVIDIA's CMDQV VINTF page, the
+   * mock's test page). Accessed like a BAR, through exact-width volatile accessors. The vIOMMU
+   * cannot be destroyed while mapped (EBUSY); ENXIO for an offset or length it does not have.
+   */
+  mmap(offset: bigint | number, length: number): MappedRegion {
+    const h = this._native();
+    const off = toU64(offset, 'offset');
+    toIndex(length, 'length', 2 ** 40);
+    if (length === 0) throw new RangeError('length must be at least 1');
+    let handle: NativeHandle;
+    try {
+      handle = native.iommufdMmap(h, off, length);
+    } catch (err) {
+      // Before 6.17 an iommufd has no mmap at all: the VFS answers ENODEV.
+      if (err instanceof VfioError && err.code === 'ENODEV' && kernelBefore('6.17')) {
+        throw needsKernelError('iommufd.mmap()', '6.17', err.errno);
+      }
+      throw err;
+    }
+    return new MappedRegion(-1, length, [{ offset: 0, size: length, handle, u8: null, u16: null, u32: null, u64: null }], null);
+  }
+
   /** @internal */
   _forget(object: IoAddressSpace | Hwpt | Owned): void {
     if (Hwpt.isHwpt(object)) this.#hwpts.delete(object);
@@ -206,6 +231,7 @@ export class Iommufd {
       faultId = o.faultQueue.id;
       flags |= C.IOMMU_HWPT_FAULT_ID_VALID;
     }
+    flags >>>= 0; // `|` made bit 31 a sign bit: back to a u32
     const data = o.data === undefined ? null : viewBytes(o.data, 'options.data');
     if (data !== null && o.dataType === undefined) throw new TypeError('options.dataType is required with options.data');
     const dataType = toIndex(o.dataType ?? C.IOMMU_HWPT_DATA_NONE, 'options.dataType', 0xffffffff);
@@ -413,7 +439,13 @@ function invalidate(ictx: Iommufd, id: number, dataType: number, entries: readon
   if (views.some((v) => v.byteLength !== entryLen)) throw new RangeError('entries must all have the same byteLength');
   const packed = new Uint8Array(entryLen * views.length);
   views.forEach((v, i) => packed.set(v, i * entryLen));
-  return native.hwptInvalidate(h, id, type, entryLen, packed, views.length);
+  try {
+    return native.hwptInvalidate(h, id, type, entryLen, packed, views.length);
+  } catch (err) {
+    // The entries before the failing one were handled: `handled` says how many (retry from there).
+    if (err instanceof VfioError) Object.defineProperty(err, 'handled', { value: results[0], enumerable: true });
+    throw err;
+  }
 }
 
 /**
@@ -575,9 +607,41 @@ export class Viommu extends IommufdObject {
     return ictx._own(queue);
   }
 
-  /** IOMMU_HWPT_INVALIDATE through the vIOMMU (device caches, descriptor caches); returns entries handled. */
+  /**
+   * IOMMU_HW_QUEUE_ALLOC (Linux 6.17+): let the hardware use the guest queue of `length` bytes at
+   * `iova` (a nesting-parent IOVA, which must be mapped: ENOENT; it stays pinned, so its unmap is
+   * EBUSY, until the queue is destroyed) as this vIOMMU's queue `index` of `type`
+   * (`IOMMU_HW_QUEUE_TYPE_*`). Index 0 first; destroy in descending order.
+   */
+  allocHwQueue(type: number, index: number, iova: bigint | number, length: bigint | number): HwQueue {
+    const ictx = this._live();
+    const t = toIndex(type, 'type', 0xffffffff);
+    const i = toIndex(index, 'index', 0xffffffff);
+    const id = native.iommufdHwQueueAlloc(ictx._native(), this.id, t, i, toU64(iova, 'iova'), toU64(length, 'length'));
+    return ictx._own(new HwQueue(ictx, id, t, i));
+  }
+
+  /**
+   * IOMMU_HWPT_INVALIDATE through the vIOMMU (device caches, descriptor caches); returns entries
+   * handled. When one fails the VfioError's `handled` says how many before it were.
+   */
   invalidate(dataType: number, entries: readonly ArrayBufferView[]): number {
     return invalidate(this._live(), this.id, dataType, entries);
+  }
+}
+
+/** A hardware-accelerated queue of a vIOMMU (IOMMU_HW_QUEUE_ALLOC). */
+export class HwQueue extends IommufdObject {
+  /** `IOMMU_HW_QUEUE_TYPE_*`. */
+  readonly type: number;
+  /** The queue's index among the vIOMMU's queues of its type. */
+  readonly index: number;
+
+  /** @internal */
+  constructor(ictx: Iommufd, id: number, type: number, index: number) {
+    super(ictx, id, 'HW queue');
+    this.type = type;
+    this.index = index;
   }
 }
 

@@ -39,6 +39,9 @@ export interface NativeBinding {
   deviceIoctl(h: NativeHandle, request: number, arg: Uint8Array): number;
   iommufdIoctl(h: NativeHandle, request: number, arg: Uint8Array): number;
   iommufdChangeProcess(h: NativeHandle): void;
+  iommufdHwQueueAlloc(h: NativeHandle, viommuId: number, type: number, index: number, iova: bigint, length: bigint): number;
+  /** An mmap of the iommufd (a vIOMMU's region): a Mapping handle, as deviceMmap gives. */
+  iommufdMmap(h: NativeHandle, offset: bigint, length: number): NativeHandle;
   /** GET_IRQ_INFO, the struct left in `results`; returns its count. */
   deviceGetIrqInfo(h: NativeHandle, index: number): number;
   deviceSetIrqs(h: NativeHandle, flags: number, index: number, start: number, count: number,

@@ -113,4 +113,10 @@ Bytes ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
 
 Napi::Value ToBigInt(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
 
+off_t ArgOffset(const Napi::CallbackInfo& info, size_t i) {
+  uint64_t off = ArgU64(info, i, "offset");
+  if (off > static_cast<uint64_t>(INT64_MAX)) ThrowRange(info.Env(), "offset is too large");
+  return static_cast<off_t>(off);
+}
+
 }  // namespace vfio

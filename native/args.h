@@ -3,6 +3,7 @@
 #pragma once
 
 #include <napi.h>
+#include <sys/types.h>
 
 #include <cstdint>
 #include <string>
@@ -13,6 +14,8 @@ double ArgNumber(const Napi::CallbackInfo& info, size_t i, const char* name);
 uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* name);
 int32_t ArgI32(const Napi::CallbackInfo& info, size_t i, const char* name);
 uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i, const char* name);  // number or bigint
+// A file offset (pread, pwrite, mmap): a u64 up to INT64_MAX.
+off_t ArgOffset(const Napi::CallbackInfo& info, size_t i);
 // A string for a syscall: a NUL byte inside it is a TypeError (it would silently truncate).
 std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name);
 

@@ -214,12 +214,6 @@ Napi::Value HotResetCall(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
-off_t ArgOffset(const Napi::CallbackInfo& info, size_t i) {
-  uint64_t off = ArgU64(info, i, "offset");
-  if (off > static_cast<uint64_t>(INT64_MAX)) ThrowRange(info.Env(), "offset is too large");
-  return static_cast<off_t>(off);
-}
-
 // Exact-width pread/pwrite: one syscall of exactly `width` bytes.
 template <typename T>
 T ReadWidth(const Napi::CallbackInfo& info) {
@@ -298,13 +292,6 @@ Napi::Value Ioeventfd(const Napi::CallbackInfo& info) {
   Call<Ioctl::VFIO_DEVICE_IOEVENTFD>(info.Env(), d, &e);
   return Napi::Value();
 }
-
-}  // namespace
-
-// Declared in mapping.cc: wraps an mmap of a device region.
-Napi::Value NewMapping(Napi::Env env, void* addr, size_t length);
-
-namespace {
 
 // (dev, offset, length, writable) => Mapping handle. MAP_SHARED, as VFIO requires.
 Napi::Value Mmap(const Napi::CallbackInfo& info) {

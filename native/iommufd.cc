@@ -2,6 +2,7 @@
 // HWPTs (allocation, dirty tracking, invalidation), vIOMMUs, vDEVICEs, fault and event queues. Each function is one ioctl; object lifetimes are tracked in lib/iommufd.ts.
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -288,6 +289,13 @@ Napi::Value Invalidate(const Napi::CallbackInfo& info) {
     ThrowRange(env, "entries holds fewer than count entries of entryLen bytes");
   }
   v.data_uptr = reinterpret_cast<uintptr_t>(entries.data);
+  // The kernel reports how many entries it handled even when one fails: that count is left in
+  // native.results on the way out, thrown or not, for lib/ to put on the error.
+  struct LeaveCount {
+    const uint32_t* count;
+    uint8_t* results;
+    ~LeaveCount() { memcpy(results, count, sizeof(*count)); }
+  } leave{&v.entry_num, h->addon->results};
   Run<Ioctl::IOMMU_HWPT_INVALIDATE>(info, h, &v);
   return Napi::Number::New(env, v.entry_num);
 }
@@ -339,6 +347,34 @@ Napi::Value VdeviceAlloc(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), v.out_vdevice_id);
 }
 
+// (h, viommuId, type, index, iova, length) => HW queue id
+Napi::Value HwQueueAlloc(const Napi::CallbackInfo& info) {
+  Iommufd* h = Ictx(info);
+  iommu_hw_queue_alloc q{};
+  q.viommu_id = ArgU32(info, 1, "viommuId");
+  q.type = ArgU32(info, 2, "type");
+  q.index = ArgU32(info, 3, "index");
+  q.nesting_parent_iova = ArgU64(info, 4, "iova");
+  q.length = ArgU64(info, 5, "length");
+  Run<Ioctl::IOMMU_HW_QUEUE_ALLOC>(info, h, &q);
+  return Napi::Number::New(info.Env(), q.out_hw_queue_id);
+}
+
+// (h, offset, length) => Mapping handle: an mmap of the iommufd, a vIOMMU's MMIO region (its
+// offset and length come from the driver data of IOMMU_VIOMMU_ALLOC). MAP_SHARED, read-write.
+Napi::Value Mmap(const Napi::CallbackInfo& info) {
+  Iommufd* h = Ictx(info);
+  off_t off = ArgOffset(info, 1);
+  uint64_t length = ArgU64(info, 2, "length");
+  if (length == 0 || length > (1ULL << 40)) ThrowRange(info.Env(), "length must be from 1 to 2^40");
+  void* p = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, h->fd, off);
+  if (p == MAP_FAILED) {
+    int err = errno;
+    ThrowErrno(info.Env(), err, "mmap", nullptr, h->path);
+  }
+  return NewMapping(info.Env(), p, length);
+}
+
 // (h, viommuId, type, depth, callback(errno)) => [veventqId, event queue handle]
 Napi::Value VeventqAlloc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -384,6 +420,8 @@ void InitIommufd(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "iommufdViommuAlloc", ViommuAlloc);
   Export(env, exports, "iommufdVdeviceAlloc", VdeviceAlloc);
   Export(env, exports, "iommufdVeventqAlloc", VeventqAlloc);
+  Export(env, exports, "iommufdHwQueueAlloc", HwQueueAlloc);
+  Export(env, exports, "iommufdMmap", Mmap);
 }
 
 }  // namespace vfio

@@ -63,6 +63,10 @@ struct MemoryHandle : Handle {
   bool released_ = false;
 };
 
+// A Mapping handle around an mmap (a device region's, or a vIOMMU's through the iommufd); the
+// handle munmaps it.
+Napi::Value NewMapping(Napi::Env env, void* addr, size_t length);
+
 // The block shared under `id`, with one more handle counted, or null when it is gone.
 MemoryBlock* AcquireShared(uint64_t id);
 

@@ -56,6 +56,7 @@ namespace vfio {
   X(IOMMU_VDEVICE_ALLOC, 0x91, iommu_vdevice_alloc)                     \
   X(IOMMU_IOAS_CHANGE_PROCESS, 0x92, iommu_ioas_change_process)         \
   X(IOMMU_VEVENTQ_ALLOC, 0x93, iommu_veventq_alloc)                     \
+  X(IOMMU_HW_QUEUE_ALLOC, 0x94, iommu_hw_queue_alloc)                   \
   X(IOMMU_IOAS_NOIOMMU_GET_PA, 0x95, iommu_ioas_noiommu_get_pa)
 
 // One enumerator per table row, in table order.
@@ -319,6 +320,12 @@ struct iommu_vdevice_alloc {
   uint64_t virt_id;
 };
 static_assert(sizeof(iommu_vdevice_alloc) == 24, "iommu_vdevice_alloc");
+
+struct iommu_hw_queue_alloc {
+  uint32_t size, flags, viommu_id, type, index, out_hw_queue_id;
+  uint64_t nesting_parent_iova, length;
+};
+static_assert(sizeof(iommu_hw_queue_alloc) == 40, "iommu_hw_queue_alloc");
 
 struct iommu_veventq_alloc {
   uint32_t size, flags, viommu_id, type, veventq_depth, out_veventq_id, out_veventq_fd, reserved;

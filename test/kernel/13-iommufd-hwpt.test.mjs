@@ -311,3 +311,64 @@ test('the new iommufd calls refuse an unbound device, and a destroyed or closed 
     lab.close();
   }
 });
+
+test('iommufd.mmap (Linux 6.17) maps a vIOMMU\'s region for exact-width access; bad input and a closed iommufd are refused first', () => {
+  const lab = mockLab();
+  try {
+    const { iommufd } = lab;
+    assert.throws(() => iommufd.mmap(0, 0), RangeError);
+    assert.throws(() => iommufd.mmap('0', 4096), TypeError);
+    assert.throws(() => iommufd.mmap(0, 4096.5), RangeError);
+    if (lab.mock) {
+      const parent = iommufd.allocHwpt(lab.mock.idevId, lab.ioas, { nestParent: true });
+      const data = new DataView(new ArrayBuffer(24)); // struct iommu_viommu_selftest
+      data.setUint32(0, 0x5a5a1234, true);
+      const viommu = iommufd.allocViommu(lab.mock.idevId, parent, MOCK.VIOMMU_TYPE_SELFTEST, { data });
+      const region = iommufd.mmap(data.getBigUint64(8, true), Number(data.getBigUint64(16, true)));
+      assert.equal(region.read32(0), 0x5a5a1234, 'the mock\'s page holds in_data');
+      assert.throws(() => region.read32(region.size), RangeError);
+      region.close();
+      assert.throws(() => region.read32(0), { code: 'ERR_VFIO_CLOSED' }, 'use after close');
+      viommu.destroy();
+    } else {
+      assert.throws(() => iommufd.mmap(0, 4096), NEEDS('6.17'));
+    }
+  } finally {
+    lab.close();
+  }
+  assert.throws(() => lab.iommufd.mmap(0, 4096), { code: 'ERR_VFIO_CLOSED' });
+});
+
+test('viommu.allocHwQueue (Linux 6.17) takes a mapped IOVA, pins it until destroyed; invalidate() failures say how many entries were handled', () => {
+  const lab = mockLab();
+  const buf = DmaBuffer.alloc(4096);
+  try {
+    if (!lab.mock) {
+      assert.throws(() => lab.iommufd.allocViommu(1, 1, MOCK.VIOMMU_TYPE_SELFTEST), NEEDS('6.13'));
+      return;
+    }
+    const { iommufd, ioas, mock } = lab;
+    const parent = iommufd.allocHwpt(mock.idevId, ioas, { nestParent: true });
+    const viommu = iommufd.allocViommu(mock.idevId, parent, MOCK.VIOMMU_TYPE_SELFTEST);
+    assert.throws(() => viommu.allocHwQueue(-1, 0, 0, 4096), RangeError);
+    assert.throws(() => viommu.allocHwQueue(0xdeadbeef, 0, 'x', 4096), TypeError);
+    const iova = ioas.map(buf);
+    const q = viommu.allocHwQueue(0xdeadbeef, 0, iova, 4096); // IOMMU_HW_QUEUE_TYPE_SELFTEST
+    assert.equal(q.type, 0xdeadbeef);
+    assert.throws(() => ioas.unmap(iova, 4096), { code: 'EBUSY' });
+    q.destroy();
+    assert.throws(() => iommufd.destroy(q.id), { code: 'ENOENT' }, 'gone');
+    ioas.unmap(iova, 4096);
+
+    const vdev = viommu.allocVdevice(mock.idevId, 0x99);
+    // struct iommu_viommu_invalidate_selftest { flags, vdev_id, cache_id }: the second has a bad cache id.
+    assert.throws(() => viommu.invalidate(0xdeadbeef, [new Uint32Array([0, 0x99, 0]), new Uint32Array([0, 0x99, 9])]),
+      { name: 'VfioError', code: 'EINVAL', handled: 1 });
+    vdev.destroy();
+    viommu.destroy();
+    assert.throws(() => viommu.allocHwQueue(0xdeadbeef, 0, iova, 4096), { code: 'ERR_VFIO_CLOSED' }, 'use after destroy');
+  } finally {
+    lab.close();
+    buf.free();
+  }
+});

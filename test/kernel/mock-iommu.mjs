@@ -61,6 +61,11 @@ export const MOCK = Object.freeze({
   INVALIDATE_FLAG_ALL: 1,
   VIOMMU_TYPE_SELFTEST: 0xdeadbeef,
   VEVENTQ_TYPE_SELFTEST: 0xbeefbeef,
+  VIOMMU_INVALIDATE_DATA_SELFTEST: 0xdeadbeef,
+  VIOMMU_INVALIDATE_DATA_SELFTEST_INVALID: 0xdadbeef,
+  DEV_CACHE_ID_MAX: 3,
+  HW_QUEUE_TYPE_SELFTEST: 0xdeadbeef,
+  HW_QUEUE_MAX: 2,
 });
 
 // sizeof(struct iommu_test_cmd): a 16-byte head, a 48-byte union, `last`, padding to 8.

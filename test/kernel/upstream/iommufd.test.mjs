@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { DmaBuffer, Iommufd, VfioContainer, constants as C } from 'vfio';
 import {
   IOMMU_TEST_CMD, MOCK, OP, accessPages, accessReplaceIoas, accessRw, testCmd, addReserved, checkDevCache, checkMap, checkRefs, createAccess, destroyAccessPages,
-  hasMock, mockAttach, mockDevice, mockDirty, mockPasidAttach, mockPasidDetach, setTempMemoryLimit,
+  hasMock, mockAttach, mockDevice, mockDirty, mockEvent, mockFault, mockPasidAttach, mockPasidCheck, mockPasidDetach,
+  mockPasidReplace, setTempMemoryLimit,
 } from '../mock-iommu.mjs';
 import { patternAt } from './fork-child.mjs';
 import { needsMock, notExpressible, notPorted } from './modes.mjs';
@@ -1115,8 +1116,303 @@ dirtyTest('get_dirty_bitmap (bitmaps at offset 0 and 2048; the u64-unaligned one
 
 dirtyTest('get_dirty_bitmap_no_clear (as get_dirty_bitmap)', (self, variant) => getDirtyBitmap(self, variant, false));
 
-// ---- what is not ported yet --------------------------------------------------------------------
+// ---- FIXTURE(iommufd_viommu): a mock vIOMMU over a nesting parent, or none --------------------
 
-for (const fixture of ['iommufd_viommu', 'iommufd_device_pasid']) {
-  notPorted(`${FILE}: FIXTURE(${fixture})`, 'not ported yet');
+function withViommu(variant, fn) {
+  const iommufd = Iommufd.open();
+  const self = { iommufd, ioas: iommufd.allocIoas(), deviceId: 0, mock: null, parent: null, viommu: null, nested: null };
+  const cleanup = () => teardown(iommufd);
+  let result;
+  try {
+    setTempMemoryLimit(iommufd, MOCK.DEFAULT_MEMORY_LIMIT);
+    if (variant.viommu) {
+      self.mock = mockDevice(iommufd, self.ioas);
+      self.deviceId = self.mock.idevId;
+      self.parent = iommufd.allocHwpt(self.deviceId, self.ioas, { nestParent: true });
+      self.viommu = iommufd.allocViommu(self.deviceId, self.parent, MOCK.VIOMMU_TYPE_SELFTEST);
+      self.nested = iommufd.allocHwpt(self.deviceId, self.viommu, { dataType: MOCK.HWPT_DATA_SELFTEST, data: selftestData() });
+    }
+    result = fn(self);
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+  if (result instanceof Promise) return result.finally(cleanup);
+  cleanup();
+  return result;
 }
+
+/** struct iommu_hwpt_selftest: the nested HWPT's driver data (iotlb, pagetable_type). */
+const selftestData = () => new Uint32Array([MOCK.IOTLB_DEFAULT, 0]);
+
+/** TEST_F(iommufd_viommu, name): upstream skips the mock-vIOMMU-only cases for no_viommu, so only mock_viommu runs those. */
+function viommuTest(name, fn, { both = false } = {}) {
+  for (const [v, variant] of Object.entries({ no_viommu: { viommu: false }, mock_viommu: { viommu: true } })) {
+    if (!both && !variant.viommu) continue;
+    mockTest(`iommufd_viommu.${v}.${name}`, () => withViommu(variant, fn));
+  }
+}
+
+viommuTest('viommu_auto_destroy', (self) => assert.equal(self.iommufd.closed, false), { both: true });
+
+viommuTest('viommu_negative_tests', (self) => {
+  const { iommufd, ioas, deviceId } = self;
+  if (deviceId) {
+    assert.throws(() => iommufd.allocViommu(deviceId, 0, MOCK.VIOMMU_TYPE_SELFTEST), errno('ENOENT'), 'hwpt 0');
+    const plain = iommufd.allocHwpt(deviceId, ioas);
+    assert.throws(() => iommufd.allocViommu(deviceId, plain, MOCK.VIOMMU_TYPE_SELFTEST), errno('EINVAL'), 'not a nesting parent');
+    plain.destroy();
+    assert.throws(() => iommufd.allocViommu(deviceId, self.parent, 0xdead), errno('EOPNOTSUPP'), 'unsupported type');
+    assert.throws(() => iommufd.destroy(self.parent.id), errno('EBUSY'));
+    assert.throws(() => iommufd.destroy(self.viommu.id), errno('EBUSY'));
+  } else {
+    assert.throws(() => iommufd.allocViommu(deviceId, 0, MOCK.VIOMMU_TYPE_SELFTEST), errno('ENOENT'));
+  }
+}, { both: true });
+
+/** upstream's test_cmd_trigger_iopf: a fault from the mock device, read from the queue and answered. */
+function triggerIopf(iommufd, mock, queue, pasid = 1) {
+  mockFault(iommufd, mock, { pasid });
+  const faults = queue.read();
+  assert.ok(faults.length >= 1, 'the fault arrived');
+  queue.respond(faults[faults.length - 1].cookie, 'success');
+}
+
+viommuTest('viommu_alloc_nested_iopf (the fault id 2^32-1 case is not expressible: faultQueue takes a FaultQueue)', (self) => {
+  const { iommufd, viommu, deviceId, mock, ioas } = self;
+  const queue = iommufd.allocFaultQueue();
+  const data = selftestData();
+  assert.throws(() => iommufd.allocHwpt(deviceId, viommu, { faultQueue: queue, flags: 2 ** 31, dataType: MOCK.HWPT_DATA_SELFTEST, data }),
+    errno('EOPNOTSUPP'));
+  const iopf = iommufd.allocHwpt(deviceId, viommu, { faultQueue: queue, dataType: MOCK.HWPT_DATA_SELFTEST, data });
+  assert.throws(() => mockAttach(iommufd, mock, iopf), errno('ENOENT'), 'a vDEVICE must come before attaching to a nested HWPT');
+  viommu.allocVdevice(deviceId, 0x99);
+  mockAttach(iommufd, mock, iopf);
+  assert.throws(() => iommufd.destroy(iopf.id), errno('EBUSY'));
+  triggerIopf(iommufd, mock, queue);
+  mockAttach(iommufd, mock, ioas);
+  iopf.destroy();
+  queue.close();
+});
+
+viommuTest('viommu_alloc_with_data', (self) => {
+  const { iommufd, deviceId, parent } = self;
+  const data = new DataView(new ArrayBuffer(24)); // struct iommu_viommu_selftest
+  data.setUint32(0, 0xbeef, true);
+  const viommu = iommufd.allocViommu(deviceId, parent, MOCK.VIOMMU_TYPE_SELFTEST, { data });
+  assert.equal(data.getUint32(4, true), 0xbeef, 'out_data: the kernel wrote the loopback back into the caller\'s data');
+  const offset = data.getBigUint64(8, true);
+  const length = Number(data.getBigUint64(16, true));
+  // Negative mmaps: the offset and length cannot change.
+  assert.throws(() => iommufd.mmap(offset + BigInt(PAGE_SIZE), length), errno('ENXIO'));
+  assert.throws(() => iommufd.mmap(offset + BigInt(PAGE_SIZE * 2), length), errno('ENXIO'));
+  assert.throws(() => iommufd.mmap(offset, length / 2), errno('ENXIO'));
+  assert.throws(() => iommufd.mmap(offset, length * 2), errno('ENXIO'));
+  const region = iommufd.mmap(offset, length); // the loopback
+  assert.equal(region.read32(0), 0xbeef);
+  assert.throws(() => iommufd.destroy(viommu.id), errno('EBUSY'), 'the owner of the mmap region is blocked');
+  region.close();
+});
+
+viommuTest('vdevice_alloc (the read-count checks of the event fd are not expressible: the queue reads whole records itself)', (self) => {
+  const { iommufd, viommu, deviceId, mock, ioas, nested } = self;
+  if (!deviceId) {
+    assert.throws(() => iommufd.allocViommu(0, 0, MOCK.VIOMMU_TYPE_SELFTEST), errno('ENOENT'));
+    return;
+  }
+  assert.throws(() => mockAttach(iommufd, mock, nested), errno('ENOENT'), 'a vDEVICE must come first');
+  const MAX_DEPTH = 2 ** 19;
+  assert.throws(() => viommu.allocEventQueue(MOCK.VEVENTQ_TYPE_SELFTEST, 0, { dataSize: 4 }), RangeError, 'depth 0: the library\'s RangeError (the kernel\'s EINVAL)');
+  assert.throws(() => viommu.allocEventQueue(MOCK.VEVENTQ_TYPE_SELFTEST, MAX_DEPTH + 1, { dataSize: 4 }), errno('EINVAL'));
+  viommu.allocEventQueue(MOCK.VEVENTQ_TYPE_SELFTEST, MAX_DEPTH, { dataSize: 4 }).close();
+
+  const queue = viommu.allocEventQueue(MOCK.VEVENTQ_TYPE_SELFTEST, 2, { dataSize: 4 });
+  assert.throws(() => viommu.allocEventQueue(MOCK.VEVENTQ_TYPE_SELFTEST, 2, { dataSize: 4 }), errno('EEXIST'));
+  assert.deepEqual(queue.read(), [], 'an empty queue');
+  let prev = -1;
+  /** upstream's test_cmd_read_vevents: n events for virtId, in sequence; false on a gap or a lost-events record. */
+  const readVevents = (n, virtId) => {
+    const events = queue.read();
+    for (const e of events.slice(0, n)) {
+      const gap = e.lostEvents || e.sequence - prev > 1;
+      prev = e.sequence;
+      if (gap) return false;
+      assert.equal(new DataView(e.data.buffer, e.data.byteOffset).getUint32(0, true), virtId);
+    }
+    assert.equal(events.length, n);
+    return true;
+  };
+  const trigger = (n) => {
+    for (let i = 0; i < n; i++) mockEvent(iommufd, mock);
+  };
+
+  let vdev = viommu.allocVdevice(deviceId, 0x99);
+  mockAttach(iommufd, mock, nested);
+  trigger(1);
+  assert.equal(readVevents(1, 0x99), true);
+  assert.throws(() => viommu.allocVdevice(deviceId, 0x99), errno('EEXIST'));
+  mockAttach(iommufd, mock, ioas);
+  vdev.destroy();
+
+  vdev = viommu.allocVdevice(deviceId, 0x88);
+  mockAttach(iommufd, mock, nested);
+  trigger(3); // overflows the depth-2 queue
+  assert.equal(readVevents(3, 0x88), false, 'EOVERFLOW: the reader sees the lost events');
+  trigger(1); // the overflow is gone after those reads
+  assert.equal(readVevents(1, 0x88), true);
+  queue.close();
+  mockAttach(iommufd, mock, ioas);
+  vdev.destroy();
+}, { both: true });
+
+viommuTest('vdevice_cache (the invalid entry lengths and the NULL array are not expressible: the library packs its entries)', (self) => {
+  const { iommufd, viommu, deviceId } = self;
+  const vdev = viommu.allocVdevice(deviceId, 0x99);
+  const cacheIs = (values) => values.forEach((v, i) => checkDevCache(iommufd, deviceId, i, v));
+  const D = MOCK.DEV_CACHE_DEFAULT;
+  cacheIs([D, D, D, D]);
+  /** struct iommu_viommu_invalidate_selftest { flags, vdev_id, cache_id } */
+  const req = (flags, vdevId, cacheId) => new Uint32Array([flags, vdevId, cacheId]);
+  const inv = (reqs, type = MOCK.VIOMMU_INVALIDATE_DATA_SELFTEST) => viommu.invalidate(type, reqs);
+  const fails = (reqs, code, handled, type) => assert.throws(() => inv(reqs, type), (err) => {
+    assert.equal(err.code, code);
+    assert.equal(err.handled, handled, 'entries handled before the failure');
+    return true;
+  });
+
+  assert.equal(inv([]), 0, 'an empty array checks the data type');
+  fails([req(0, 0, 0)], 'EINVAL', 0, MOCK.VIOMMU_INVALIDATE_DATA_SELFTEST_INVALID);
+  fails([req(0xffffffff, 0x99, 0)], 'EOPNOTSUPP', 0);
+  fails([req(0, 0x99, MOCK.DEV_CACHE_ID_MAX + 1)], 'EINVAL', 0);
+  fails([req(0, 0x9, 0)], 'EINVAL', 0, undefined);
+  // The first entry is handled, the second fails (bad flags, then a bad cache id).
+  fails([req(0, 0x99, 0), req(0xffffffff, 0x99, 1)], 'EOPNOTSUPP', 1);
+  cacheIs([0, D, D, D]);
+  fails([req(0, 0x99, 0), req(0, 0x99, MOCK.DEV_CACHE_ID_MAX + 1)], 'EINVAL', 1);
+  cacheIs([0, D, D, D]);
+  assert.equal(inv([req(0, 0x99, 1)]), 1);
+  cacheIs([0, 0, D, D]);
+  assert.equal(inv([req(0, 0x99, 2), req(0, 0x99, 3)]), 2);
+  cacheIs([0, 0, 0, 0]);
+  assert.equal(inv([req(MOCK.INVALIDATE_FLAG_ALL, 0x99, 0)]), 1);
+  cacheIs([0, 0, 0, 0]);
+  vdev.destroy();
+});
+
+viommuTest('hw_queue', (self) => {
+  const { viommu, ioas } = self;
+  const T = MOCK.HW_QUEUE_TYPE_SELFTEST;
+  const at = MOCK.APERTURE_START;
+  assert.throws(() => viommu.allocHwQueue(C.IOMMU_HW_QUEUE_TYPE_DEFAULT, 0, at, PAGE_SIZE), errno('EOPNOTSUPP'));
+  assert.throws(() => viommu.allocHwQueue(T, 0, at, 0), errno('EINVAL'), 'length 0');
+  assert.throws(() => viommu.allocHwQueue(T, 0, MAX_U64, PAGE_SIZE), errno('EOVERFLOW'));
+  assert.throws(() => viommu.allocHwQueue(T, 0, at, PAGE_SIZE), errno('ENOENT'), 'the IOVA is not mapped');
+  const iova = ioas.map(buffer, { length: PAGE_SIZE });
+  const iova2 = ioas.map(buffer, { offset: PAGE_SIZE, length: PAGE_SIZE });
+  assert.throws(() => viommu.allocHwQueue(T, 1, iova, PAGE_SIZE), errno('EIO'), 'index 1 before 0');
+  assert.throws(() => viommu.allocHwQueue(T, MOCK.HW_QUEUE_MAX, iova, PAGE_SIZE), errno('EINVAL'));
+  const q0 = viommu.allocHwQueue(T, 0, iova, PAGE_SIZE);
+  assert.equal(q0.index, 0);
+  assert.throws(() => viommu.allocHwQueue(T, 0, iova, PAGE_SIZE), errno('EEXIST'));
+  assert.throws(() => ioas.unmap(iova, PAGE_SIZE), errno('EBUSY'), 'the queue owns its IOVA');
+  ioas.unmap(iova2, PAGE_SIZE);
+  const q1 = viommu.allocHwQueue(T, 1, iova + BigInt(PAGE_SIZE / 2), PAGE_SIZE / 2);
+  assert.throws(() => q0.destroy(), errno('EBUSY'), 'queue 1 depends on it');
+  q1.destroy();
+  q0.destroy();
+  ioas.unmap(iova, PAGE_SIZE);
+});
+
+viommuTest('vdevice_tombstone', (self) => {
+  const vdev = self.viommu.allocVdevice(self.deviceId, 0x99);
+  self.iommufd.destroy(self.mock.stdevId);
+  assert.throws(() => self.iommufd.destroy(vdev.id), errno('ENOENT'));
+});
+
+// ---- FIXTURE(iommufd_device_pasid): a PASID-capable mock device, and one without PASIDs --------
+
+for (const [v, pasidCapable] of [['no_pasid', false], ['has_pasid', true]]) {
+  mockTest(`iommufd_device_pasid.${v}.pasid_attach`, () => {
+    const iommufd = Iommufd.open();
+    try {
+      const ioas = iommufd.allocIoas();
+      const dev = mockDevice(iommufd, ioas, MOCK.FLAGS_DEVICE_PASID);
+      const noPasid = pasidCapable ? null : mockDevice(iommufd, ioas, 0);
+      const id = dev.idevId;
+      const data = selftestData();
+      const check = (pasid, hwpt) => assert.equal(mockPasidCheck(iommufd, dev, pasid, hwpt ? hwpt.id : 0), true,
+        `PASID ${pasid} is attached to ${hwpt ? `HWPT ${hwpt.id}` : 'nothing'}`);
+      let pasid = 100;
+      mockPasidDetach(iommufd, dev, pasid); // detaching what was never attached is no failure
+      const parent = iommufd.allocHwpt(id, ioas, { nestParent: true });
+      const nested0 = iommufd.allocHwpt(id, parent, { pasid: true, dataType: MOCK.HWPT_DATA_SELFTEST, data });
+      const nested1 = iommufd.allocHwpt(id, parent, { pasid: true, dataType: MOCK.HWPT_DATA_SELFTEST, data });
+      const queue = iommufd.allocFaultQueue();
+      const iopf = iommufd.allocHwpt(id, parent, { faultQueue: queue, pasid: true, dataType: MOCK.HWPT_DATA_SELFTEST, data });
+      const viommu = iommufd.allocViommu(id, parent, MOCK.VIOMMU_TYPE_SELFTEST);
+      iommufd.allocHwpt(id, viommu, { pasid: true, dataType: MOCK.HWPT_DATA_SELFTEST, data });
+      const s2 = iommufd.allocHwpt(id, ioas, { pasid: true });
+
+      mockAttach(iommufd, dev, parent); // the RID on a non-PASID-compatible domain,
+      assert.throws(() => mockPasidAttach(iommufd, dev, pasid, s2), errno('EINVAL')); // so a PASID attach fails
+      mockAttach(iommufd, dev, s2); // the RID on a PASID-compatible domain,
+      mockPasidAttach(iommufd, dev, pasid, nested0); // so a PASID attach succeeds,
+      assert.throws(() => mockAttach(iommufd, dev, parent), errno('EINVAL')); // and the RID cannot go back
+      mockPasidDetach(iommufd, dev, pasid);
+      check(pasid, null);
+      if (!pasidCapable) {
+        // A PASID-compatible domain serves a device without PASIDs, whose PASIDs attach to nothing.
+        mockAttach(iommufd, noPasid, nested0);
+        mockAttach(iommufd, noPasid, ioas);
+        assert.throws(() => mockPasidAttach(iommufd, noPasid, pasid, parent), errno('EINVAL'));
+        assert.throws(() => mockPasidAttach(iommufd, noPasid, pasid, s2), errno('EINVAL'));
+      }
+      assert.throws(() => mockPasidAttach(iommufd, dev, pasid, parent), errno('EINVAL'));
+      check(pasid, null);
+      assert.throws(() => mockPasidAttach(iommufd, dev, pasid, ioas), errno('EINVAL'));
+      check(pasid, null);
+      mockPasidAttach(iommufd, dev, pasid, s2);
+      check(pasid, s2);
+      assert.throws(() => mockPasidAttach(iommufd, dev, pasid, nested0), errno('EBUSY'), 'attach does not overwrite');
+      mockPasidDetach(iommufd, dev, pasid);
+      check(pasid, null);
+      mockPasidAttach(iommufd, dev, pasid, nested0);
+      check(pasid, nested0);
+      assert.throws(() => mockPasidAttach(iommufd, dev, pasid, nested0), errno('EBUSY'));
+      mockPasidDetach(iommufd, dev, pasid);
+
+      pasid = 200; // replace
+      assert.throws(() => mockPasidReplace(iommufd, dev, pasid, s2), errno('EINVAL'), 'replace before attach');
+      mockPasidAttach(iommufd, dev, pasid, s2);
+      check(pasid, s2);
+      assert.throws(() => mockPasidReplace(iommufd, dev, pasid, ioas), errno('EINVAL'));
+      check(pasid, s2);
+      mockPasidReplace(iommufd, dev, pasid, nested0);
+      check(pasid, nested0);
+      mockPasidReplace(iommufd, dev, pasid, nested1);
+      check(pasid, nested1);
+      mockPasidDetach(iommufd, dev, pasid);
+
+      pasid = 1024; // IOMMU_TEST_PASID_RESERVED: the mock fails this replace by design
+      mockPasidAttach(iommufd, dev, pasid, s2);
+      check(pasid, s2);
+      assert.throws(() => mockPasidReplace(iommufd, dev, pasid, nested0), errno('ENOMEM'));
+      check(pasid, s2);
+      mockPasidDetach(iommufd, dev, pasid);
+
+      pasid = 2048; // an IOPF-capable HWPT
+      mockPasidAttach(iommufd, dev, pasid, iopf);
+      check(pasid, iopf);
+      triggerIopf(iommufd, dev, queue, pasid);
+      mockPasidReplace(iommufd, dev, pasid, s2);
+      check(pasid, s2);
+      mockPasidDetach(iommufd, dev, pasid);
+      iopf.destroy();
+      queue.close();
+      mockAttach(iommufd, dev, ioas);
+    } finally {
+      teardown(iommufd);
+    }
+  });
+}
+
