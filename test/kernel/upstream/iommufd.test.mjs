@@ -14,11 +14,11 @@ import { fileURLToPath } from 'node:url';
 import { DmaBuffer, Iommufd, VfioContainer, constants as C } from 'vfio';
 import {
   IOMMU_TEST_CMD, MOCK, OP, accessPages, accessReplaceIoas, accessRw, testCmd, addReserved, checkDevCache, checkMap, checkRefs, createAccess, destroyAccessPages,
-  hasMock, mockAttach, mockDevice, mockDirty, mockEvent, mockFault, mockPasidAttach, mockPasidCheck, mockPasidDetach,
+  hasMock, mockAttach, mockDevice, mockIotlbIs, mockDirty, mockEvent, mockFault, mockPasidAttach, mockPasidCheck, mockPasidDetach,
   mockPasidReplace, setTempMemoryLimit,
 } from '../mock-iommu.mjs';
 import { patternAt } from './fork-child.mjs';
-import { needsMock, notExpressible, notPorted } from './modes.mjs';
+import { needsMock, notExpressible } from './modes.mjs';
 
 const FILE = 'iommu/iommufd';
 const PAGE_SIZE = 4096;
@@ -681,7 +681,88 @@ ioasTest('dmabuf_revoke', (self) => {
   }
 }, { needsMock: true });
 
-notPorted(`${FILE}: iommufd_ioas.alloc_hwpt_nested`, 'not ported yet (nested HWPTs are tested against the mock in test/kernel/13-iommufd-hwpt)');
+ioasTest('alloc_hwpt_nested (not expressible: a NULL data or entry pointer, more entries than given, and the fault id 2^32-1: the library passes what it is given)', (self) => {
+  const { iommufd, ioas, deviceId } = self;
+  const data = selftestData();
+  const SELFTEST = MOCK.HWPT_DATA_SELFTEST;
+  if (!deviceId) {
+    assert.throws(() => iommufd.allocHwpt(0, ioas), errno('ENOENT'));
+    assert.throws(() => iommufd.allocHwpt(0, 0, { dataType: SELFTEST, data }), errno('ENOENT'));
+    assert.throws(() => mockAttach(iommufd, { stdevId: 0 }, { id: 0 }), errno('ENOENT'));
+    return;
+  }
+  const nestedOf = (parent, options = {}) => iommufd.allocHwpt(deviceId, parent, { dataType: SELFTEST, data, ...options });
+  assert.throws(() => iommufd.allocHwpt(ioas.id, deviceId), errno('ENOENT'), 'an IOAS as the device');
+  assert.throws(() => iommufd.allocHwpt(deviceId, deviceId), errno('EINVAL'), 'a device as the parent');
+  assert.throws(() => iommufd.allocHwpt(deviceId, ioas, { flags: C.IOMMU_HWPT_ALLOC_NEST_PARENT | C.IOMMU_HWPT_FAULT_ID_VALID }),
+    errno('EOPNOTSUPP'), 'a fault id flag without a fault queue');
+  const parent = iommufd.allocHwpt(deviceId, ioas, { nestParent: true });
+  const notParent = iommufd.allocHwpt(deviceId, ioas);
+  // Negative nested allocations.
+  assert.throws(() => nestedOf(parent, { dataType: C.IOMMU_HWPT_DATA_NONE }), errno('EINVAL'));
+  assert.throws(() => nestedOf(parent, { dataType: SELFTEST + 1 }), errno('EOPNOTSUPP'));
+  assert.throws(() => nestedOf(parent, { data: new Uint8Array(3) }), errno('EINVAL'), 'shorter than iotlb');
+  assert.throws(() => nestedOf(parent, { nestParent: true }), errno('EOPNOTSUPP'));
+  assert.throws(() => nestedOf(notParent), errno('EINVAL'));
+  // Two nested HWPTs sharing one parent, and one that reports faults.
+  const queue = iommufd.allocFaultQueue();
+  const nested = [nestedOf(parent), nestedOf(parent)];
+  const iopf = nestedOf(parent, { faultQueue: queue });
+  for (const h of nested) for (let i = 0; i < MOCK.IOTLB_NUM; i++) assert.equal(mockIotlbIs(iommufd, h, i, MOCK.IOTLB_DEFAULT), true);
+  assert.throws(() => nestedOf(nested[0]), errno('EINVAL'), 'a nested HWPT on a nested HWPT');
+  assert.throws(() => iommufd.destroy(parent.id), errno('EBUSY'), 'the parent is in use');
+
+  /** struct iommu_hwpt_invalidate_selftest { flags, iotlb_id } */
+  const req = (flags, iotlbId) => new Uint32Array([flags, iotlbId]);
+  const INV = MOCK.HWPT_INVALIDATE_DATA_SELFTEST;
+  const fails = (hwpt, entries, code, handled, type = INV) => assert.throws(() => hwpt.invalidate(type, entries), (err) => {
+    assert.equal(err.code, code);
+    assert.equal(err.handled, handled);
+    return true;
+  });
+  const iotlbIs = (hwpt, values) => values.forEach((v, i) => assert.equal(mockIotlbIs(iommufd, hwpt, i, v), true, `IOTLB ${i}`));
+  const D = MOCK.IOTLB_DEFAULT;
+  fails(parent, [req(0, 0)], 'EINVAL', 0); // a parent has no caches to invalidate
+  assert.equal(nested[0].invalidate(INV, []), 0, 'an empty array checks the data type');
+  fails(nested[0], [req(0, 0)], 'EINVAL', 0, MOCK.HWPT_INVALIDATE_DATA_SELFTEST + 0xff);
+  fails(nested[0], [new Uint8Array(9)], 'EINVAL', 0); // entry sizes: sizeof + 1,
+  fails(nested[0], [new Uint8Array(1)], 'EINVAL', 0); // 1,
+  fails(nested[0], [new Uint8Array(PAGE_SIZE + 1)], 'EINVAL', 0); // PAGE_SIZE + 1,
+  fails(nested[0], [new Uint8Array(0)], 'EINVAL', 0); // and 0 with one entry
+  fails(nested[0], [req(0xffffffff, 0)], 'EOPNOTSUPP', 0);
+  fails(nested[0], [req(0, 3 + 1)], 'EINVAL', 0); // MOCK_NESTED_DOMAIN_IOTLB_ID_MAX + 1
+  fails(nested[0], [req(0, 0), req(0xffffffff, 1)], 'EOPNOTSUPP', 1);
+  iotlbIs(nested[0], [0, D, D, D]);
+  fails(nested[0], [req(0, 0), req(0, 3 + 1)], 'EINVAL', 1);
+  iotlbIs(nested[0], [0, D, D, D]);
+  assert.equal(nested[0].invalidate(INV, [req(0, 1)]), 1);
+  iotlbIs(nested[0], [0, 0, D, D]);
+  assert.equal(nested[0].invalidate(INV, [req(0, 2), req(0, 3)]), 2);
+  iotlbIs(nested[0], [0, 0, 0, 0]);
+  assert.equal(nested[1].invalidate(INV, [req(MOCK.INVALIDATE_FLAG_ALL, 0)]), 1);
+  iotlbIs(nested[1], [0, 0, 0, 0]);
+
+  mockAttach(iommufd, mock(self), nested[0]);
+  assert.throws(() => iommufd.destroy(nested[0].id), errno('EBUSY'));
+  mockAttach(iommufd, mock(self), nested[1]);
+  assert.throws(() => iommufd.destroy(nested[1].id), errno('EBUSY'));
+  nested[0].destroy();
+  mockAttach(iommufd, mock(self), iopf);
+  assert.throws(() => iommufd.destroy(iopf.id), errno('EBUSY'));
+  triggerIopf(iommufd, mock(self), queue);
+  mockAttach(iommufd, mock(self), parent);
+  nested[1].destroy();
+  iopf.destroy();
+  mockAttach(iommufd, mock(self), ioas);
+  parent.destroy();
+  notParent.destroy();
+  queue.close();
+}, { needsMock: true });
+
+/** The fixture's (last) mock device, as the mock helpers take it. */
+function mock(self) {
+  return { stdevId: self.stdevId, idevId: self.deviceId };
+}
 
 // ---- FIXTURE(vfio_compat_mock_domain): /dev/iommu as a type1 container over a mock domain -------
 
