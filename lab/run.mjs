@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LAB_DEVICES } from './devices.mjs';
-import { DEFAULT_KERNEL, KERNELS, LAB_DIR, RUNTIME_PACKAGES, cacheDir, ensureKernel, ensurePackages, fail, say } from './host.mjs';
+import { DEFAULT_KERNEL, KERNELS, LAB_DIR, RUNTIME_PACKAGES, ensureKernel, ensurePackages, fail, say } from './host.mjs';
 
 const KINDS = [...new Set(LAB_DEVICES.map((d) => d.kind))];
 const USAGE = `usage: vfio lab [--kernel ${Object.keys(KERNELS).join('|')}] [--device ${KINDS.join('|')} ...] [--timeout SECONDS] ` +
@@ -82,8 +82,9 @@ function resolveCommand(cmd) {
   fail(`command not found on PATH: ${cmd}`, 127);
 }
 
-function nvmeImage() {
-  const img = path.join(cacheDir(), 'nvme.img');
+/** The nvme's disk: 16 MiB, sparse, one per run (two labs at once must not share one). */
+function nvmeImage(ioDir) {
+  const img = path.join(ioDir, 'nvme.img');
   if (!fs.existsSync(img)) {
     const fd = fs.openSync(img, 'w');
     fs.ftruncateSync(fd, 16 * 1024 * 1024);
@@ -126,7 +127,7 @@ function qemuArgs(kernel, ioDir, devices) {
     '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot,bus=pcie.0',
     '-fsdev', `local,id=labio,path=${ioDir},security_model=none,multidevs=remap`,
     '-device', 'virtio-9p-pci,fsdev=labio,mount_tag=labio,bus=pcie.0',
-    ...devices.flatMap((d) => d.qemu({ nvmeImage })),
+    ...devices.flatMap((d) => d.qemu({ nvmeImage: () => nvmeImage(ioDir) })),
   ];
 }
 

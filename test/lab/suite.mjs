@@ -33,6 +33,13 @@ const isUpstream = (e) => !!e.file && e.file.includes(`${path.sep}upstream${path
 // iommufd.c on 7.3) takes ~95 s alone; a loaded machine (a cold CI run builds kernels beside it)
 // took 10-cli past 120 s once, so the margin is wide.
 const stream = run({ files, concurrency: 1, timeout: 300_000 });
+// Seconds per file (its top-level tests' durations): the run prints the slowest, for the CI budget.
+const fileSeconds = new Map();
+const timeFile = (e) => {
+  if (e.nesting === 0 && e.file) fileSeconds.set(e.file, (fileSeconds.get(e.file) ?? 0) + (e.details?.duration_ms ?? 0) / 1000);
+};
+stream.on('test:fail', timeFile);
+stream.on('test:pass', timeFile);
 stream.on('test:pass', (e) => {
   if (e.details?.type !== 'suite' && e.nesting >= 0 && !e.skip && !e.todo && e.file) {
     passed++;
@@ -63,5 +70,7 @@ for (const line of [...upstream.notExpressible, ...upstream.notPorted]) console.
 console.log(`lab: upstream selftests: ${upstream.passed} passed, ${upstream.failed} failed, ` +
   `${upstream.notExpressible.size} not expressible, ${upstream.needsMock.size} need the kernel's mock IOMMU (not in this kernel), ` +
   `${upstream.notPorted.size} not ported (files, fixtures or cases)`);
+const slowest = [...fileSeconds].sort((a, b) => b[1] - a[1]).slice(0, 6);
+console.log(`lab: slowest files: ${slowest.map(([f, sec]) => `${path.relative(testDir, f)} ${sec.toFixed(0)} s`).join(', ')}`);
 console.log(`lab: ${passed} passed, ${failed} failed`);
 process.exitCode = failed > 0 || passed === 0 ? 1 : 0;
