@@ -69,6 +69,20 @@ function teardown(iommufd) {
 
 const errno = (code) => ({ name: 'VfioError', code });
 
+/** Run `fn()`, then `cleanup()` once it is done: at once, on a throw, or when its promise settles. */
+function thenCleanup(fn, cleanup) {
+  let result;
+  try {
+    result = fn();
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+  if (result instanceof Promise) return result.finally(cleanup);
+  cleanup();
+  return result;
+}
+
 // ---- FIXTURE(iommufd): a bare /dev/iommu --------------------------------------------------------
 
 function withIommufd(fn) {
@@ -209,8 +223,7 @@ function withIoas(variant, fn) {
     if (MOCKED && !iommufd.closed) setTempMemoryLimit(iommufd, MOCK.DEFAULT_MEMORY_LIMIT);
     teardown(iommufd);
   };
-  let result;
-  try {
+  return thenCleanup(() => {
     if (MOCKED) setTempMemoryLimit(iommufd, variant.memoryLimit ?? MOCK.DEFAULT_MEMORY_LIMIT);
     for (let i = 0; i < variant.mockDomains; i++) {
       const m = mockDevice(iommufd, self.ioas);
@@ -218,14 +231,8 @@ function withIoas(variant, fn) {
       for (let c = 0; c < MOCK.DEV_CACHE_NUM; c++) checkDevCache(iommufd, m.idevId, c, MOCK.DEV_CACHE_DEFAULT);
     }
     if (variant.pasidCapable) self.devicePasidId = mockDevice(iommufd, self.ioas, MOCK.FLAGS_DEVICE_PASID).idevId;
-    result = fn(self, variant);
-  } catch (err) {
-    cleanup();
-    throw err;
-  }
-  if (result instanceof Promise) return result.finally(cleanup);
-  cleanup();
-  return result;
+    return fn(self, variant);
+  }, cleanup);
 }
 
 /**
@@ -1203,8 +1210,7 @@ function withViommu(variant, fn) {
   const iommufd = Iommufd.open();
   const self = { iommufd, ioas: iommufd.allocIoas(), deviceId: 0, mock: null, parent: null, viommu: null, nested: null };
   const cleanup = () => teardown(iommufd);
-  let result;
-  try {
+  return thenCleanup(() => {
     setTempMemoryLimit(iommufd, MOCK.DEFAULT_MEMORY_LIMIT);
     if (variant.viommu) {
       self.mock = mockDevice(iommufd, self.ioas);
@@ -1213,14 +1219,8 @@ function withViommu(variant, fn) {
       self.viommu = iommufd.allocViommu(self.deviceId, self.parent, MOCK.VIOMMU_TYPE_SELFTEST);
       self.nested = iommufd.allocHwpt(self.deviceId, self.viommu, { dataType: MOCK.HWPT_DATA_SELFTEST, data: selftestData() });
     }
-    result = fn(self);
-  } catch (err) {
-    cleanup();
-    throw err;
-  }
-  if (result instanceof Promise) return result.finally(cleanup);
-  cleanup();
-  return result;
+    return fn(self);
+  }, cleanup);
 }
 
 /** struct iommu_hwpt_selftest: the nested HWPT's driver data (iotlb, pagetable_type). */
