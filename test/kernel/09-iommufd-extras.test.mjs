@@ -305,6 +305,30 @@ test('changeProcess (Linux 6.13+) refuses anonymous mappings with EINVAL, takes 
   assert.throws(() => edu.iommufd.changeProcess(), { name: 'VfioStateError' }, 'use after close');
 });
 
+test('ioasFromId wraps an IOAS made elsewhere (the same object for one it knows), refuses other ids, bad input and a closed iommufd', () => {
+  const iommufd = Iommufd.open();
+  const buf = DmaBuffer.alloc(4096);
+  try {
+    const ioas = iommufd.allocIoas();
+    assert.equal(iommufd.ioasFromId(ioas.id), ioas, 'one object per IOAS');
+    const other = Iommufd.fromFd(iommufd.fd, { own: false }); // the fd as another process would get it
+    const adopted = other.ioasFromId(ioas.id);
+    assert.notEqual(adopted, ioas);
+    const iova = adopted.map(buf, { iova: 0x100000 });
+    assert.equal(ioas.iovaRanges().length > 0, true);
+    assert.equal(adopted.unmap(iova, 4096), 4096, 'its mapping is in the kernel\'s IOAS');
+    assert.throws(() => other.ioasFromId(0), { name: 'VfioError', code: 'ENOENT' });
+    assert.throws(() => other.ioasFromId(-1), RangeError);
+    assert.throws(() => other.ioasFromId('1'), TypeError);
+    other.close();
+    assert.throws(() => other.ioasFromId(ioas.id), { code: 'ERR_VFIO_CLOSED' }, 'use after close');
+    assert.equal(iommufd.closed, false, 'closing the borrowed one leaves the owner open');
+  } finally {
+    iommufd.close();
+    buf.free();
+  }
+});
+
 test('iommufd.ioctl() issues a request the library does not wrap, copying the struct in and out', () => {
   const iommufd = Iommufd.open();
   try {

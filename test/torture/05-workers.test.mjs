@@ -20,6 +20,19 @@ const KINDS = {
   faultQueue: `const i = vfio.Iommufd.open(); const q = i.allocFaultQueue(); q.on('fault', () => {}); q.unref(); keep.push(i, q);`,
   memfdBuffer: `const i = vfio.Iommufd.open(); const b = vfio.DmaBuffer.alloc(8192, { memfd: true }); b.bytes.fill(1);
     i.allocIoas().map(b); keep.push(i, b, b.bytes);`,
+  // A vIOMMU's mmapped region through the iommufd (the mock IOMMU, 7.3); 6.12 has no mock: an
+  // aligned DmaBuffer mapped instead.
+  iommufdMmap: `const i = vfio.Iommufd.open(); const ioas = i.allocIoas(); keep.push(i);
+    const cmd = new Uint32Array(18); cmd.set([72, 2, ioas.id]);
+    let mock = true;
+    try { i.ioctl((0x3b << 8) | (0x80 + 32), new Uint8Array(cmd.buffer)); } catch (e) { if (e.code !== 'ENOTTY') throw e; mock = false; }
+    if (mock) {
+      const data = new DataView(new ArrayBuffer(24));
+      i.allocViommu(cmd[6], i.allocHwpt(cmd[6], ioas, { nestParent: true }), 0xdeadbeef, { data });
+      const r = i.mmap(data.getBigUint64(8, true), Number(data.getBigUint64(16, true))); r.read32(0); keep.push(r);
+    } else {
+      const b = vfio.DmaBuffer.alloc(8192, { align: 2 << 20 }); ioas.map(b); keep.push(b);
+    }`,
 };
 
 function workerSource(kind) {

@@ -59,6 +59,30 @@ const CASES = {
     (() => { const b = vfio.DmaBuffer.alloc(8192, { memfd: true }); b.bytes.fill(7); })();
     await settle();
     assert.equal(fdCount(), before, 'the memfd was closed with the mapping');`,
+  'aligned DmaBuffer': `
+    const maps = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.includes('/dev/zero')).length;
+    const before = maps();
+    (() => { const b = vfio.DmaBuffer.alloc(64 << 10, { align: 2 << 20 }); b.bytes.fill(7); })();
+    await settle();
+    assert.equal(maps(), before, 'the aligned mapping was unmapped');`,
+  'iommufd mmap (a vIOMMU region; 6.12 has no mock IOMMU to make one)': `
+    const regions = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.includes('/dev/iommu')).length;
+    const i = vfio.Iommufd.open(); const ioas = i.allocIoas();
+    const cmd = new Uint32Array(18); cmd.set([72, 2, ioas.id]); // IOMMU_TEST_OP_MOCK_DOMAIN
+    let mock = true;
+    try { i.ioctl((0x3b << 8) | (0x80 + 32), new Uint8Array(cmd.buffer)); } catch (e) { if (e.code !== 'ENOTTY') throw e; mock = false; }
+    if (mock) {
+      const parent = i.allocHwpt(cmd[6], ioas, { nestParent: true });
+      const data = new DataView(new ArrayBuffer(24));
+      i.allocViommu(cmd[6], parent, 0xdeadbeef, { data });
+      (() => { const r = i.mmap(data.getBigUint64(8, true), Number(data.getBigUint64(16, true))); r.read32(0); })();
+      assert.equal(regions(), 1);
+      await settle();
+      assert.equal(regions(), 0, 'the vIOMMU region was unmapped while the iommufd stays open');
+    } else {
+      assert.throws(() => i.mmap(0, 4096), { code: 'ERR_VFIO_NEEDS_KERNEL' });
+    }
+    i.close();`,
   'VfioContainer and VfioGroup': `
     const before = fdCount();
     (() => { vfio.VfioContainer.open(); vfio.VfioGroup.open(edu.iommuGroup); })();
