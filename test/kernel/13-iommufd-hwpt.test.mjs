@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { DmaBuffer, FaultQueue, Iommufd, VfioDevice, constants as C } from 'vfio';
 import { openEdu } from './edu.mjs';
 import { devicesOf } from './lab.mjs';
-import { MOCK, hasMock, mockAttach, mockDevice, mockDirty, mockEvent, mockFault, mockIotlbIs } from './mock-iommu.mjs';
+import { MOCK, hasMock, mockAttach, mockDevice, mockDirty, mockEvent, mockFault, mockIotlbIs, selftestData } from './mock-iommu.mjs';
 
 const NEEDS = (version) => ({ name: 'VfioUnsupportedError', code: 'ERR_VFIO_NEEDS_KERNEL', needs: version,
   message: new RegExp(`needs Linux ${version.replace('.', '\\.')} or newer; this kernel is 6\\.12`) });
@@ -21,8 +21,6 @@ function mockLab() {
   return { iommufd, ioas, mock, close: () => iommufd.close() };
 }
 
-/** struct iommu_hwpt_selftest: the nested HWPT's driver data. */
-const selftestData = () => new Uint32Array([MOCK.IOTLB_DEFAULT, 0]);
 
 test('hwInfo accepts a device id and, with { dataType } (Linux 6.17), asks for one type of data', () => {
   const lab = mockLab();

@@ -88,6 +88,9 @@ function cmd(iommufd, op, id, fill) {
   return v;
 }
 
+/** struct iommu_hwpt_selftest: a nested HWPT's driver data (iotlb = the default, pagetable_type 0). */
+export const selftestData = () => new Uint32Array([MOCK.IOTLB_DEFAULT, 0]);
+
 /** Whether this kernel has the mock (asserted: the lab's 7.3 kernel must, 6.12's must not). */
 export function hasMock(iommufd) {
   const [major, minor] = process.env.VFIO_LAB_KERNEL_RELEASE.split('.').map(Number);

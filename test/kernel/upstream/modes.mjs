@@ -12,6 +12,17 @@ const CONTAINERS = {
   iommufd_compat_type1v2: ['/dev/iommu', 'VFIO_TYPE1v2_IOMMU'],
 };
 
+/** The mode's map calls, on an IoAddressSpace or a VfioContainer (their DMA calls are the same). */
+function dmaCalls(space) {
+  return {
+    map: (buf, iova, length) => space.map(buf, { iova, ...(length === undefined ? {} : { length }) }),
+    unmap: (iova, length) => space.unmap(iova, length),
+    unmapAll: () => space.unmapAll(),
+    iovaOf: (buf) => space.iovaOf(buf),
+    iovaRanges: () => space.iovaRanges(),
+  };
+}
+
 /**
  * upstream's iommu_init(mode) + vfio_pci_device_init(bdf, iommu): the device `info` (a lab
  * manifest entry) opened in `mode`. Returns the device, the mode's map/unmap calls and close().
@@ -24,12 +35,7 @@ export function openInMode(mode, info) {
     const ioas = iommufd.allocIoas();
     dev.attach(ioas);
     return {
-      mode, dev, iommuType: null,
-      map: (buf, iova, length) => ioas.map(buf, { iova, ...(length === undefined ? {} : { length }) }),
-      unmap: (iova, length) => ioas.unmap(iova, length),
-      unmapAll: () => ioas.unmapAll(),
-      iovaOf: (buf) => ioas.iovaOf(buf),
-      iovaRanges: () => ioas.iovaRanges(),
+      mode, dev, iommuType: null, ...dmaCalls(ioas),
       close: () => {
         dev.close();
         iommufd.close();
@@ -43,12 +49,7 @@ export function openInMode(mode, info) {
   container.setIommu(C[type]);
   const dev = group.getDevice(info.bdf);
   return {
-    mode, dev, iommuType: type,
-    map: (buf, iova, length) => container.map(buf, { iova, ...(length === undefined ? {} : { length }) }),
-    unmap: (iova, length) => container.unmap(iova, length),
-    unmapAll: () => container.unmapAll(),
-    iovaOf: (buf) => container.iovaOf(buf),
-    iovaRanges: () => container.iovaRanges(),
+    mode, dev, iommuType: type, ...dmaCalls(container),
     close: () => {
       dev.close();
       group.close();
