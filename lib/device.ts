@@ -13,7 +13,7 @@ import { Interrupts } from './interrupts';
 import { IoEventFd, type IoEventFdOptions } from './ioeventfd';
 import { IrqOwners, irqIndex, type IrqIndexName } from './irq-owners';
 import { attachTarget, Iommufd, type Hwpt, type IoAddressSpace } from './iommufd';
-import { native, results, type NativeHandle } from './native';
+import { hot, native, results, type NativeHandle } from './native';
 import { probeGate, type ProbeReport } from './probe';
 import { PciConfig } from './pci-config';
 import { BarMappings } from './bar-mappings';
@@ -363,7 +363,7 @@ export class VfioDevice extends EventEmitter {
   regionInfo(index: number): RegionInfo {
     toIndex(index, 'index', U32);
     const h = this._handle('ioctl', 'VFIO_DEVICE_GET_REGION_INFO');
-    const argsz = native.deviceGetRegionInfoInto(h, index);
+    const argsz = hot.regionInfo(h, index);
     // A capability chain follows when the kernel asks for more: read the whole, larger struct.
     if (results[1] & C.VFIO_REGION_INFO_FLAG_CAPS && argsz > 32) {
       return decodeRegionInfo(native.deviceGetRegionInfo(h, index), index);
@@ -377,7 +377,7 @@ export class VfioDevice extends EventEmitter {
     const h = this._handle('ioctl', 'VFIO_DEVICE_GET_IRQ_INFO');
     // Some drivers (mtty) size their IRQ table from a previous GET_INFO.
     if (!this.#info) this.info();
-    const count = native.deviceGetIrqInfo(h, index);
+    const count = hot.irqInfo(h, index);
     return decodeIrqInfo(index, results[1], count);
   }
 

@@ -10,17 +10,21 @@ export interface Pinnable {
   _unpin(): void;
 }
 
-/** One mapping: `length` bytes at `iova`, backed by `buffer` from `offset` (null: a file). */
+/**
+ * One mapping: `length` bytes at `iova`, backed by `buffer` from `offset` (null: a file). IOVAs
+ * and lengths are kept as numbers while they are safe integers (nearly always): the map and unmap
+ * paths then do no bigint work, which V8 does in builtins rather than inline.
+ */
 export interface LedgerEntry {
-  readonly iova: bigint;
-  readonly length: bigint;
+  readonly iova: number | bigint;
+  readonly length: number | bigint;
   readonly buffer: Pinnable | null;
   readonly offset: number;
 }
 
-/** A bigint from the kernel as a map key: a number when it is safe (cheaper to hash). */
-function keyOf(v: bigint): number | bigint {
-  return v <= MAX_SAFE_N ? Number(v) : v;
+/** A u64 as the ledger keeps it: a number when it is a safe integer, else a bigint. */
+export function u64Key(v: number | bigint): number | bigint {
+  return typeof v === 'number' || v > MAX_SAFE_N ? v : Number(v);
 }
 
 /** The pinned ranges of one address space. */
@@ -39,16 +43,17 @@ export class DmaLedger {
   }
 
   /** Record a mapping the kernel just made, and pin its buffer. */
-  add(iova: bigint, length: bigint, buffer: Pinnable | null, offset: number): void {
-    this.#entries.set(keyOf(iova), { iova, length, buffer, offset });
+  add(iova: number | bigint, length: number | bigint, buffer: Pinnable | null, offset: number): void {
+    const key = u64Key(iova);
+    this.#entries.set(key, { iova: key, length: u64Key(length), buffer, offset });
     buffer?._pin();
   }
 
   /** Forget the mapping at exactly `iova` of exactly `length` bytes; false if there is none. */
   takeExact(iova: number | bigint, length: number | bigint): boolean {
-    const key = typeof iova === 'bigint' ? keyOf(iova) : iova;
+    const key = u64Key(iova);
     const e = this.#entries.get(key);
-    if (e === undefined || e.length !== BigInt(length)) return false;
+    if (e === undefined || e.length !== u64Key(length)) return false;
     this.#entries.delete(key);
     this.#generation++;
     e.buffer?._unpin();
@@ -58,7 +63,8 @@ export class DmaLedger {
   /** Forget every mapping that lies wholly inside [first, last] (what the kernel unmaps). */
   take(first: bigint, last: bigint): void {
     for (const [key, e] of this.#entries) {
-      if (e.iova >= first && e.iova + e.length - 1n <= last) {
+      const iova = BigInt(e.iova);
+      if (iova >= first && iova + BigInt(e.length) - 1n <= last) {
         this.#entries.delete(key);
         this.#generation++;
         e.buffer?._unpin();
@@ -76,7 +82,8 @@ export class DmaLedger {
   /** The mapping that contains `iova`. */
   entryAt(iova: bigint): LedgerEntry | undefined {
     for (const e of this.#entries.values()) {
-      if (iova >= e.iova && iova < e.iova + e.length) return e;
+      const start = BigInt(e.iova);
+      if (iova >= start && iova < start + BigInt(e.length)) return e;
     }
     return undefined;
   }
@@ -87,7 +94,8 @@ export class DmaLedger {
    * is found again.
    */
   findFree(ranges: ReadonlyArray<{ start: bigint; last: bigint }>, length: bigint, align: bigint): bigint | undefined {
-    const taken = [...this.#entries.values()].sort((a, b) => (a.iova < b.iova ? -1 : a.iova > b.iova ? 1 : 0));
+    const taken = [...this.#entries.values()].map((e) => ({ iova: BigInt(e.iova), length: BigInt(e.length) }))
+      .sort((a, b) => (a.iova < b.iova ? -1 : a.iova > b.iova ? 1 : 0));
     const up = (v: bigint): bigint => ((v + align - 1n) / align) * align;
     for (const r of ranges) {
       let at = up(r.start > 0n ? r.start : align);
@@ -106,7 +114,7 @@ export class DmaLedger {
   iovaOf(buffer: Pinnable, offset: number): bigint | undefined {
     for (const e of this.#entries.values()) {
       if (e.buffer === buffer && offset >= e.offset && offset < e.offset + Number(e.length)) {
-        return e.iova + BigInt(offset - e.offset);
+        return BigInt(e.iova) + BigInt(offset - e.offset);
       }
     }
     return undefined;

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { describe, optionsObject, toIndex } from './args';
 import { flags as C } from './constants';
 import { EINTR, ETIMEDOUT, VfioError, busyError, closedError, notMaskableError } from './errors';
-import { native, type NativeHandle } from './native';
+import { hot, native, type NativeHandle } from './native';
 
 const NO_WAIT_OPTIONS: WaitOptions = Object.freeze({});
 
@@ -60,6 +60,8 @@ export interface WaitOptions {
   /** Reject with the signal's reason when aborted. */
   signal?: AbortSignal;
 }
+
+const RESOLVED = Promise.resolve();
 
 /**
  * Interrupts of one IRQ index (INTx, MSI, MSI-X, ERR, REQ), each vector signalled through an
@@ -181,13 +183,18 @@ export class Interrupts extends EventEmitter {
     }
     if (!this.#polling || this.#stopQueued) return;
     this.#stopQueued = true;
-    queueMicrotask(() => queueMicrotask(() => {
-      this.#stopQueued = false;
-      if (!this.#closed && this.#polling && this.listenerCount('interrupt') + this.#waiters.length === 0) {
-        this.#setPolling(false);
-      }
-    }));
+    // Two hops as promise reactions, not queueMicrotask (which makes an AsyncResource per call):
+    // on the wait() path this runs once per interrupt.
+    void RESOLVED.then(this.#stopHop);
   }
+
+  readonly #stopHop = (): void => void RESOLVED.then(this.#stopCheck);
+  readonly #stopCheck = (): void => {
+    this.#stopQueued = false;
+    if (!this.#closed && this.#polling && this.listenerCount('interrupt') + this.#waiters.length === 0) {
+      this.#setPolling(false);
+    }
+  };
 
   #setPolling(on: boolean): void {
     for (const w of this.#watchers) {
@@ -298,7 +305,7 @@ export class Interrupts extends EventEmitter {
       throw busyError(
         "waitSync() cannot run while 'interrupt' listeners (or a pending wait()) take the deliveries", 'poll');
     }
-    const count = native.irqWaitSync(this.#watchers[v - this.start], timeout);
+    const count = hot.irqWaitSync(this.#watchers[v - this.start], timeout);
     if (count > 0) return count;
     if (count === 0) throw timedOut(v, this.index, timeout);
     throw new VfioError({

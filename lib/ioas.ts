@@ -8,7 +8,7 @@ import { EFAULT, EINVAL, VfioError, closedError, notMappedError } from './errors
 import { MappedRegion } from './region';
 import type { IovaRange } from './decoders';
 import type { Iommufd } from './iommufd';
-import { native, type NativeHandle } from './native';
+import { hot, native, type NativeHandle } from './native';
 
 /** Memory that can be mapped for DMA: only a DmaBuffer, whose lifetime the library controls. */
 export type DmaMemory = DmaBuffer;
@@ -83,6 +83,8 @@ export class IoAddressSpace {
   /** The pinned ranges: holds each mapped DmaBuffer (and keeps it from being freed). */
   readonly #ledger = new DmaLedger();
   #alignment: bigint | null = null;
+  /** The same as a number (0: not read yet), for the map path's checks. */
+  #alignmentN = 0;
 
   /** @internal */
   constructor(ictx: Iommufd, id: number) {
@@ -113,6 +115,7 @@ export class IoAddressSpace {
   /** @internal The attached devices changed: re-read the alignment next time. */
   _invalidate(): void {
     this.#alignment = null;
+    this.#alignmentN = 0;
   }
 
   /** The IOVA alignment the kernel requires (IOMMU_IOAS_IOVA_RANGES out_iova_alignment). */
@@ -125,6 +128,7 @@ export class IoAddressSpace {
   iovaRanges(): IovaRange[] {
     const r = native.ioasIovaRanges(this.#native(), this.id);
     this.#alignment = r.alignment;
+    this.#alignmentN = 0;
     const out: IovaRange[] = [];
     for (let i = 0; i < r.ranges.length; i += 2) out.push({ start: r.ranges[i], last: r.ranges[i + 1] });
     return out;
@@ -145,17 +149,19 @@ export class IoAddressSpace {
         message: 'EFAULT: an IOAS cannot map a BAR from its mmap (the kernel refuses with EFAULT), IOMMU_IOAS_MAP; ' +
           'for peer-to-peer DMA export it as a dma-buf, region.exportDmabuf(), and map that with ioas.mapFile(fd, ...)' });
     }
-    const align = Number(this.iovaAlignment);
+    const align = this.#alignmentN || (this.#alignmentN = Number(this.iovaAlignment));
     const span = bufferSpan(buffer, opts.offset, opts.length, align, 'IOMMU_IOAS_MAP');
+    const fixed = opts.iova; // read once: a getter could answer differently the second time
     let iova: number | bigint = 0;
-    if (opts.iova !== undefined) {
-      iova = u64Arg(opts.iova, 'options.iova');
+    if (fixed !== undefined) {
+      iova = u64Arg(fixed, 'options.iova');
       if (!isAligned(iova, align)) throw alignmentError('IOMMU_IOAS_MAP', `options.iova 0x${iova.toString(16)}`, align);
       flags |= C.IOMMU_IOAS_MAP_FIXED_IOVA;
     }
-    const got = native.ioasMap(h, this.id, flags, span.buffer._native(), span.offset, span.length, iova);
-    this.#ledger.add(got, BigInt(span.length), span.buffer, span.offset);
-    return got;
+    const got = hot.ioasMap(h, this.id, flags, span.buffer._native(), span.offset, span.length, iova);
+    this.#ledger.add(got, span.length, span.buffer, span.offset);
+    // A fixed IOVA is where the kernel mapped it: then the caller's own bigint, when it gave one.
+    return typeof got === 'bigint' ? got : typeof fixed === 'bigint' ? fixed : BigInt(got);
   }
 
   /** @internal Changes whenever a mapping here goes away (see DmaLedger.generation). */
@@ -196,8 +202,8 @@ export class IoAddressSpace {
     // No checks of our own: the kernel's answers are the rule (length 0: EINVAL; a range that
     // does not cover whole mappings, unaligned ones included: ENOENT; iova 0 and length 2^64-1:
     // unmap everything).
-    const done = native.ioasUnmap(h, this.id, start, len);
-    if (BigInt(start) === 0n && BigInt(len) === MAX_U64) {
+    const done = hot.ioasUnmap(h, this.id, start, len);
+    if (start === 0 && len === MAX_U64) {
       this.#ledger.clear();
       return done;
     }
@@ -211,7 +217,7 @@ export class IoAddressSpace {
 
   /** Unmap everything; returns the bytes unmapped. */
   unmapAll(): number {
-    const done = native.ioasUnmap(this.#native(), this.id, 0, MAX_U64);
+    const done = hot.ioasUnmap(this.#native(), this.id, 0, MAX_U64);
     this.#ledger.clear();
     return done;
   }
@@ -259,7 +265,7 @@ export class IoAddressSpace {
     const [dst, flags] = optionalIova(opts.dstIova, 'options.dstIova', mapFlags(opts));
     const got = native.ioasCopy(h, flags, this.id, src.id, length, dst, srcIova);
     const source = src.#ledger.entryAt(srcIova);
-    const offset = source ? source.offset + Number(srcIova - source.iova) : 0;
+    const offset = source ? source.offset + Number(srcIova - BigInt(source.iova)) : 0;
     this.#ledger.add(got, length, source?.buffer ?? null, offset);
     return got;
   }

@@ -18,8 +18,12 @@ export interface NativeBinding {
   noop(): void;
   /** One getppid syscall: the floor for a call that enters the kernel (the bench's syscall row). */
   noopSyscall(): void;
-  /** 64 bytes where the fixed-size info calls leave their struct (per thread; read right after the call). */
+  /** A device handle's check and nothing else: the floor for a call that takes a handle (the bench's). */
+  noopHandle(h: NativeHandle): void;
+  /** 64 bytes where the fixed-size info calls and the hot calls leave their results (per thread; read right after the call). */
   readonly results: ArrayBuffer;
+  /** 64 bytes where the hot calls take their arguments (per thread; see {@link hot}). */
+  readonly args: ArrayBuffer;
 
   deviceOpen(path: string): NativeHandle;
   deviceFromFd(fd: number, own: boolean, path?: string): NativeHandle;
@@ -34,30 +38,32 @@ export interface NativeBinding {
   /** GET_INFO, the struct left in `results`; returns the argsz the kernel asks for. */
   deviceGetInfoInto(h: NativeHandle): number;
   deviceGetRegionInfo(h: NativeHandle, index: number): Uint8Array;
-  /** GET_REGION_INFO, the struct left in `results`; returns the argsz the kernel asks for. */
-  deviceGetRegionInfoInto(h: NativeHandle, index: number): number;
+  /** GET_REGION_INFO (slot 0: index), the struct left in `results`; returns the argsz the kernel asks for. */
+  deviceGetRegionInfoInto(h: NativeHandle): number;
   deviceIoctl(h: NativeHandle, request: number, arg: Uint8Array): number;
   iommufdIoctl(h: NativeHandle, request: number, arg: Uint8Array): number;
   iommufdChangeProcess(h: NativeHandle): void;
   iommufdHwQueueAlloc(h: NativeHandle, viommuId: number, type: number, index: number, iova: bigint, length: bigint): number;
   /** An mmap of the iommufd (a vIOMMU's region): a Mapping handle, as deviceMmap gives. */
   iommufdMmap(h: NativeHandle, offset: bigint, length: number): NativeHandle;
-  /** GET_IRQ_INFO, the struct left in `results`; returns its count. */
-  deviceGetIrqInfo(h: NativeHandle, index: number): number;
+  /** GET_IRQ_INFO (slot 0: index), the struct left in `results`; returns its count. */
+  deviceGetIrqInfo(h: NativeHandle): number;
   deviceSetIrqs(h: NativeHandle, flags: number, index: number, start: number, count: number,
     data?: Uint8Array | Int32Array | null): void;
   deviceReset(h: NativeHandle): void;
   deviceFeature(h: NativeHandle, flags: number, data: Uint8Array): number;
   deviceHotResetInfo(h: NativeHandle): Uint8Array;
   deviceHotReset(h: NativeHandle, groupFds: Int32Array): void;
-  deviceRead8(h: NativeHandle, offset: number): number;
-  deviceRead16(h: NativeHandle, offset: number): number;
-  deviceRead32(h: NativeHandle, offset: number): number;
-  deviceRead64(h: NativeHandle, offset: number): bigint;
-  deviceWrite8(h: NativeHandle, offset: number, value: number): void;
-  deviceWrite16(h: NativeHandle, offset: number, value: number): void;
-  deviceWrite32(h: NativeHandle, offset: number, value: number): void;
-  deviceWrite64(h: NativeHandle, offset: number, value: bigint): void;
+  /** pread of 1, 2, 4 or 8 bytes (slot 0: offset), the value left in `results`. */
+  deviceRead8(h: NativeHandle): void;
+  deviceRead16(h: NativeHandle): void;
+  deviceRead32(h: NativeHandle): void;
+  deviceRead64(h: NativeHandle): void;
+  /** pwrite of 1, 2, 4 or 8 bytes (slot 0: offset, slot 1: the value, a bigint for 8). */
+  deviceWrite8(h: NativeHandle): void;
+  deviceWrite16(h: NativeHandle): void;
+  deviceWrite32(h: NativeHandle): void;
+  deviceWrite64(h: NativeHandle): void;
   devicePreadInto(h: NativeHandle, offset: number, into: Uint8Array): number;
   devicePwrite(h: NativeHandle, offset: number, bytes: Uint8Array): number;
   deviceMmap(h: NativeHandle, offset: number, length: number, writable: boolean): NativeHandle;
@@ -67,10 +73,11 @@ export interface NativeBinding {
   mappingRead16(h: NativeHandle, offset: number): number;
   mappingRead32(h: NativeHandle, offset: number): number;
   mappingRead64(h: NativeHandle, offset: number): bigint;
-  mappingWrite8(h: NativeHandle, offset: number, value: number): void;
-  mappingWrite16(h: NativeHandle, offset: number, value: number): void;
-  mappingWrite32(h: NativeHandle, offset: number, value: number): void;
-  mappingWrite64(h: NativeHandle, offset: number, value: bigint): void;
+  /** One volatile store of 1, 2, 4 or 8 bytes (slot 0: offset, slot 1: the value, a bigint for 8). */
+  mappingWrite8(h: NativeHandle): void;
+  mappingWrite16(h: NativeHandle): void;
+  mappingWrite32(h: NativeHandle): void;
+  mappingWrite64(h: NativeHandle): void;
   mappingReadBlock(h: NativeHandle, offset: number, width: number,
     out: Uint8Array | Uint16Array | Uint32Array | BigUint64Array): void;
   mappingClose(h: NativeHandle): void;
@@ -95,11 +102,12 @@ export interface NativeBinding {
   iommufdFd(h: NativeHandle): number;
   ioasAlloc(h: NativeHandle): number;
   iommufdDestroy(h: NativeHandle, id: number): void;
-  ioasMap(h: NativeHandle, ioasId: number, flags: number, buffer: NativeHandle,
-    byteOffset: number, length: number, iova: number | bigint): bigint;
+  /** IOMMU_IOAS_MAP of a DmaBuffer (slots: ioasId, flags, byteOffset, length, iova as a bigint); the iova left in `results`. */
+  ioasMap(h: NativeHandle, buffer: NativeHandle): void;
   ioasMapFile(h: NativeHandle, ioasId: number, flags: number, fd: number, start: bigint, length: bigint,
     iova: bigint): bigint;
-  ioasUnmap(h: NativeHandle, ioasId: number, iova: number | bigint, length: number | bigint): number;
+  /** IOMMU_IOAS_UNMAP (slots: ioasId, iova and length as bigints); the bytes unmapped left in `results`. */
+  ioasUnmap(h: NativeHandle): void;
   ioasNoiommuGetPa(h: NativeHandle, ioasId: number, iova: bigint, length: bigint): [bigint, bigint];
   ioasIovaRanges(h: NativeHandle, ioasId: number): { ranges: BigUint64Array; alignment: bigint };
   ioasAllowIovas(h: NativeHandle, ioasId: number, ranges: BigUint64Array): void;
@@ -138,7 +146,8 @@ export interface NativeBinding {
   irqRef(h: NativeHandle, ref: boolean): void;
   irqRead(h: NativeHandle): number;
   /** count > 0; 0 timeout; -1 a signal JS handles arrived; -2 the thread is stopping. */
-  irqWaitSync(h: NativeHandle, timeoutMs: number): number;
+  /** Block until the eventfd counts (slot 0: timeoutMs, -1 for none); the result (see {@link hot}) left in `results` as a float64. */
+  irqWaitSync(h: NativeHandle): void;
   irqSignal(h: NativeHandle): void;
   irqClose(h: NativeHandle): void;
 
@@ -203,6 +212,10 @@ function binding(): NativeBinding {
     loaded = b;
     native = b; // every module reads this live binding: later calls go straight to the addon
     results = new Uint32Array(b.results);
+    results64 = new BigUint64Array(b.results);
+    resultsF64 = new Float64Array(b.results);
+    argsF64 = new Float64Array(b.args);
+    argsU64 = new BigUint64Array(b.args);
   }
   return loaded;
 }
@@ -224,6 +237,135 @@ export let native: NativeBinding = new Proxy({} as NativeBinding, {
  * after the call, before any other.
  */
 export let results = new Uint32Array(0);
+let results64 = new BigUint64Array(0);
+let resultsF64 = new Float64Array(0);
+let argsF64 = new Float64Array(0);
+let argsU64 = new BigUint64Array(0);
+
+/**
+ * The hot calls (pread/pwrite of one register, MMIO writes, region and IRQ info, IOAS map and
+ * unmap), with their arguments passed through `native.args` instead of as napi_values, whose
+ * conversion under emulation costs more than the syscall (bench/README.md): the one place that
+ * knows each call's slots (native/args.h, Slots; slot i is 8 bytes at 8*i, a float64 for a
+ * number, a uint64 for a bigint). Each writes its slots and calls at once, so no other call can
+ * come between; the handle, which always comes from the addon, means the views are set. The
+ * native side checks every slot as it checks positional arguments: callers check first, for
+ * errors that name the argument.
+ */
+/** A u64 argument in slots i and i + 1 (native/args.h, Slots::U64Pair): a number when it is one. */
+function putU64(i: number, v: number | bigint): void {
+  if (typeof v === 'number') {
+    argsF64[i] = v >= 0 ? v : -2; // never the bigint marker: a negative number stays an error
+  } else {
+    argsF64[i] = -1;
+    argsU64[i + 1] = v;
+  }
+}
+
+/** A u64 result (native/args.h, LeaveU64): a number when it is a safe integer, else a bigint. */
+function takeU64(): number | bigint {
+  const n = resultsF64[1];
+  return n >= 0 ? n : results64[0];
+}
+
+export const hot = {
+  regionInfo(h: NativeHandle, index: number): number {
+    argsF64[0] = index;
+    return native.deviceGetRegionInfoInto(h);
+  },
+  irqInfo(h: NativeHandle, index: number): number {
+    argsF64[0] = index;
+    return native.deviceGetIrqInfo(h);
+  },
+  read8(h: NativeHandle, offset: number): number {
+    argsF64[0] = offset;
+    native.deviceRead8(h);
+    return results[0];
+  },
+  read16(h: NativeHandle, offset: number): number {
+    argsF64[0] = offset;
+    native.deviceRead16(h);
+    return results[0];
+  },
+  read32(h: NativeHandle, offset: number): number {
+    argsF64[0] = offset;
+    native.deviceRead32(h);
+    return results[0];
+  },
+  read64(h: NativeHandle, offset: number): bigint {
+    argsF64[0] = offset;
+    native.deviceRead64(h);
+    return results64[0];
+  },
+  write8(h: NativeHandle, offset: number, value: number): void {
+    argsF64[0] = offset;
+    argsF64[1] = value;
+    native.deviceWrite8(h);
+  },
+  write16(h: NativeHandle, offset: number, value: number): void {
+    argsF64[0] = offset;
+    argsF64[1] = value;
+    native.deviceWrite16(h);
+  },
+  write32(h: NativeHandle, offset: number, value: number): void {
+    argsF64[0] = offset;
+    argsF64[1] = value;
+    native.deviceWrite32(h);
+  },
+  write64(h: NativeHandle, offset: number, value: bigint): void {
+    argsF64[0] = offset;
+    argsU64[1] = value;
+    native.deviceWrite64(h);
+  },
+  mmioWrite8(h: NativeHandle, offset: number, value: number): void {
+    argsF64[0] = offset;
+    argsF64[1] = value;
+    native.mappingWrite8(h);
+  },
+  mmioWrite16(h: NativeHandle, offset: number, value: number): void {
+    argsF64[0] = offset;
+    argsF64[1] = value;
+    native.mappingWrite16(h);
+  },
+  mmioWrite32(h: NativeHandle, offset: number, value: number): void {
+    argsF64[0] = offset;
+    argsF64[1] = value;
+    native.mappingWrite32(h);
+  },
+  mmioWrite64(h: NativeHandle, offset: number, value: bigint): void {
+    argsF64[0] = offset;
+    argsU64[1] = value;
+    native.mappingWrite64(h);
+  },
+  /** The IOVA as the ledger keeps it: a number when it is a safe integer. */
+  ioasMap(h: NativeHandle, ioasId: number, flags: number, buffer: NativeHandle, byteOffset: number, length: number,
+    iova: number | bigint): number | bigint {
+    argsF64[0] = ioasId;
+    argsF64[1] = flags;
+    argsF64[2] = byteOffset;
+    argsF64[3] = length;
+    putU64(4, iova);
+    native.ioasMap(h, buffer);
+    return takeU64();
+  },
+  /**
+   * Block in poll(2) until the eventfd counts: the count (> 0); 0 on timeout; -1 when a signal
+   * that the event loop watches arrived; -2 when the thread is stopping.
+   */
+  irqWaitSync(h: NativeHandle, timeoutMs: number): number {
+    argsF64[0] = timeoutMs;
+    native.irqWaitSync(h);
+    return resultsF64[0];
+  },
+  /** Returns the bytes unmapped (a number: no mapping total reaches 2^53). */
+  ioasUnmap(h: NativeHandle, ioasId: number, iova: number | bigint, length: number | bigint): number {
+    argsF64[0] = ioasId;
+    putU64(1, iova);
+    putU64(3, length);
+    native.ioasUnmap(h);
+    return Number(takeU64());
+  },
+};
 
 let pageSizeCache = 0;
 

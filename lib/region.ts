@@ -9,7 +9,7 @@ import { EINVAL, VfioError, bufferMappedError, closedError, memoryOffError, with
 
 /** open(2) flags of an exported dma-buf: read-write, close-on-exec (Linux's O_CLOEXEC; fs.constants lacks it). */
 const DMABUF_OPEN_FLAGS = fsc.O_RDWR | 0o2000000;
-import { native, pageSize, type NativeHandle } from './native';
+import { hot, native, pageSize, type NativeHandle } from './native';
 
 /** The device's fd handle, shared with its regions so they see close() at once. */
 export interface Live {
@@ -88,23 +88,23 @@ export class Region {
 
   read8(offset: number): number {
     const h = this.#live.handle;
-    if (h !== null && fastOk(offset, 1, this.size)) return native.deviceRead8(h, this.#base + offset);
-    return native.deviceRead8(...this.#check(offset, 1, 'pread'));
+    if (h !== null && fastOk(offset, 1, this.size)) return hot.read8(h, this.#base + offset);
+    return hot.read8(...this.#check(offset, 1, 'pread'));
   }
   read16(offset: number): number {
     const h = this.#live.handle;
-    if (h !== null && fastOk(offset, 2, this.size)) return native.deviceRead16(h, this.#base + offset);
-    return native.deviceRead16(...this.#check(offset, 2, 'pread'));
+    if (h !== null && fastOk(offset, 2, this.size)) return hot.read16(h, this.#base + offset);
+    return hot.read16(...this.#check(offset, 2, 'pread'));
   }
   read32(offset: number): number {
     const h = this.#live.handle;
-    if (h !== null && fastOk(offset, 4, this.size)) return native.deviceRead32(h, this.#base + offset);
-    return native.deviceRead32(...this.#check(offset, 4, 'pread'));
+    if (h !== null && fastOk(offset, 4, this.size)) return hot.read32(h, this.#base + offset);
+    return hot.read32(...this.#check(offset, 4, 'pread'));
   }
   read64(offset: number): bigint {
     const h = this.#live.handle;
-    if (h !== null && fastOk(offset, 8, this.size)) return native.deviceRead64(h, this.#base + offset);
-    return native.deviceRead64(...this.#check(offset, 8, 'pread'));
+    if (h !== null && fastOk(offset, 8, this.size)) return hot.read64(h, this.#base + offset);
+    return hot.read64(...this.#check(offset, 8, 'pread'));
   }
   /**
    * Run a config-space write, suspending this device's BAR mappings first when it turns the
@@ -141,29 +141,29 @@ export class Region {
   write8(offset: number, value: number): void {
     const [h, at] = this.#check(offset, 1, 'pwrite');
     const v = toRegister(value, 'value', 8);
-    this.#guarded(at - this.#base, [v], () => native.deviceWrite8(h, at, v));
+    this.#guarded(at - this.#base, [v], () => hot.write8(h, at, v));
   }
   write16(offset: number, value: number): void {
     const [h, at] = this.#check(offset, 2, 'pwrite');
     const v = toRegister(value, 'value', 16);
-    this.#guarded(at - this.#base, [v & 0xff, v >>> 8], () => native.deviceWrite16(h, at, v));
+    this.#guarded(at - this.#base, [v & 0xff, v >>> 8], () => hot.write16(h, at, v));
   }
   write32(offset: number, value: number): void {
     const h = this.#live.handle;
     if (h !== null && !this.#watch && fastOk(offset, 4, this.size) && typeof value === 'number' && value >>> 0 === value) {
-      native.deviceWrite32(h, this.#base + offset, value);
+      hot.write32(h, this.#base + offset, value);
       return;
     }
     const [hh, at] = this.#check(offset, 4, 'pwrite');
     const v = toRegister(value, 'value', 32);
     this.#guarded(at - this.#base, [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24],
-      () => native.deviceWrite32(hh, at, v));
+      () => hot.write32(hh, at, v));
   }
   write64(offset: number, value: bigint | number): void {
     const [h, at] = this.#check(offset, 8, 'pwrite');
     const v = toRegister64(value, 'value');
     const bytes = Array.from({ length: 8 }, (_, i) => Number((v >> BigInt(8 * i)) & 0xffn));
-    this.#guarded(at - this.#base, bytes, () => native.deviceWrite64(h, at, v));
+    this.#guarded(at - this.#base, bytes, () => hot.write64(h, at, v));
   }
 
   /** Read `length` bytes with one pread (the kernel splits it into aligned accesses). */
@@ -436,24 +436,24 @@ export class MappedRegion {
 
   write8(offset: number, value: number): void {
     const [a, o] = this.#at(offset, 1);
-    native.mappingWrite8(a.handle, o, toRegister(value, 'value', 8));
+    hot.mmioWrite8(a.handle, o, toRegister(value, 'value', 8));
   }
   write16(offset: number, value: number): void {
     const [a, o] = this.#at(offset, 2);
-    native.mappingWrite16(a.handle, o, toRegister(value, 'value', 16));
+    hot.mmioWrite16(a.handle, o, toRegister(value, 'value', 16));
   }
   write32(offset: number, value: number): void {
     const w = this.#whole;
     if (w !== null && fastOk(offset, 4, this.size) && typeof value === 'number' && value >>> 0 === value) {
-      native.mappingWrite32(w.handle, offset, value);
+      hot.mmioWrite32(w.handle, offset, value);
       return;
     }
     const [a, o] = this.#at(offset, 4);
-    native.mappingWrite32(a.handle, o, toRegister(value, 'value', 32));
+    hot.mmioWrite32(a.handle, o, toRegister(value, 'value', 32));
   }
   write64(offset: number, value: bigint | number): void {
     const [a, o] = this.#at(offset, 8);
-    native.mappingWrite64(a.handle, o, toRegister64(value, 'value'));
+    hot.mmioWrite64(a.handle, o, toRegister64(value, 'value'));
   }
 
   /** munmap. Idempotent. */

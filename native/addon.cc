@@ -37,6 +37,10 @@ void Noop(const Napi::CallbackInfo&) {}
 // floor for one syscall made from this process.
 void NoopSyscall(const Napi::CallbackInfo&) { syscall(SYS_getppid); }
 
+// The handle check every call on a device makes (an open device handle in info[0]), and nothing
+// else: the bench's floor for a call that takes a handle.
+void NoopHandle(const Napi::CallbackInfo& info) { OpenFdArg(info, 0, Kind::Device, "device"); }
+
 Napi::Value Initialize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsFunction()) throw Napi::TypeError::New(env, "initialize: makeError must be a function");
@@ -54,7 +58,9 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "initialize", Initialize);
   exports.Set("noop", Napi::Function::New(env, Noop, "noop"));  // the cheapest call: the bench's floor
   exports.Set("results", Napi::ArrayBuffer::New(env, addon->results, sizeof(addon->results)));
+  exports.Set("args", Napi::ArrayBuffer::New(env, addon->args, sizeof(addon->args)));
   exports.Set("noopSyscall", Napi::Function::New(env, NoopSyscall, "noopSyscall"));
+  exports.Set("noopHandle", Napi::Function::New(env, NoopHandle, "noopHandle"));
   InitIoctlTable(env, exports);
   InitDevice(env, exports);
   InitIommufd(env, exports);

@@ -32,6 +32,9 @@ struct AddonData {
   // passes no buffer argument. Per env (each worker has its own); JS that detaches the
   // ArrayBuffer only loses its view, the memory stays ours until the env is gone.
   alignas(8) uint8_t results[64] = {};
+  // Where the hot calls take their arguments (args.h, Slots): exported once as native.args; lib/
+  // writes a call's slots right before it, so no argument crosses as a napi_value.
+  alignas(8) uint8_t args[64] = {};
 };
 
 AddonData* GetAddon(Napi::Env env);

@@ -2,6 +2,7 @@
 #include "args.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "errors.h"
 
@@ -112,6 +113,42 @@ Bytes ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
 }
 
 Napi::Value ToBigInt(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
+
+double Slots::Number(size_t i) const {
+  double d;
+  memcpy(&d, block_ + 8 * i, sizeof(d));
+  return d;
+}
+
+uint32_t Slots::U32(size_t i, const char* name) const {
+  double d = Number(i);
+  if (!(d >= 0 && d <= 4294967295.0) || std::floor(d) != d) {
+    ThrowRange(env_, std::string(name) + " must be an integer from 0 to 2^32-1");
+  }
+  return static_cast<uint32_t>(d);
+}
+
+uint64_t Slots::Index(size_t i, const char* name) const {
+  double d = Number(i);
+  if (!(d >= 0 && d <= 9007199254740991.0) || std::floor(d) != d) {
+    ThrowRange(env_, std::string(name) + " must be an integer from 0 to 2^53-1");
+  }
+  return static_cast<uint64_t>(d);
+}
+
+uint64_t Slots::U64(size_t i) const {
+  uint64_t v;
+  memcpy(&v, block_ + 8 * i, sizeof(v));
+  return v;
+}
+
+uint64_t Slots::U64Pair(size_t i, const char* name) const { return Number(i) == -1 ? U64(i + 1) : Index(i, name); }
+
+void LeaveU64(uint8_t* results, uint64_t v) {
+  double d = v <= 9007199254740991ULL ? static_cast<double>(v) : -1;
+  memcpy(results, &v, 8);
+  memcpy(results + 8, &d, 8);
+}
 
 off_t ArgOffset(const Napi::CallbackInfo& info, size_t i) {
   uint64_t off = ArgU64(info, i, "offset");

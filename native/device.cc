@@ -118,26 +118,25 @@ Napi::Value GetRegionInfo(const Napi::CallbackInfo& info) {
                                                sizeof(vfio_region_info), 0, PrepareRegionInfo, index, ArgszNeed));
 }
 
-// (dev, index) => argsz the kernel asks for; the struct is left in native.results. The fast path
-// of regionInfo(); with capabilities (argsz > 32) lib/ calls deviceGetRegionInfo.
+// (dev; slot 0: index) => argsz the kernel asks for; the struct is left in native.results. The
+// fast path of regionInfo(); with capabilities (argsz > 32) lib/ calls deviceGetRegionInfo.
 Napi::Value GetRegionInfoInto(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
-  uint32_t index = ArgU32(info, 1, "index");
   vfio_region_info r{};
   r.argsz = sizeof(r);
-  r.index = index;
+  r.index = Slots(info.Env(), d->addon->args).U32(0, "index");
   Call<Ioctl::VFIO_DEVICE_GET_REGION_INFO>(info.Env(), d, &r);
   static_assert(sizeof(r) <= sizeof(AddonData::results));
   memcpy(d->addon->results, &r, sizeof(r));
   return Napi::Number::New(info.Env(), r.argsz);
 }
 
-// (dev, index) => count; the whole struct vfio_irq_info is left in native.results.
+// (dev; slot 0: index) => count; the whole struct vfio_irq_info is left in native.results.
 Napi::Value GetIrqInfo(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
   vfio_irq_info i{};
   i.argsz = sizeof(i);
-  i.index = ArgU32(info, 1, "index");
+  i.index = Slots(info.Env(), d->addon->args).U32(0, "index");
   Call<Ioctl::VFIO_DEVICE_GET_IRQ_INFO>(info.Env(), d, &i);
   static_assert(sizeof(i) <= sizeof(AddonData::results));
   memcpy(d->addon->results, &i, sizeof(i));
@@ -197,9 +196,9 @@ size_t HotResetInfoNeed(const std::vector<uint8_t>& buf) {
 
 // (dev) => raw vfio_pci_hot_reset_info bytes (header + devices), grown until it fits.
 Napi::Value HotResetInfoRaw(const Napi::CallbackInfo& info) {
-  return ToUint8Array(info.Env(), GrowAndRetry(info.Env(), Dev(info), Ioctl::VFIO_DEVICE_GET_PCI_HOT_RESET_INFO,
-                                               sizeof(vfio_pci_hot_reset_info), ENOSPC, PrepareHotResetInfo, 0,
-                                               HotResetInfoNeed));
+  return ToUint8Array(info.Env(),
+                      GrowAndRetry(info.Env(), Dev(info), Ioctl::VFIO_DEVICE_GET_PCI_HOT_RESET_INFO,
+                                   sizeof(vfio_pci_hot_reset_info), ENOSPC, PrepareHotResetInfo, 0, HotResetInfoNeed));
 }
 
 // (dev, groupFds: Int32Array) — an empty array is the cdev form.
@@ -214,46 +213,42 @@ Napi::Value HotResetCall(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
-// Exact-width pread/pwrite: one syscall of exactly `width` bytes.
+// Exact-width pread/pwrite: one syscall of exactly `width` bytes, at the offset in slot 0 of
+// native.args. A read leaves the value in native.results (a u32 or, for 8 bytes, a u64), a write
+// takes it from slot 1 (a number, or a bigint for 8 bytes): nothing crosses but the handle.
 template <typename T>
-T ReadWidth(const Napi::CallbackInfo& info) {
+Napi::Value ReadWidth(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
-  off_t off = ArgOffset(info, 1);
+  off_t off = Slots(info.Env(), d->addon->args).Offset(0);
   T v;
   ssize_t n = pread(d->fd, &v, sizeof(T), off);
   if (n < 0) Fail(info, d, "pread");
   if (n != static_cast<ssize_t>(sizeof(T))) ThrowErrno(info.Env(), EIO, "pread", nullptr, d->path);
-  return v;
+  if constexpr (sizeof(T) == 8) {
+    memcpy(d->addon->results, &v, 8);
+  } else {
+    uint32_t w = v;
+    memcpy(d->addon->results, &w, 4);
+  }
+  return Napi::Value();
 }
 
 template <typename T>
-void WriteWidth(const Napi::CallbackInfo& info, T v) {
+Napi::Value WriteWidth(const Napi::CallbackInfo& info) {
   Device* d = Dev(info);
-  off_t off = ArgOffset(info, 1);
+  Slots in(info.Env(), d->addon->args);
+  off_t off = in.Offset(0);
+  T v;
+  if constexpr (sizeof(T) == 8) {
+    v = in.U64(1);
+  } else {
+    uint32_t u = in.U32(1, "value");
+    if (u > static_cast<uint32_t>(static_cast<T>(~T{0}))) ThrowRange(info.Env(), "value does not fit the access width");
+    v = static_cast<T>(u);
+  }
   ssize_t n = pwrite(d->fd, &v, sizeof(T), off);
   if (n < 0) Fail(info, d, "pwrite");
   if (n != static_cast<ssize_t>(sizeof(T))) ThrowErrno(info.Env(), EIO, "pwrite", nullptr, d->path);
-}
-
-Napi::Value Read8(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ReadWidth<uint8_t>(info)); }
-Napi::Value Read16(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ReadWidth<uint16_t>(info)); }
-Napi::Value Read32(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ReadWidth<uint32_t>(info)); }
-Napi::Value Read64(const Napi::CallbackInfo& info) { return ToBigInt(info.Env(), ReadWidth<uint64_t>(info)); }
-
-Napi::Value Write8(const Napi::CallbackInfo& info) {
-  WriteWidth<uint8_t>(info, static_cast<uint8_t>(ArgU32(info, 2, "value")));
-  return Napi::Value();
-}
-Napi::Value Write16(const Napi::CallbackInfo& info) {
-  WriteWidth<uint16_t>(info, static_cast<uint16_t>(ArgU32(info, 2, "value")));
-  return Napi::Value();
-}
-Napi::Value Write32(const Napi::CallbackInfo& info) {
-  WriteWidth<uint32_t>(info, ArgU32(info, 2, "value"));
-  return Napi::Value();
-}
-Napi::Value Write64(const Napi::CallbackInfo& info) {
-  WriteWidth<uint64_t>(info, ArgU64(info, 2, "value"));
   return Napi::Value();
 }
 
@@ -326,14 +321,14 @@ void InitDevice(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "deviceFeature", Feature);
   Export(env, exports, "deviceHotResetInfo", HotResetInfoRaw);
   Export(env, exports, "deviceHotReset", HotResetCall);
-  Export(env, exports, "deviceRead8", Read8);
-  Export(env, exports, "deviceRead16", Read16);
-  Export(env, exports, "deviceRead32", Read32);
-  Export(env, exports, "deviceRead64", Read64);
-  Export(env, exports, "deviceWrite8", Write8);
-  Export(env, exports, "deviceWrite16", Write16);
-  Export(env, exports, "deviceWrite32", Write32);
-  Export(env, exports, "deviceWrite64", Write64);
+  Export(env, exports, "deviceRead8", ReadWidth<uint8_t>);
+  Export(env, exports, "deviceRead16", ReadWidth<uint16_t>);
+  Export(env, exports, "deviceRead32", ReadWidth<uint32_t>);
+  Export(env, exports, "deviceRead64", ReadWidth<uint64_t>);
+  Export(env, exports, "deviceWrite8", WriteWidth<uint8_t>);
+  Export(env, exports, "deviceWrite16", WriteWidth<uint16_t>);
+  Export(env, exports, "deviceWrite32", WriteWidth<uint32_t>);
+  Export(env, exports, "deviceWrite64", WriteWidth<uint64_t>);
   Export(env, exports, "devicePreadInto", PreadInto);
   Export(env, exports, "devicePwrite", Pwrite);
   Export(env, exports, "deviceMmap", Mmap);

@@ -74,7 +74,6 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   return WrapHandle(env, handle, Kind::DmaBuffer);
 }
 
-
 MemoryHandle* Buf(const Napi::CallbackInfo& info) {
   auto* m = Unwrap<MemoryHandle>(info[0], Kind::DmaBuffer, "DmaBuffer");
   if (m->released()) ThrowErrno(info.Env(), EBADF, "mmap");

@@ -74,8 +74,9 @@ Napi::Value RawIoctl(const Napi::CallbackInfo& info, const FdHandle* h) {
   auto request = static_cast<unsigned long>(d);
   for (const IoctlInfo& row : kIoctls) {
     if (row.number == request) {
-      ThrowType(env, std::string("request ") + std::to_string(request) + " is " + row.name +
-                         ", which the library wraps: use its own call (the raw ioctl is for requests it does not wrap yet)");
+      ThrowType(env,
+                std::string("request ") + std::to_string(request) + " is " + row.name +
+                    ", which the library wraps: use its own call (the raw ioctl is for requests it does not wrap yet)");
     }
   }
   Bytes arg = ArgBytes(info, 2, "arg");

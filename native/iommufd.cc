@@ -1,5 +1,6 @@
 // An iommufd (/dev/iommu): IOAS allocation, DMA map/unmap, IOVA ranges, options, HW info,
-// HWPTs (allocation, dirty tracking, invalidation), vIOMMUs, vDEVICEs, fault and event queues. Each function is one ioctl; object lifetimes are tracked in lib/iommufd.ts.
+// HWPTs (allocation, dirty tracking, invalidation), vIOMMUs, vDEVICEs, fault and event queues. Each function is one
+// ioctl; object lifetimes are tracked in lib/iommufd.ts.
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -47,26 +48,29 @@ Napi::Value ChangeProcess(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
-// (h, ioasId, flags, buffer, byteOffset, length, iova) => iova (bigint)
-// buffer: a DmaBuffer handle only. The device may DMA into mapped memory for as long as the
-// mapping lives, so only memory whose lifetime the library controls is ever mapped.
+// (h, buffer; slots: 0 ioasId, 1 flags, 2 byteOffset, 3 length, 4-5 iova as a U64Pair) => the
+// iova, left in native.results (LeaveU64). buffer: a DmaBuffer handle only. The device may DMA into
+// mapped memory for as long as the mapping lives, so only memory whose lifetime the library
+// controls is ever mapped. A hot call, so its arguments come through native.args (args.h).
 Napi::Value Map(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Iommufd* h = Ictx(info);
+  Slots in(env, h->addon->args);
   iommu_ioas_map m{};
-  m.ioas_id = ArgU32(info, 1, "ioasId");
-  m.flags = ArgU32(info, 2, "flags");
+  m.ioas_id = in.U32(0, "ioasId");
+  m.flags = in.U32(1, "flags");
+  uint64_t offset = in.Index(2, "byteOffset");
+  uint64_t length = in.Index(3, "length");
+  m.iova = in.U64Pair(4, "iova");
   void* base = nullptr;
   size_t total = 0;
-  DmaBufferSpan(info, 3, &base, &total);
-  uint64_t offset = ArgU64(info, 4, "byteOffset");
-  uint64_t length = ArgU64(info, 5, "length");
+  DmaBufferSpan(info, 1, &base, &total);
   if (offset > total || length > total - offset) ThrowRange(env, "byteOffset + length is outside the memory");
   m.user_va = reinterpret_cast<uintptr_t>(base) + offset;  // alignment: the kernel's rule (EINVAL)
   m.length = length;
-  m.iova = ArgU64(info, 6, "iova");
   Run<Ioctl::IOMMU_IOAS_MAP>(info, h, &m);
-  return ToBigInt(env, m.iova);
+  LeaveU64(h->addon->results, m.iova);
+  return Napi::Value();
 }
 
 // (h, ioasId, flags, fd, start, length, iova) => iova
@@ -83,15 +87,18 @@ Napi::Value MapFile(const Napi::CallbackInfo& info) {
   return ToBigInt(info.Env(), m.iova);
 }
 
-// (h, ioasId, iova, length) => bytes unmapped (a number: no mapping total reaches 2^53)
+// (h; slots: 0 ioasId, 1-2 iova and 3-4 length as U64Pairs) => bytes unmapped, left in
+// native.results (LeaveU64). A hot call, so its arguments come through native.args (args.h).
 Napi::Value Unmap(const Napi::CallbackInfo& info) {
   Iommufd* h = Ictx(info);
+  Slots in(info.Env(), h->addon->args);
   iommu_ioas_unmap u{};
-  u.ioas_id = ArgU32(info, 1, "ioasId");
-  u.iova = ArgU64(info, 2, "iova");
-  u.length = ArgU64(info, 3, "length");
+  u.ioas_id = in.U32(0, "ioasId");
+  u.iova = in.U64Pair(1, "iova");
+  u.length = in.U64Pair(3, "length");
   Run<Ioctl::IOMMU_IOAS_UNMAP>(info, h, &u);
-  return Napi::Number::New(info.Env(), static_cast<double>(u.length));
+  LeaveU64(h->addon->results, u.length);
+  return Napi::Value();
 }
 
 // (h, ioasId, iova, length) => [physical address, physically contiguous bytes from it]
@@ -131,9 +138,9 @@ Napi::Value IovaRanges(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Iommufd* h = Ictx(info);
   uint32_t ioas = ArgU32(info, 1, "ioasId");
-  std::vector<uint8_t> buf = GrowAndRetry(env, h, Ioctl::IOMMU_IOAS_IOVA_RANGES,
-                                          sizeof(iommu_ioas_iova_ranges) + 8 * sizeof(iommu_iova_range), EMSGSIZE,
-                                          PrepareRanges, ioas, RangesNeed);
+  std::vector<uint8_t> buf =
+      GrowAndRetry(env, h, Ioctl::IOMMU_IOAS_IOVA_RANGES, sizeof(iommu_ioas_iova_ranges) + 8 * sizeof(iommu_iova_range),
+                   EMSGSIZE, PrepareRanges, ioas, RangesNeed);
   iommu_ioas_iova_ranges r;
   memcpy(&r, buf.data(), sizeof(r));
   auto out = Napi::Object::New(env);

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "polled_fd.h"
 
@@ -122,24 +123,35 @@ bool SignalPending(Napi::Env env) {
 // How long one poll(2) lasts at most: between slices the wait checks that the thread may go on.
 constexpr double kSliceMs = 50;
 
-// (watcher, timeoutMs: number, -1 for none) => count > 0; 0 on timeout; -1 when a signal that
-// the event loop watches arrived (EINTR: return to the loop so the handler runs); -2 when the thread is
-// stopping (worker.terminate(), process.exit()). Blocks the thread in poll(2) like a C driver,
-// against one deadline however often signals interrupt it.
+// (watcher; slot 0: timeoutMs, -1 for none) => count > 0; 0 on timeout; -1 when a signal that
+// the event loop watches arrived (EINTR: return to the loop so the handler runs); -2 when the
+// thread is stopping (worker.terminate(), process.exit()); left in native.results as a float64.
+// Blocks the thread in poll(2) like a C driver, against one deadline however often signals
+// interrupt it. A count already pending (a device that answered while the caller got here, the
+// common case in a tight loop) is taken with one read, without the poll.
 Napi::Value WaitSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   IrqWatcher* w = Watcher(info);
-  double timeout = ArgNumber(info, 1, "timeoutMs");
+  double timeout = Slots(env, w->addon->args).Number(0);
   if (!(timeout == -1 || (timeout >= 0 && timeout <= 9007199254740991.0 && std::floor(timeout) == timeout))) {
     ThrowRange(env, "timeoutMs must be -1 or an integer from 0 to 2^53-1");
   }
+  auto done = [w](double result) {
+    memcpy(w->addon->results, &result, sizeof(result));
+    return Napi::Value();
+  };
+  int drainErr = 0;
+  uint64_t pending = Drain(w->fd, &drainErr);
+  if (drainErr) ThrowErrno(env, drainErr, "read");
+  if (pending) return done(static_cast<double>(pending));
   const bool forever = timeout < 0;
   const double deadline = NowMs() + (forever ? 0 : timeout);
   // The eventfd, and the pipe libuv's signal handler writes to: a signal that JS listens for is
   // seen even when it arrived before poll(2) started (no EINTR then).
   struct pollfd p[2] = {{w->fd, POLLIN, 0}, {-1, POLLIN, 0}};
   uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) == napi_ok && loop && loop->signal_pipefd[0] >= 0) p[1].fd = loop->signal_pipefd[0];
+  if (napi_get_uv_event_loop(env, &loop) == napi_ok && loop && loop->signal_pipefd[0] >= 0)
+    p[1].fd = loop->signal_pipefd[0];
   const nfds_t n = p[1].fd >= 0 ? 2 : 1;
   for (;;) {
     double slice = kSliceMs;
@@ -151,8 +163,8 @@ Napi::Value WaitSync(const Napi::CallbackInfo& info) {
     if (r < 0) {
       int err = errno;
       if (err != EINTR) ThrowErrno(env, err, "poll");
-      if (!CanRunJs(env)) return Napi::Number::New(env, -2);
-      if (SignalPending(env)) return Napi::Number::New(env, -1);
+      if (!CanRunJs(env)) return done(-2);
+      if (SignalPending(env)) return done(-1);
       continue;
     }
     if (r > 0) {
@@ -160,15 +172,15 @@ Napi::Value WaitSync(const Napi::CallbackInfo& info) {
         int err = 0;
         uint64_t count = Drain(w->fd, &err);
         if (err) ThrowErrno(env, err, "read");
-        if (count) return Napi::Number::New(env, static_cast<double>(count));
+        if (count) return done(static_cast<double>(count));
       }
       if (n == 2 && (p[1].revents & POLLIN)) {
-        if (!CanRunJs(env)) return Napi::Number::New(env, -2);
-        return Napi::Number::New(env, -1);
+        if (!CanRunJs(env)) return done(-2);
+        return done(-1);
       }
     }
-    if (!CanRunJs(env)) return Napi::Number::New(env, -2);
-    if (!forever && NowMs() >= deadline) return Napi::Number::New(env, 0);
+    if (!CanRunJs(env)) return done(-2);
+    if (!forever && NowMs() >= deadline) return done(0);
   }
 }
 

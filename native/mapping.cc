@@ -67,8 +67,7 @@ class Access {
 };
 
 template <typename T>
-volatile T* At(const Napi::CallbackInfo& info, MemoryHandle* m) {
-  double d = ArgNumber(info, 1, "offset");
+volatile T* At(const Napi::CallbackInfo& info, MemoryHandle* m, double d) {
   size_t off = static_cast<size_t>(d);
   if (!(d >= 0) || static_cast<double>(off) != d || off > m->block->length - sizeof(T) ||
       m->block->length < sizeof(T)) {
@@ -81,7 +80,7 @@ volatile T* At(const Napi::CallbackInfo& info, MemoryHandle* m) {
 template <typename T>
 Napi::Value Read(const Napi::CallbackInfo& info) {
   MemoryHandle* m = Map(info);
-  volatile T* p = At<T>(info, m);
+  volatile T* p = At<T>(info, m, ArgNumber(info, 1, "offset"));
   T v;
   {
     Access access(info.Env(), m);
@@ -95,15 +94,18 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
   }
 }
 
+// (mapping; slot 0: offset, slot 1: value, a number or for 8 bytes a bigint): the doorbell path,
+// so its arguments come through native.args (args.h) and only the handle crosses.
 template <typename T>
 Napi::Value Write(const Napi::CallbackInfo& info) {
   MemoryHandle* m = Map(info);
-  volatile T* p = At<T>(info, m);
+  Slots in(info.Env(), m->addon->args);
+  volatile T* p = At<T>(info, m, in.Number(0));
   T v;
   if constexpr (sizeof(T) == 8) {
-    v = ArgU64(info, 2, "value");
+    v = in.U64(1);
   } else {
-    uint32_t u = ArgU32(info, 2, "value");
+    uint32_t u = in.U32(1, "value");
     if (sizeof(T) < 4 && u > static_cast<uint32_t>(static_cast<T>(~T{0})))
       ThrowRange(info.Env(), "value does not fit the access width");
     v = static_cast<T>(u);

@@ -277,7 +277,7 @@ static_assert(offsetof(iommu_hwpt_alloc, data_uptr) == 32, "iommu_hwpt_alloc.dat
 struct iommu_hw_info {
   uint32_t size, flags, dev_id, data_len;
   uint64_t data_uptr;
-  uint32_t out_data_type;  // in_data_type with IOMMU_HW_INFO_FLAG_INPUT_TYPE (6.17+)
+  uint32_t out_data_type;      // in_data_type with IOMMU_HW_INFO_FLAG_INPUT_TYPE (6.17+)
   uint8_t out_max_pasid_log2;  // 6.15+; reserved (0) before
   uint8_t reserved[3];
   uint64_t out_capabilities;

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Iommufd, VfioDevice } from 'vfio';
-import { native } from '../dist/native.js';
+import { hot, native } from '../dist/native.js';
 
 const manifest = JSON.parse(fs.readFileSync(process.env.VFIO_LAB_MANIFEST, 'utf8'));
 const hex = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength).toString('hex');
@@ -17,8 +17,8 @@ for (const kind of ['edu', 'nvme', 'mtty']) {
     dev.bind(iommufd);
     const h = dev._handle('ioctl');
     const info = native.deviceGetInfo(h);
-    const words = new Uint32Array(6);
-    native.deviceGetInfoInto(h, words);
+    native.deviceGetInfoInto(h);
+    const words = new Uint32Array(native.results.slice(0, 24));
     const regions = {};
     for (let i = 0; i < words[2]; i++) {
       try {
@@ -30,7 +30,7 @@ for (const kind of ['edu', 'nvme', 'mtty']) {
     const irqs = {};
     for (let i = 0; i < words[3]; i++) {
       try {
-        irqs[i] = native.deviceGetIrqInfo(h, i);
+        irqs[i] = hot.irqInfo(h, i);
       } catch (err) {
         irqs[i] = { error: err.code };
       }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
 import { VfioDevice, VfioStateError } from 'vfio';
-import { native } from '../../dist/native.js';
+import { hot, native } from '../../dist/native.js';
 
 function blockedDevice() {
   return VfioDevice.fromFd(fs.openSync('/dev/null', 'r+'), { own: true });
@@ -104,9 +104,9 @@ test('the native map calls take only DmaBuffer handles, never JS memory', () => 
   try {
     const dma = native.dmaAlloc(8192, false);
     const bytes = new Uint8Array(native.dmaArrayBuffer(dma));
-    assert.throws(() => native.ioasMap(ictx, 1, 6, bytes, 0, 4096, 0), { name: 'TypeError', message: /DmaBuffer/ });
-    assert.throws(() => native.ioasMap(ictx, 1, 6, new ArrayBuffer(4096), 0, 4096, 0), { name: 'TypeError' });
-    assert.throws(() => native.ioasMap(ictx, 1, 6, dma, 4096, 8192, 0), { name: 'RangeError', message: /outside the memory/ });
+    assert.throws(() => hot.ioasMap(ictx, 1, 6, bytes, 0, 4096, 0n), { name: 'TypeError', message: /DmaBuffer/ });
+    assert.throws(() => hot.ioasMap(ictx, 1, 6, new ArrayBuffer(4096), 0, 4096, 0n), { name: 'TypeError' });
+    assert.throws(() => hot.ioasMap(ictx, 1, 6, dma, 4096, 8192, 0n), { name: 'RangeError', message: /outside the memory/ });
     const container = native.containerOpen('/dev/null');
     assert.throws(() => native.type1Map(container, bytes, 0, 4096, 0n, 3), { name: 'TypeError', message: /DmaBuffer/ });
     native.containerClose(container);
@@ -119,7 +119,40 @@ test('the native map calls take only DmaBuffer handles, never JS memory', () => 
 test('native functions reject foreign handles instead of crashing', () => {
   assert.throws(() => native.deviceGetInfo({}), TypeError);
   assert.throws(() => native.mappingRead32(native.dmaAlloc(4096, false), 0), /mapping/);
-  assert.throws(() => native.deviceRead32(null, 0), TypeError);
-  assert.throws(() => native.deviceRead32(undefined, 0), TypeError);
-  assert.throws(() => native.ioasMap(native.dmaAlloc(4096, false), 1, 6, null, 0, 4096, 0), TypeError);
+  assert.throws(() => hot.read32(null, 0), TypeError);
+  assert.throws(() => hot.read32(undefined, 0), TypeError);
+  assert.throws(() => hot.ioasMap(native.dmaAlloc(4096, false), 1, 6, null, 0, 4096, 0n), TypeError);
+});
+
+test('the hot calls check the arguments they take through native.args as positional ones are checked', () => {
+  const fd = fs.openSync('/dev/null', 'r+');
+  const dev = native.deviceFromFd(fd, true);
+  const ictx = native.iommufdFromFd(fs.openSync('/dev/null', 'r+'), true);
+  const dma = native.dmaAlloc(4096, false);
+  try {
+    for (const offset of [-1, 0.5, NaN, 2 ** 53, Infinity]) {
+      assert.throws(() => hot.read32(dev, offset), { name: 'RangeError', message: /offset/ }, `offset ${offset}`);
+      assert.throws(() => hot.write32(dev, offset, 0), { name: 'RangeError', message: /offset/ }, `offset ${offset}`);
+    }
+    assert.throws(() => hot.write8(dev, 0, 256), { name: 'RangeError', message: /access width/ });
+    assert.throws(() => hot.write16(dev, 0, 0x10000), { name: 'RangeError', message: /access width/ });
+    assert.throws(() => hot.write32(dev, 0, -1), { name: 'RangeError', message: /value/ });
+    assert.throws(() => hot.write64(dev, 0, 1), TypeError, 'a number where the slot takes a bigint');
+    assert.throws(() => hot.regionInfo(dev, -1), { name: 'RangeError', message: /index/ });
+    assert.throws(() => hot.irqInfo(dev, 2 ** 32), { name: 'RangeError', message: /index/ });
+    assert.throws(() => hot.ioasMap(ictx, 2 ** 32, 6, dma, 0, 4096, 0n), { name: 'RangeError', message: /ioasId/ });
+    assert.throws(() => hot.ioasMap(ictx, 1, 6, dma, -4096, 4096, 0n), { name: 'RangeError', message: /byteOffset/ });
+    assert.throws(() => hot.ioasUnmap(ictx, 1.5, 0n, 4096n), { name: 'RangeError', message: /ioasId/ });
+    for (const iova of [-4096, -1, NaN]) {
+      assert.throws(() => hot.ioasMap(ictx, 1, 6, dma, 0, 4096, iova), { name: 'RangeError', message: /iova/ }, `iova ${iova}`);
+    }
+    assert.throws(() => hot.ioasUnmap(ictx, 1, 0.5, 4096), { name: 'RangeError', message: /iova/ });
+    assert.throws(() => hot.ioasUnmap(ictx, 1, 0, 2 ** 53), { name: 'RangeError', message: /length/ });
+    // Valid slots reach the syscall: /dev/null is no VFIO device, so the kernel says why.
+    assert.throws(() => hot.read32(dev, 0), (err) => err.syscall === 'pread' || err.code === 'EIO');
+  } finally {
+    native.dmaFree(dma);
+    native.deviceClose(dev);
+    native.iommufdClose(ictx);
+  }
 });

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { native } from '../../dist/native.js';
+import { hot, native } from '../../dist/native.js';
 
 test('a signalled eventfd calls back with the count and resets it', async () => {
   const got = [];
@@ -23,9 +23,34 @@ test('a signalled eventfd calls back with the count and resets it', async () => 
 test('waitSync-style blocking read returns the count, or 0 on timeout', () => {
   const w = native.irqCreate(() => {});
   try {
-    assert.equal(native.irqWaitSync(w, 10), 0);
+    assert.equal(hot.irqWaitSync(w, 10), 0);
     native.irqSignal(w);
-    assert.equal(native.irqWaitSync(w, 1000), 1);
+    assert.equal(hot.irqWaitSync(w, 1000), 1);
+  } finally {
+    native.irqClose(w);
+  }
+});
+
+test('waitSync takes a count already pending without waiting, even with a zero timeout', () => {
+  const w = native.irqCreate(() => {});
+  try {
+    native.irqSignal(w);
+    native.irqSignal(w);
+    assert.equal(hot.irqWaitSync(w, 0), 2);
+    assert.equal(hot.irqWaitSync(w, 0), 0, 'the read reset the counter');
+  } finally {
+    native.irqClose(w);
+  }
+});
+
+test('waitSync refuses a timeout that is not -1 or a safe integer before any syscall', () => {
+  const w = native.irqCreate(() => {});
+  try {
+    native.irqSignal(w);
+    for (const t of [-2, 0.5, NaN, 2 ** 53]) {
+      assert.throws(() => hot.irqWaitSync(w, t), { name: 'RangeError', message: /timeoutMs/ }, `timeout ${t}`);
+    }
+    assert.equal(native.irqRead(w), 1, 'the refused calls left the count pending');
   } finally {
     native.irqClose(w);
   }
