@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { DmaBuffer, Iommufd, VfioDevice } from 'vfio';
 import { NvmeController } from 'vfio/nvme';
 import { createRequire } from 'node:module';
-import { closeKoffi, koffiFloor, koffiRun, openKoffi } from './koffi-side.mjs';
+import { cInProcessRun, closeKoffi, koffiFloor, koffiRun, openKoffi } from './koffi-side.mjs';
 import { EDU } from '../examples/build/edu.js';
 
 const RUNS = Number(process.env.BENCH_RUNS || 5);
@@ -26,12 +26,13 @@ const nvme = manifest.devices.find((d) => d.kind === 'nvme');
 if (!nvme) throw new Error('the bench needs the lab nvme device');
 
 
-const { native } = createRequire(import.meta.url)('../dist/native.js');
+const { hot, native } = createRequire(import.meta.url)('../dist/native.js');
 
 // c: the C program's bench for the row (default: the same key; null: none).
 const BENCHES = [
   { key: 'floor', label: 'floor: the cheapest call into the addon (noop)', unit: 'calls/s', c: null },
   { key: 'syscall', label: 'floor + one syscall (getppid, from the addon)', unit: 'calls/s' },
+  { key: 'floorhandle', label: 'floor + the handle check (noopHandle(device))', unit: 'calls/s', c: null },
   { key: 'getinfo', label: 'ioctl VFIO_DEVICE_GET_INFO (info())', unit: 'calls/s', sys: 1 },
   { key: 'getinfobare', label: 'GET_INFO with the handle check only (no buffer, no errno capture)', unit: 'calls/s', c: 'getinfo', sys: 1 },
   { key: 'regioninfo', label: 'ioctl VFIO_DEVICE_GET_REGION_INFO (regionInfo())', unit: 'calls/s', sys: 1 },
@@ -72,6 +73,13 @@ async function jsRun(ctx, key) {
       t0 = now();
       for (let i = 0; i < n; i++) native.noopSyscall();
       return perOp(t0, n);
+    case 'floorhandle': {
+      const h = dev._handle('ioctl');
+      n = 200000;
+      t0 = now();
+      for (let i = 0; i < n; i++) native.noopHandle(h);
+      return perOp(t0, n);
+    }
     case 'getinfo':
       n = 20000;
       t0 = now();
@@ -209,14 +217,14 @@ function nativeRun(ctx, key) {
       const h = dev._handle('ioctl');
       n = 20000;
       t0 = now();
-      for (let i = 0; i < n; i++) sink += native.deviceGetRegionInfoInto(h, 0);
+      for (let i = 0; i < n; i++) sink += hot.regionInfo(h, 0);
       return perOp(t0, n);
     }
     case 'pread32': {
       const h = dev._handle('pread');
       n = 20000;
       t0 = now();
-      for (let i = 0; i < n; i++) sink += native.deviceRead32(h, 0);
+      for (let i = 0; i < n; i++) sink += hot.read32(h, 0);
       return perOp(t0, n);
     }
     case 'map4k': {
@@ -225,8 +233,8 @@ function nativeRun(ctx, key) {
       n = 2000;
       t0 = now();
       for (let i = 0; i < n; i++) {
-        native.ioasMap(ih, ioas.id, 7, b, 0, 4096, 0x200000);
-        sink += native.ioasUnmap(ih, ioas.id, 0x200000, 4096);
+        hot.ioasMap(ih, ioas.id, 7, b, 0, 4096, 0x200000n);
+        sink += hot.ioasUnmap(ih, ioas.id, 0x200000n, 4096n);
       }
       return perOp(t0, n);
     }
@@ -423,6 +431,8 @@ if (ONLY !== 'nvme') {
   const cBinary = cProgram('vfio-bench');
   const cKeys = [...new Set(BENCHES.map(cKey).filter((k) => k !== null))];
   const cTimes = Object.fromEntries(cKeys.map((k) => [k, []]));
+  const cInTimes = Object.fromEntries(cKeys.map((k) => [k, []]));
+  const cPerCallTimes = {};
   const jsTimes = Object.fromEntries(BENCHES.map((b) => [b.key, []]));
   const koffiTimes = Object.fromEntries(BENCHES.map((b) => [b.key, []]));
   const nativeTimes = Object.fromEntries(BENCHES.map((b) => [b.key, []]));
@@ -445,6 +455,10 @@ if (ONLY !== 'nvme') {
       } finally {
         closeKoffi(kctx);
       }
+      // The C loops again, inside this process, on the same edu.
+      const inProcess = cInProcessRun(cProgram('vfio-bench.so'), edus[1].cdevPath, cKeys);
+      for (const [k, v] of Object.entries(inProcess.loops)) cInTimes[k].push(v);
+      for (const [k, v] of Object.entries(inProcess.perCall)) (cPerCallTimes[k] ??= []).push(v);
       for (const b of BENCHES) jsTimes[b.key].push(await jsRun(ctx, b.key));
       for (const b of BENCHES) {
         const t = nativeRun(ctx, b.key);
@@ -462,9 +476,11 @@ if (ONLY !== 'nvme') {
     const js = median(jsTimes[b.key]);
     const ck = cKey(b);
     const c = ck === null ? null : median(cTimes[ck]);
+    const cInProcessNs = ck === null ? null : median(cInTimes[ck]);
+    const cPerCallNs = cPerCallTimes[b.key] ? median(cPerCallTimes[b.key]) : null;
     const koffiNs = koffiTimes[b.key].length ? median(koffiTimes[b.key]) : null;
     const nativeNs = nativeTimes[b.key].length ? median(nativeTimes[b.key]) : null;
-    return { key: b.key, label: b.label, unit: b.unit, libNs: js, cNs: c, koffiNs, floorNs, nativeNs,
+    return { key: b.key, label: b.label, unit: b.unit, libNs: js, cNs: c, cInProcessNs, cPerCallNs, koffiNs, floorNs, nativeNs,
       libPerSec: 1e9 / js, cPerSec: c === null ? null : 1e9 / c, ratio: c === null ? null : js / c,
       ratioFloor: js / ((c ?? 0) + floorNs),
       ...(b.sys ? { syscallGapNs, ratioSyscallFloor: js / ((c ?? 0) + floorNs + b.sys * syscallGapNs) } : {}) };
@@ -472,8 +488,10 @@ if (ONLY !== 'nvme') {
   console.log('\nedu and core calls (time per operation; ratios: lower is better; floor = the noop row)\n');
   const dash = (x, f) => (x === null ? '-' : f(x));
   printTable([
-    ['benchmark', 'library', '', 'addon call alone', 'C', 'koffi', 'library/C', 'library/(C+floor)', '/(C+floor+syscall gap)'],
+    ['benchmark', 'library', '', 'addon call alone', 'C', 'C in this process', 'C, one op per call from JS', 'koffi',
+      'library/C', 'library/(C+floor)', '/(C+floor+syscall gap)'],
     ...rows.map((r) => [r.label, `${fmtRate(r.libPerSec)} ${r.unit}`, fmtTime(r.libNs), dash(r.nativeNs, fmtTime), dash(r.cNs, fmtTime),
+      dash(r.cInProcessNs, fmtTime), dash(r.cPerCallNs, fmtTime),
       dash(r.koffiNs, fmtTime), dash(r.ratio, (x) => `${x.toFixed(2)}x`), `${r.ratioFloor.toFixed(2)}x`,
       dash(r.ratioSyscallFloor ?? null, (x) => `${x.toFixed(2)}x`)]),
   ]);
@@ -481,6 +499,8 @@ if (ONLY !== 'nvme') {
   result.rows.push(...rows);
   result.raw.lib = jsTimes;
   result.raw.c = cTimes;
+  result.raw.cInProcess = cInTimes;
+  result.raw.cPerCall = cPerCallTimes;
   result.raw.koffi = koffiTimes;
   result.raw.native = nativeTimes;
 }

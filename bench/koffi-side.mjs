@@ -190,3 +190,38 @@ export function koffiRun(ctx, key) {
       return sink === -1 ? 0 : null;
   }
 }
+
+let inProcess = null;
+/**
+ * The C program's loops, built as bench/out/vfio-bench.so and loaded into this process: one run
+ * of each of `keys` on the edu at `cdevPath` (opened and closed around them), in ns per op.
+ */
+export function cInProcessRun(soPath, cdevPath, keys) {
+  if (inProcess === null) {
+    const lib = koffi.load(soPath);
+    inProcess = {
+      setup: lib.func('int vfio_bench_setup(const char *path)'),
+      run: lib.func('double vfio_bench_run(const char *name)'),
+      teardown: lib.func('void vfio_bench_teardown()'),
+      op: lib.func('int vfio_bench_op(int which)'),
+    };
+  }
+  inProcess.setup(cdevPath);
+  try {
+    const loops = Object.fromEntries(keys.map((k) => [k, inProcess.run(k)]));
+    // The same ops one per call from a JS loop (koffi's own call cost, its floor, taken out).
+    const perCall = {};
+    for (const [k, which, n] of [['getinfo', 0, 20000], ['regioninfo', 1, 20000], ['pread32', 2, 20000], ['map4k', 3, 2000]]) {
+      let t;
+      for (let pass = 0; pass < 2; pass++) { // the first pass warms the call up
+        const t0 = now();
+        for (let i = 0; i < n; i++) if (inProcess.op(which) !== 0) throw new Error(`vfio_bench_op(${k}) failed, errno ${koffi.errno()}`);
+        t = perOp(t0, n);
+      }
+      perCall[k] = t - koffiFloor();
+    }
+    return { loops, perCall };
+  } finally {
+    inProcess.teardown();
+  }
+}

@@ -20,11 +20,14 @@ const nvmeFlags = Object.entries(nvmeSpec).filter(([group]) => /^[A-Z_]+$/.test(
   if (typeof v === 'object' && v !== null) return Object.entries(v).map(([k, n]) => `-DNVME_${group}_${k}=${n}`);
   return [];
 });
-for (const [name, flags] of [['vfio-bench', eduFlags], ['nvme-bench', nvmeFlags]]) {
+// vfio-bench twice: the program, and the same loops as a library the bench loads into its own
+// process (the "C in this process" column).
+for (const [name, source, flags] of [['vfio-bench', 'vfio-bench', eduFlags], ['nvme-bench', 'nvme-bench', nvmeFlags],
+  ['vfio-bench.so', 'vfio-bench', [...eduFlags, '-DVFIO_BENCH_LIB', '-shared', '-fPIC']]]) {
   const build = spawnSync(cxx, ['-std=c++17', '-O2', '-Wall', '-Wextra', '-Wno-missing-field-initializers', ...flags,
-    '-o', path.join(out, name), path.join(here, `${name}.cc`)], { stdio: 'inherit' });
+    '-o', path.join(out, name), path.join(here, `${source}.cc`)], { stdio: 'inherit' });
   if (build.status !== 0) {
-    console.error(`bench: building bench/${name}.cc with ${cxx} failed`);
+    console.error(`bench: building bench/${source}.cc (${name}) with ${cxx} failed`);
     process.exit(1);
   }
 }

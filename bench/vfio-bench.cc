@@ -5,6 +5,12 @@
 //
 //   vfio-bench <cdev> <runs> <bench>...      prints {"bench": [ns per op, one per run], ...}
 //
+// Built a second time as a shared library (-DVFIO_BENCH_LIB, bench/out/vfio-bench.so) that the
+// bench loads into its own Node process through koffi: the same C loops, run in the process the
+// library runs in, which tells the process's own cost per syscall (a large mm and working set
+// under TCG) from the library's work per call. vfio_bench_setup(cdev), vfio_bench_run(bench) =>
+// ns per op, vfio_bench_teardown().
+//
 // Benches: getinfo, regioninfo, pread32, mmio32, mmiow32, mmioblock, map4k, map2m, irq, dma.
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -24,6 +30,7 @@ using namespace bench;
 static int dev, ictx, efd;
 static uint32_t ioas;
 static uint64_t bar0_off;
+static size_t bar_size;
 static volatile uint8_t* bar;
 
 static uint32_t rd32(uint32_t off) { return *reinterpret_cast<volatile uint32_t*>(bar + off); }
@@ -37,6 +44,7 @@ static void setup(const char* path) {
   ioas = d.ioas;
   bar0_off = d.bar0_off;
   bar = d.bar;
+  bar_size = d.bar0_size;
   efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   struct {
     vfio_irq_set s;
@@ -45,13 +53,14 @@ static void setup(const char* path) {
   if (ioctl(dev, Req(Ioctl::VFIO_DEVICE_SET_IRQS), &set)) die("set irqs");
 }
 
+// Take a count that is already there with one read (the device often answers before the CPU
+// gets here, under emulation nearly always), else poll and read: what waitSync() does too.
 static void wait_irq(void) {
   struct pollfd p = {efd, POLLIN, 0};
-  for (;;) {
-    if (poll(&p, 1, 5000) != 1) die("poll eventfd (no interrupt)");
-    uint64_t n;
+  for (uint64_t n;;) {
     if (read(efd, &n, 8) == 8) break;
     if (errno != EAGAIN) die("read eventfd");
+    if (poll(&p, 1, 5000) != 1) die("poll eventfd (no interrupt)");
   }
   uint32_t st = rd32(EDU_IRQ_STATUS);
   if (st) wr32(EDU_IRQ_ACK, st);
@@ -166,6 +175,51 @@ static double run(const char* name) {
   return (double)(now_ns() - t0) / n;
 }
 
+#ifdef VFIO_BENCH_LIB
+extern "C" {
+int vfio_bench_setup(const char* path) {
+  program = "vfio-bench.so";
+  setup(path);
+  return 0;
+}
+double vfio_bench_run(const char* name) { return run(name); }
+// One operation of a control-path bench per call (0 getinfo, 1 regioninfo, 2 pread32, 3 map4k: a
+// map + unmap pair), for a loop in JS: the C op with JS running between ops, as the library's is.
+int vfio_bench_op(int which) {
+  static uint8_t* buf4k;
+  switch (which) {
+    case 0: {
+      vfio_device_info info;
+      info.argsz = sizeof info;
+      return ioctl(dev, Req(Ioctl::VFIO_DEVICE_GET_INFO), &info);
+    }
+    case 1: {
+      vfio_region_info r{sizeof r, 0, 0, 0, 0, 0};
+      return ioctl(dev, Req(Ioctl::VFIO_DEVICE_GET_REGION_INFO), &r);
+    }
+    case 2: {
+      uint32_t v;
+      return pread(dev, &v, 4, bar0_off) == 4 ? 0 : -1;
+    }
+    case 3: {
+      if (!buf4k) buf4k = alloc(4096);
+      iommu_ioas_map m{sizeof m, (1 << 0) | (1 << 1) | (1 << 2), ioas, 0, (uintptr_t)buf4k, 4096, 0x200000};
+      if (ioctl(ictx, Req(Ioctl::IOMMU_IOAS_MAP), &m)) return -1;
+      iommu_ioas_unmap u{sizeof u, ioas, 0x200000, 4096};
+      return ioctl(ictx, Req(Ioctl::IOMMU_IOAS_UNMAP), &u);
+    }
+    default:
+      return -1;
+  }
+}
+void vfio_bench_teardown(void) {
+  close(efd);
+  munmap(const_cast<uint8_t*>(bar), bar_size);
+  close(dev);  // frees the MSI and the attachment
+  close(ictx);
+}
+}
+#else
 int main(int argc, char** argv) {
   if (argc < 4) {
     fprintf(stderr, "usage: vfio-bench <cdev> <runs> <bench>...\n");
@@ -184,3 +238,4 @@ int main(int argc, char** argv) {
   printf("}\n");
   return 0;
 }
+#endif
