@@ -107,16 +107,17 @@ export function decodeDeviceInfo(words: Uint32Array, withCaps?: Uint8Array): Dev
   };
 }
 
-/** A u64 from two little-endian words: a number below 2^53 when it fits the API's number fields. */
-const u64 = (lo: number, hi: number): bigint => (hi < 0x200000 ? BigInt(lo + hi * 2 ** 32) : (BigInt(hi) << 32n) | BigInt(lo));
-
-/** struct vfio_region_info as 8 words, without a capability chain (the fast path of regionInfo()). */
-export function decodeRegionInfoWords(w: Uint32Array, index: number): RegionInfo {
+/**
+ * struct vfio_region_info as 8 words, without a capability chain (the fast path of regionInfo());
+ * `w64` is the same memory as u64s (default: a new view of it).
+ */
+export function decodeRegionInfoWords(w: Uint32Array, index: number,
+  w64: BigUint64Array = new BigUint64Array(w.buffer, w.byteOffset, 4)): RegionInfo {
   const flags = w[1];
   return {
     index,
     size: w[4] + w[5] * 2 ** 32,
-    offset: u64(w[6], w[7]),
+    offset: w64[3], // a typed-array load: a quarter of BigInt(number)'s cost
     flags,
     readable: (flags & C.VFIO_REGION_INFO_FLAG_READ) !== 0,
     writable: (flags & C.VFIO_REGION_INFO_FLAG_WRITE) !== 0,

@@ -13,7 +13,7 @@ import { Interrupts } from './interrupts';
 import { IoEventFd, type IoEventFdOptions } from './ioeventfd';
 import { IrqOwners, irqIndex, type IrqIndexName } from './irq-owners';
 import { attachTarget, Iommufd, type Hwpt, type IoAddressSpace } from './iommufd';
-import { hot, native, results, type NativeHandle } from './native';
+import { hot, native, results, results64, type NativeHandle } from './native';
 import { probeGate, type ProbeReport } from './probe';
 import { PciConfig } from './pci-config';
 import { BarMappings } from './bar-mappings';
@@ -368,7 +368,7 @@ export class VfioDevice extends EventEmitter {
     if (results[1] & C.VFIO_REGION_INFO_FLAG_CAPS && argsz > 32) {
       return decodeRegionInfo(native.deviceGetRegionInfo(h, index), index);
     }
-    return decodeRegionInfoWords(results, index);
+    return decodeRegionInfoWords(results, index, results64);
   }
 
   /** VFIO_DEVICE_GET_IRQ_INFO. */

@@ -237,7 +237,8 @@ export let native: NativeBinding = new Proxy({} as NativeBinding, {
  * after the call, before any other.
  */
 export let results = new Uint32Array(0);
-let results64 = new BigUint64Array(0);
+/** `native.results` as u64s (the same memory as {@link results}). */
+export let results64 = new BigUint64Array(0);
 let resultsF64 = new Float64Array(0);
 let argsF64 = new Float64Array(0);
 let argsU64 = new BigUint64Array(0);

@@ -1,8 +1,8 @@
 // vfio info <device>: a device's driver, group, cdev, regions and IRQs (binds to a fresh iommufd).
 import type { DeviceInfo, IrqInfo, RegionInfo } from '../decoders';
-import { VfioDevice } from '../device';
+import type * as DeviceModule from '../device';
 import { VfioError } from '../errors';
-import { Iommufd } from '../iommufd';
+import type * as IommufdModule from '../iommufd';
 import { cdevPathFor, type MdevDeviceInfo, type PciDeviceInfo } from '../sysfs';
 import { describeTarget, deviceRow, hex, oneDevice, table, type Command } from './common';
 
@@ -22,6 +22,11 @@ function run(positionals: string[], options: Record<string, boolean>): number {
   const target = oneDevice(positionals, 'info');
   const desc = describeTarget(target);
   const cdev = cdevPathFor('bdf' in target ? target.bdf : target.uuid);
+  // Loaded here, not at the top: `vfio list` and the usage start without the addon's modules.
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { Iommufd } = require('../iommufd') as typeof IommufdModule;
+  const { VfioDevice } = require('../device') as typeof DeviceModule;
+  /* eslint-enable @typescript-eslint/no-require-imports */
   const iommufd = Iommufd.open();
   const dev = VfioDevice.open(cdev);
   let devInfo: DeviceInfo;

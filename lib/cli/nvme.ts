@@ -1,7 +1,7 @@
 // vfio nvme identify|smart <bdf>: an NVMe controller's identity or health, through vfio/nvme.
-import { NvmeController } from '../nvme';
+import type * as NvmeModule from '../nvme';
+import type * as NvmePerfModule from './nvme-perf';
 import { findDevice, hex, oneBdf, table, UsageError, type Command } from './common';
-import { perf, perfOptions } from './nvme-perf';
 
 const SUBCOMMANDS = ['identify', 'smart', 'perf'] as const;
 
@@ -25,6 +25,9 @@ export const nvme: Command = {
     const bdf = oneBdf(rest, `nvme ${sub}`);
     findDevice(bdf);
     if (sub === 'perf') return runPerf(bdf, options.json === true, values);
+    // Loaded here, not at the top: the rest of the CLI starts without the NVMe driver.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { NvmeController } = require('../nvme') as typeof NvmeModule;
     const ctrl = NvmeController.open(bdf);
     try {
       const json = options.json === true;
@@ -55,6 +58,10 @@ export const nvme: Command = {
 };
 
 async function runPerf(bdf: string, json: boolean, values: Record<string, string>): Promise<number> {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { NvmeController } = require('../nvme') as typeof NvmeModule;
+  const { perf, perfOptions } = require('./nvme-perf') as typeof NvmePerfModule;
+  /* eslint-enable @typescript-eslint/no-require-imports */
   const o = perfOptions(values);
   const ctrl = NvmeController.open(bdf);
   try {

@@ -1,8 +1,9 @@
 // vfio probe <device>: check the kernel's VFIO cdev behaviour on a device, step by step.
-import { VfioDevice } from '../device';
-import { DmaBuffer } from '../dma-buffer';
+import type * as DeviceModule from '../device';
+import type * as DmaBufferModule from '../dma-buffer';
+import type { DmaBuffer } from '../dma-buffer';
 import { VfioError } from '../errors';
-import { Iommufd } from '../iommufd';
+import type * as IommufdModule from '../iommufd';
 import { cdevPathFor } from '../sysfs';
 import { describeTarget, explain, hex, oneDevice, type Command } from './common';
 
@@ -46,6 +47,12 @@ function run(positionals: string[], options: Record<string, boolean>): number {
     }
   };
 
+  // Loaded here, not at the top: `vfio list` and the usage start without the addon's modules.
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { Iommufd } = require('../iommufd') as typeof IommufdModule;
+  const { VfioDevice } = require('../device') as typeof DeviceModule;
+  const { DmaBuffer: Buffers } = require('../dma-buffer') as typeof DmaBufferModule;
+  /* eslint-enable @typescript-eslint/no-require-imports */
   const iommufd = Iommufd.open();
   const dev = VfioDevice.open(cdev);
   let buf: DmaBuffer | null = null;
@@ -69,7 +76,7 @@ function run(positionals: string[], options: Record<string, boolean>): number {
       const ioas = iommufd.allocIoas();
       record('IOMMU_IOAS_ALLOC', `ok, ioas ${ioas.id}`, 'ok');
       record('VFIO_DEVICE_ATTACH_IOMMUFD_PT', attempt(() => `ok, page table ${dev.attach(ioas)}`), 'ok');
-      buf = DmaBuffer.alloc(4096);
+      buf = Buffers.alloc(4096);
       const b = buf;
       record('IOMMU_IOAS_MAP 4 KiB', attempt(() => {
         const iova = ioas.map(b);
