@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { DmaBuffer, Iommufd, VfioDevice } from 'vfio';
 import { NvmeController } from 'vfio/nvme';
 import { createRequire } from 'node:module';
+import { types } from 'node:util';
 import { cInProcessRun, closeKoffi, koffiFloor, koffiRun, openKoffi } from './koffi-side.mjs';
 import { EDU } from '../examples/build/edu.js';
 
@@ -26,7 +27,15 @@ const nvme = manifest.devices.find((d) => d.kind === 'nvme');
 if (!nvme) throw new Error('the bench needs the lab nvme device');
 
 
-const { hot, native } = createRequire(import.meta.url)('../dist/native.js');
+// The addon itself, read after the library has loaded it: the module's `native` starts as a lazy
+// stand-in (a Proxy, half again the cost of a call through it), which a destructured binding keeps.
+const nativeModule = createRequire(import.meta.url)('../dist/native.js');
+const { hot } = nativeModule;
+function addon() {
+  const b = nativeModule.native;
+  if (types.isProxy(b)) throw new Error('bench: the addon is not loaded yet (open a device first)');
+  return b;
+}
 
 // c: the C program's bench for the row (default: the same key; null: none).
 const BENCHES = [
@@ -41,6 +50,7 @@ const BENCHES = [
   { key: 'mmiow32', label: 'write32 through the BAR mmap (MappedRegion)', unit: 'writes/s' },
   { key: 'mmioblock', label: 'read32 x64 in one batch (MappedRegion.readInto)', unit: 'reads/s' },
   { key: 'map4k', label: 'IOAS map + unmap, 4 KiB', unit: 'pairs/s', sys: 2 },
+  { key: 'map4kloop', label: 'the same, 2000 pairs in one addon call (the library\'s IOAS and memory)', unit: 'pairs/s', c: 'map4k' },
   { key: 'map2m', label: 'IOAS map + unmap, 2 MiB', unit: 'pairs/s' },
   { key: 'irq', label: "interrupt round trip ('interrupt' event)", unit: 'trips/s' },
   { key: 'irqwait', label: 'interrupt round trip (await wait())', unit: 'trips/s', c: 'irq' },
@@ -59,6 +69,7 @@ const perOp = (t0, n) => Number(now() - t0) / n;
 /** The library side: one run of a bench, in ns per operation. */
 async function jsRun(ctx, key) {
   const { dev, ioas, region, bar, irqs } = ctx;
+  const native = addon();
   let n;
   let t0;
   let sink = 0;
@@ -118,6 +129,12 @@ async function jsRun(ctx, key) {
       t0 = now();
       for (let i = 0; i < n; i++) sink += bar.readInto(0, out)[0];
       return perOp(t0, n * 64);
+    }
+    case 'map4kloop': {
+      // ioasMapUnmapLoop's slots, as ioasMap's (lib/native.ts hot), and n in slot 6.
+      const slots = new Float64Array(native.args);
+      slots.set([ioas.id, 7, 0, 4096, 0x200000, 0, 2000]);
+      return native.ioasMapUnmapLoop(ctx.iommufd._native(), ctx.buf4k._native());
     }
     case 'map4k':
     case 'map2m': {
@@ -202,6 +219,7 @@ async function jsRun(ctx, key) {
  */
 function nativeRun(ctx, key) {
   const { dev, ioas, iommufd } = ctx;
+  const native = addon();
   let n;
   let t0;
   let sink = 0;
@@ -496,6 +514,29 @@ if (ONLY !== 'nvme') {
       dash(r.ratioSyscallFloor ?? null, (x) => `${x.toFixed(2)}x`)]),
   ]);
   console.log(`\nsyscall gap: one syscall costs this process ${fmtTime(syscallGapNs)} more than it costs the C program, beyond the crossing`);
+
+  // Where a control-path call's time goes: crossings into the addon (the floor row), handle checks
+  // (the handle-check row less the floor), the same syscalls made by C one op per call from a JS
+  // loop (what the emulated CPU makes a syscall cost when JS runs between them: C pays it too),
+  // and the rest, which is the library's own work (arguments, results, the TypeScript layer).
+  const handleNs = median(jsTimes.floorhandle) - floorNs;
+  const SHAPES = { getinfo: [1, 1], regioninfo: [1, 1], pread32: [1, 1], map4k: [2, 3] }; // [crossings, handle checks]
+  const split = Object.entries(SHAPES).map(([key, [crossings, handles]]) => {
+    const r = rows.find((x) => x.key === key);
+    const rest = r.libNs - crossings * floorNs - handles * handleNs - r.cPerCallNs;
+    r.breakdown = { crossings, handles, crossingNs: crossings * floorNs, handleNs: handles * handleNs, cPerCallNs: r.cPerCallNs,
+      restNs: rest, addonRestNs: r.nativeNs === null ? null : r.nativeNs - crossings * floorNs - handles * handleNs - r.cPerCallNs,
+      ratioPerCall: r.libNs / (r.cPerCallNs + crossings * floorNs) };
+    return r;
+  });
+  console.log('\nwhere the control-path time goes (per operation)\n');
+  printTable([
+    ['call', 'library', 'crossings', 'handle checks', 'C, one op per call from JS', 'the rest', 'of it in the addon',
+      'library/(C per call + crossings)'],
+    ...split.map((r) => [r.key, fmtTime(r.libNs), `${r.breakdown.crossings} x ${fmtTime(floorNs)}`,
+      `${r.breakdown.handles} x ${fmtTime(handleNs)}`, fmtTime(r.cPerCallNs), fmtTime(r.breakdown.restNs),
+      dash(r.breakdown.addonRestNs, fmtTime), `${r.breakdown.ratioPerCall.toFixed(2)}x`]),
+  ]);
   result.rows.push(...rows);
   result.raw.lib = jsTimes;
   result.raw.c = cTimes;

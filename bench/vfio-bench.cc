@@ -183,8 +183,8 @@ int vfio_bench_setup(const char* path) {
   return 0;
 }
 double vfio_bench_run(const char* name) { return run(name); }
-// One operation of a control-path bench per call (0 getinfo, 1 regioninfo, 2 pread32, 3 map4k: a
-// map + unmap pair), for a loop in JS: the C op with JS running between ops, as the library's is.
+// One operation of a control-path bench per call (0 getinfo, 1 regioninfo, 2 pread32, 3 map4k's
+// map, 4 its unmap), for a loop in JS: the C op with JS running between ops, as the library's is.
 int vfio_bench_op(int which) {
   static uint8_t* buf4k;
   switch (which) {
@@ -204,7 +204,9 @@ int vfio_bench_op(int which) {
     case 3: {
       if (!buf4k) buf4k = alloc(4096);
       iommu_ioas_map m{sizeof m, (1 << 0) | (1 << 1) | (1 << 2), ioas, 0, (uintptr_t)buf4k, 4096, 0x200000};
-      if (ioctl(ictx, Req(Ioctl::IOMMU_IOAS_MAP), &m)) return -1;
+      return ioctl(ictx, Req(Ioctl::IOMMU_IOAS_MAP), &m);
+    }
+    case 4: {
       iommu_ioas_unmap u{sizeof u, ioas, 0x200000, 4096};
       return ioctl(ictx, Req(Ioctl::IOMMU_IOAS_UNMAP), &u);
     }
