@@ -156,3 +156,20 @@ test('the hot calls check the arguments they take through native.args as positio
     native.iommufdClose(ictx);
   }
 });
+
+test('each thread has its own argument and result blocks for the hot calls', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const mine = new Float64Array(native.args);
+  mine[7] = 12345; // slot 7: no call reads it
+  const w = new Worker(`
+    const { native } = require(${JSON.stringify(new URL('../../dist/native.js', import.meta.url).pathname)});
+    native.noop(); // loads this thread's addon instance
+    require('node:worker_threads').parentPort.postMessage([new Float64Array(native.args)[7], native.args.byteLength]);`,
+  { eval: true });
+  const [theirs, size] = await new Promise((resolve, reject) => w.once('message', resolve).once('error', reject));
+  await w.terminate();
+  assert.equal(size, 64);
+  assert.equal(theirs, 0, 'the worker sees its own block, not this thread\'s');
+  assert.equal(mine[7], 12345);
+  mine[7] = 0;
+});
