@@ -245,16 +245,6 @@ let resultsF64 = new Float64Array(0);
 let argsF64 = new Float64Array(0);
 let argsU64 = new BigUint64Array(0);
 
-/**
- * The hot calls (pread/pwrite of one register, MMIO writes, region and IRQ info, IOAS map and
- * unmap), with their arguments passed through `native.args` instead of as napi_values, whose
- * conversion under emulation costs more than the syscall (bench/README.md): the one place that
- * knows each call's slots (native/args.h, Slots; slot i is 8 bytes at 8*i, a float64 for a
- * number, a uint64 for a bigint). Each writes its slots and calls at once, so no other call can
- * come between; the handle, which always comes from the addon, means the views are set. The
- * native side checks every slot as it checks positional arguments: callers check first, for
- * errors that name the argument.
- */
 /** A u64 argument in slots i and i + 1 (native/args.h, Slots::U64Pair): a number when it is one. */
 function putU64(i: number, v: number | bigint): void {
   if (typeof v === 'number') {
@@ -271,6 +261,17 @@ function takeU64(): number | bigint {
   return n >= 0 ? n : results64[0];
 }
 
+/**
+ * The hot calls (pread/pwrite of one register, MMIO writes, region and IRQ info, IOAS map and
+ * unmap, waitSync), with their arguments passed through `native.args` instead of as napi_values, whose
+ * conversion under emulation costs more than the syscall (bench/README.md): the one place that
+ * knows each call's slots (native/args.h, Slots; slot i is 8 bytes at 8*i, a float64 for a
+ * number, a uint64 for a bigint). Each writes its slots and calls at once, so no other call can
+ * come between; the handle, which always comes from the addon, means the views are set. The
+ * native side checks every slot as it checks positional arguments: callers check first, for
+ * errors that name the argument. Written out one per call rather than generated from a table:
+ * each is then its own monomorphic call site that V8 inlines into the caller.
+ */
 export const hot = {
   regionInfo(h: NativeHandle, index: number): number {
     argsF64[0] = index;
