@@ -173,3 +173,25 @@ test('each thread has its own argument and result blocks for the hot calls', asy
   assert.equal(mine[7], 12345);
   mine[7] = 0;
 });
+
+test('the bench-only natives check their handles and slots like the calls they measure', () => {
+  assert.throws(() => native.noopHandle({}), TypeError);
+  const dev = native.deviceFromFd(fs.openSync('/dev/null', 'r+'), true);
+  native.noopHandle(dev);
+  native.deviceClose(dev);
+  assert.throws(() => native.noopHandle(dev), { code: 'EBADF' });
+  const ictx = native.iommufdFromFd(fs.openSync('/dev/null', 'r+'), true);
+  const dma = native.dmaAlloc(4096, false);
+  try {
+    const slots = new Float64Array(native.args);
+    slots.set([1, 7, 0, 4096, 0x200000, 0, NaN]);
+    assert.throws(() => native.ioasMapUnmapLoop(ictx, dma), { name: 'RangeError', message: /\bn\b/ });
+    slots.set([1, 7, 0, 8192, 0x200000, 0, 1]);
+    assert.throws(() => native.ioasMapUnmapLoop(ictx, dma), { name: 'RangeError', message: /outside the memory/ });
+    native.dmaFree(dma);
+    slots.set([1, 7, 0, 4096, 0x200000, 0, 1]);
+    assert.throws(() => native.ioasMapUnmapLoop(ictx, dma), { code: 'EBADF' });
+  } finally {
+    native.iommufdClose(ictx);
+  }
+});
