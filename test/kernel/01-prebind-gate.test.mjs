@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Iommufd, VfioDevice, VfioError } from 'vfio';
-import { native } from '../../dist/native.js';
+import { hot, native } from '../../dist/native.js';
 import { cdevDevices } from './lab.mjs';
 
 /** Run fn with a device opened with checks off, so the kernel answers for itself. */
@@ -42,6 +42,15 @@ for (const d of cdevDevices()) {
   test(`${name}: pwrite before bind fails with EINVAL`, () => {
     withRawDevice(d.cdevPath, (h) => {
       assert.throws(() => native.devicePwrite(h, 7 * 2 ** 40, new Uint8Array(4)), { code: 'EINVAL', errno: -22, syscall: 'pwrite' });
+    });
+  });
+
+  test(`${name}: the hot calls (one register, region and IRQ info) before bind fail with the kernel's EINVAL`, () => {
+    withRawDevice(d.cdevPath, (h) => {
+      assert.throws(() => hot.read32(h, 0), { code: 'EINVAL', errno: -22, syscall: 'pread' });
+      assert.throws(() => hot.write32(h, 7 * 2 ** 40 + 4, 0), { code: 'EINVAL', errno: -22, syscall: 'pwrite' });
+      assert.throws(() => hot.regionInfo(h, 0), { code: 'EINVAL', errno: -22, ioctl: 'VFIO_DEVICE_GET_REGION_INFO' });
+      assert.throws(() => hot.irqInfo(h, 1), { code: 'EINVAL', errno: -22, ioctl: 'VFIO_DEVICE_GET_IRQ_INFO' });
     });
   });
 
