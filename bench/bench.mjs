@@ -50,8 +50,6 @@ const BENCHES = [
   { key: 'mmiow32', label: 'write32 through the BAR mmap (MappedRegion)', unit: 'writes/s' },
   { key: 'mmioblock', label: 'read32 x64 in one batch (MappedRegion.readInto)', unit: 'reads/s' },
   { key: 'map4k', label: 'IOAS map + unmap, 4 KiB', unit: 'pairs/s', sys: 2 },
-  { key: 'map4kone', label: 'the same, each pair in one addon call (the library\'s IOAS and memory)', unit: 'pairs/s', c: 'map4k' },
-  { key: 'map4kloop', label: 'the same, 2000 pairs in one addon call (the library\'s IOAS and memory)', unit: 'pairs/s', c: 'map4k' },
   { key: 'map2m', label: 'IOAS map + unmap, 2 MiB', unit: 'pairs/s' },
   { key: 'irq', label: "interrupt round trip ('interrupt' event)", unit: 'trips/s' },
   { key: 'irqwait', label: 'interrupt round trip (await wait())', unit: 'trips/s', c: 'irq' },
@@ -130,29 +128,6 @@ async function jsRun(ctx, key) {
       t0 = now();
       for (let i = 0; i < n; i++) sink += bar.readInto(0, out)[0];
       return perOp(t0, n * 64);
-    }
-    case 'map4kloop': {
-      // ioasMapUnmapLoop's slots, as ioasMap's (lib/native.ts hot), and n in slot 6.
-      const slots = new Float64Array(native.args);
-      slots.set([ioas.id, 7, 0, 4096, 0x200000, 0, 2000]);
-      return native.ioasMapUnmapLoop(ctx.iommufd._native(), ctx.buf4k._native());
-    }
-    case 'map4kone': {
-      const slots = new Float64Array(native.args);
-      const ih = ctx.iommufd._native();
-      const b = ctx.buf4k._native();
-      n = 2000;
-      t0 = now();
-      for (let i = 0; i < n; i++) {
-        slots[0] = ioas.id;
-        slots[1] = 7;
-        slots[2] = 0;
-        slots[3] = 4096;
-        slots[4] = 0x200000;
-        slots[6] = 1;
-        native.ioasMapUnmapLoop(ih, b);
-      }
-      return perOp(t0, n);
     }
     case 'map4k':
     case 'map2m': {

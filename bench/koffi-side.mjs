@@ -222,14 +222,12 @@ export function cInProcessRun(soPath, cdevPath, keys) {
         case 'getinfo': for (let i = 0; i < n; i++) ok(op(0)); break;
         case 'regioninfo': for (let i = 0; i < n; i++) ok(op(1)); break;
         case 'pread32': for (let i = 0; i < n; i++) ok(op(2)); break;
-        case 'map4kone': for (let i = 0; i < n; i++) ok(op(5)); break;
         default: for (let i = 0; i < n; i++) { ok(op(3)); ok(op(4)); }
       }
       return perOp(t0, n);
     };
     const perCall = {};
-    for (const [k, calls, n] of [['getinfo', 1, 20000], ['regioninfo', 1, 20000], ['pread32', 1, 20000], ['map4k', 2, 2000],
-      ['map4kone', 1, 2000]]) {
+    for (const [k, calls, n] of [['getinfo', 1, 20000], ['regioninfo', 1, 20000], ['pread32', 1, 20000], ['map4k', 2, 2000]]) {
       loop(k, n); // warms the calls up
       perCall[k] = loop(k, n) - calls * koffiFloor();
     }

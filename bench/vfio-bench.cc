@@ -184,7 +184,7 @@ int vfio_bench_setup(const char* path) {
 }
 double vfio_bench_run(const char* name) { return run(name); }
 // One operation of a control-path bench per call (0 getinfo, 1 regioninfo, 2 pread32, 3 map4k's
-// map, 4 its unmap, 5 both in one call), for a loop in JS: the C op with JS running between ops, as the library's is.
+// map, 4 its unmap), for a loop in JS: the C op with JS running between ops, as the library's is.
 int vfio_bench_op(int which) {
   static uint8_t* buf4k;
   switch (which) {
@@ -210,8 +210,6 @@ int vfio_bench_op(int which) {
       iommu_ioas_unmap u{sizeof u, ioas, 0x200000, 4096};
       return ioctl(ictx, Req(Ioctl::IOMMU_IOAS_UNMAP), &u);
     }
-    case 5:
-      return vfio_bench_op(3) || vfio_bench_op(4);
     default:
       return -1;
   }

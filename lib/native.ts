@@ -108,8 +108,6 @@ export interface NativeBinding {
     iova: bigint): bigint;
   /** IOMMU_IOAS_UNMAP (slots: ioasId, iova and length as bigints); the bytes unmapped left in `results`. */
   ioasUnmap(h: NativeHandle): void;
-  /** n map + unmap pairs in one call (slots as ioasMap's, slot 6: n): ns per pair (the bench's only). */
-  ioasMapUnmapLoop(h: NativeHandle, buffer: NativeHandle): number;
   ioasNoiommuGetPa(h: NativeHandle, ioasId: number, iova: bigint, length: bigint): [bigint, bigint];
   ioasIovaRanges(h: NativeHandle, ioasId: number): { ranges: BigUint64Array; alignment: bigint };
   ioasAllowIovas(h: NativeHandle, ioasId: number, ranges: BigUint64Array): void;

@@ -17,12 +17,20 @@ double ArgNumber(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return d;
 }
 
-uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  double d = ArgNumber(info, i, name);
+namespace {
+
+// The u32 rule, for positional arguments and slots alike.
+uint32_t CheckU32(Napi::Env env, double d, const char* name) {
   if (!(d >= 0 && d <= 4294967295.0) || std::floor(d) != d) {
-    ThrowRange(info.Env(), std::string(name) + " must be an integer from 0 to 2^32-1");
+    ThrowRange(env, std::string(name) + " must be an integer from 0 to 2^32-1");
   }
   return static_cast<uint32_t>(d);
+}
+
+}  // namespace
+
+uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  return CheckU32(info.Env(), ArgNumber(info, i, name), name);
 }
 
 int32_t ArgI32(const Napi::CallbackInfo& info, size_t i, const char* name) {
@@ -120,13 +128,7 @@ double Slots::Number(size_t i) const {
   return d;
 }
 
-uint32_t Slots::U32(size_t i, const char* name) const {
-  double d = Number(i);
-  if (!(d >= 0 && d <= 4294967295.0) || std::floor(d) != d) {
-    ThrowRange(env_, std::string(name) + " must be an integer from 0 to 2^32-1");
-  }
-  return static_cast<uint32_t>(d);
-}
+uint32_t Slots::U32(size_t i, const char* name) const { return CheckU32(env_, Number(i), name); }
 
 uint64_t Slots::Index(size_t i, const char* name) const {
   double d = Number(i);

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -86,43 +85,6 @@ Napi::Value MapFile(const Napi::CallbackInfo& info) {
   m.iova = ArgU64(info, 6, "iova");
   Run<Ioctl::IOMMU_IOAS_MAP_FILE>(info, h, &m);
   return ToBigInt(info.Env(), m.iova);
-}
-
-// (h, buffer; slots as Map's, slot 6: n) => ns per pair: n map + unmap pairs of the same mapping
-// in one call, from the library's own handles and memory (bench only: tells the kernel's time
-// for the library's IOAS and DmaBuffer from the time of the calls around it).
-Napi::Value MapUnmapLoop(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Iommufd* h = Ictx(info);
-  Slots in(env, h->addon->args);
-  uint32_t ioas = in.U32(0, "ioasId");
-  uint32_t flags = in.U32(1, "flags");
-  uint64_t length = in.Index(3, "length");
-  uint64_t iova = in.U64Pair(4, "iova");
-  uint64_t n = in.Index(6, "n");
-  void* base = nullptr;
-  size_t total = 0;
-  DmaBufferSpan(info, 1, &base, &total);
-  if (length > total) ThrowRange(env, "length is outside the memory");
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  for (uint64_t k = 0; k < n; k++) {
-    iommu_ioas_map m{};
-    m.ioas_id = ioas;
-    m.flags = flags;
-    m.user_va = reinterpret_cast<uintptr_t>(base);
-    m.length = length;
-    m.iova = iova;
-    Run<Ioctl::IOMMU_IOAS_MAP>(info, h, &m);
-    iommu_ioas_unmap u{};
-    u.ioas_id = ioas;
-    u.iova = iova;
-    u.length = length;
-    Run<Ioctl::IOMMU_IOAS_UNMAP>(info, h, &u);
-  }
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  double ns = (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec);
-  return Napi::Number::New(env, n ? ns / static_cast<double>(n) : 0);
 }
 
 // (h; slots: 0 ioasId, 1-2 iova and 3-4 length as U64Pairs) => bytes unmapped, left in
@@ -450,7 +412,6 @@ void InitIommufd(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "ioasMap", Map);
   Export(env, exports, "ioasMapFile", MapFile);
   Export(env, exports, "ioasUnmap", Unmap);
-  Export(env, exports, "ioasMapUnmapLoop", MapUnmapLoop);
   Export(env, exports, "ioasNoiommuGetPa", NoiommuGetPa);
   Export(env, exports, "ioasIovaRanges", IovaRanges);
   Export(env, exports, "ioasAllowIovas", AllowIovas);
