@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cacheDir } from './cache-dir.cjs';
 
 export const LAB_DIR = path.dirname(fileURLToPath(import.meta.url));
 /**
@@ -41,13 +42,7 @@ export function fail(message, code = 1) {
 }
 
 /** The cache directory, outside the repo: $VFIO_LAB_CACHE or ~/.cache/vfio-lab. */
-export function cacheDir() {
-  const base =
-    process.env.VFIO_LAB_CACHE ||
-    path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'vfio-lab');
-  fs.mkdirSync(base, { recursive: true });
-  return base;
-}
+export { cacheDir };
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
@@ -124,6 +119,32 @@ function refreshLists(k) {
   if (r.status === 0) return null;
   return `could not read the package list for ${k.package} from ${k.repo}:\n${(r.stderr || '').trim()}\n` +
     'check the network, or set VFIO_LAB_KERNEL to a bzImage built with lab/kernel.config (in the vfio package)';
+}
+
+/**
+ * One Debian package's files, unpacked into the lab cache (`<cache>/unpacked/<package>/<version>`),
+ * fetched through the same private sources list as a kernel from `repo`; the directory, or
+ * `{ problem }` saying why there is none.
+ */
+export function debianPackageFiles(pkg, repo) {
+  const k = { package: pkg, repo };
+  const problem = refreshLists(k);
+  const options = aptOptions(k);
+  const show = run('apt-cache', [...options, 'show', '--no-all-versions', pkg]);
+  const version = /^Version:\s*(\S+)/m.exec(show.stdout || '')?.[1];
+  if (!version) return { problem: problem ?? `${repo} has no ${pkg}` };
+  const dir = path.join(cacheDir(), 'unpacked', pkg, version);
+  if (fs.existsSync(path.join(dir, '.done'))) return { dir: path.join(dir, 'files') };
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const download = run('apt-get', [...options, 'download', '-q', `${pkg}=${version}`], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const deb = fs.readdirSync(dir).find((f) => f.endsWith('.deb'));
+  if (download.status !== 0 || !deb) return { problem: `could not download ${pkg} ${version}: ${(download.stderr || '').trim()}` };
+  const unpack = run('dpkg-deb', ['-x', deb, 'files'], { cwd: dir });
+  if (unpack.status !== 0) return { problem: `could not unpack ${deb}: ${(unpack.stderr || '').trim()}` };
+  fs.rmSync(path.join(dir, deb));
+  fs.writeFileSync(path.join(dir, '.done'), `${version}\n`);
+  return { dir: path.join(dir, 'files') };
 }
 
 /**
