@@ -1,4 +1,7 @@
 {
+  "variables": {
+    "v8_fast_calls_include%": "<!(node scripts/v8-fast-calls.js --include)"
+  },
   "targets": [
     {
       "target_name": "vfio",
@@ -25,6 +28,16 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
+    },
+    {
+      "target_name": "vfio_fast",
+      "conditions": [
+        ["v8_fast_calls_include==''", {"type": "none"}, {
+          "sources": ["native/fast_calls.cc"],
+          "cflags_cc!": ["-std=gnu++17"],
+          "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-cast-function-type", "-isystem", "<(v8_fast_calls_include)"]
+        }]
+      ]
     }
   ]
 }

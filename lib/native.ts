@@ -78,6 +78,10 @@ export interface NativeBinding {
   mappingWrite16(h: NativeHandle): void;
   mappingWrite32(h: NativeHandle): void;
   mappingWrite64(h: NativeHandle): void;
+  /** The mapping's key for the fast calls (native/fast_calls.h): a number the addon only compares. */
+  mappingKey(h: NativeHandle): number;
+  /** This env's key for the fast-call module's install() (native/fast_calls.h). */
+  fastCallEnvKey(): number;
   mappingReadBlock(h: NativeHandle, offset: number, width: number,
     out: Uint8Array | Uint16Array | Uint32Array | BigUint64Array): void;
   mappingClose(h: NativeHandle): void;
@@ -175,7 +179,7 @@ export interface NativeBinding {
   receiveFds(socket: number, maxFds: number, maxBytes: number, timeoutMs: number): [Int32Array, Uint8Array] | null;
 }
 
-function load(): NativeBinding {
+function load(): { binding: NativeBinding; file: string } {
   const root = path.resolve(__dirname, '..');
   const candidates = [
     process.env.VFIO_NATIVE_PATH,
@@ -188,7 +192,7 @@ function load(): NativeBinding {
   for (const file of candidates) {
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      return require(file) as NativeBinding;
+      return { binding: require(file) as NativeBinding, file };
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       if (e.code !== 'MODULE_NOT_FOUND') errors.push(`${file}: ${e.message}`);
@@ -207,7 +211,7 @@ let loaded: NativeBinding | null = null;
 /** The addon, loaded (and given the library's error factory) on first use. */
 function binding(): NativeBinding {
   if (loaded === null) {
-    const b = load();
+    const { binding: b, file } = load();
     b.initialize(makeNativeError);
     loaded = b;
     native = b; // every module reads this live binding: later calls go straight to the addon
@@ -216,6 +220,7 @@ function binding(): NativeBinding {
     resultsF64 = new Float64Array(b.results);
     argsF64 = new Float64Array(b.args);
     argsU64 = new BigUint64Array(b.args);
+    installFastCalls(b, file, path.join(path.dirname(file), 'vfio_fast.node'));
   }
   return loaded;
 }
@@ -258,6 +263,26 @@ function takeU64(): number | bigint {
   const n = resultsF64[1];
   return n >= 0 ? n : results64[0];
 }
+
+type MmioWrite = (h: NativeHandle, offset: number, value: number) => void;
+const napiMmioWrite8: MmioWrite = (h, offset, value) => {
+  argsF64[0] = offset;
+  argsF64[1] = value;
+  native.mappingWrite8(h);
+};
+const napiMmioWrite16: MmioWrite = (h, offset, value) => {
+  argsF64[0] = offset;
+  argsF64[1] = value;
+  native.mappingWrite16(h);
+};
+const napiMmioWrite32: MmioWrite = (h, offset, value) => {
+  argsF64[0] = offset;
+  argsF64[1] = value;
+  native.mappingWrite32(h);
+};
+
+/** The N-API MMIO writes behind the fast calls (tests and the bench compare the two). */
+export const napiMmio = Object.freeze({ write8: napiMmioWrite8, write16: napiMmioWrite16, write32: napiMmioWrite32 });
 
 /**
  * The hot calls (pread/pwrite of one register, MMIO writes, region and IRQ info, IOAS map and
@@ -319,20 +344,18 @@ export const hot = {
     argsU64[1] = value;
     native.deviceWrite64(h);
   },
-  mmioWrite8(h: NativeHandle, offset: number, value: number): void {
-    argsF64[0] = offset;
-    argsF64[1] = value;
-    native.mappingWrite8(h);
+  /**
+   * One MMIO store: `key` is the mapping's {@link NativeBinding.mappingKey}. The N-API calls
+   * (which take no key) unless the fast-call module replaced these at load ({@link fastCalls}).
+   */
+  mmioWrite8(h: NativeHandle, key: number, offset: number, value: number): void {
+    napiMmioWrite8(h, offset, value);
   },
-  mmioWrite16(h: NativeHandle, offset: number, value: number): void {
-    argsF64[0] = offset;
-    argsF64[1] = value;
-    native.mappingWrite16(h);
+  mmioWrite16(h: NativeHandle, key: number, offset: number, value: number): void {
+    napiMmioWrite16(h, offset, value);
   },
-  mmioWrite32(h: NativeHandle, offset: number, value: number): void {
-    argsF64[0] = offset;
-    argsF64[1] = value;
-    native.mappingWrite32(h);
+  mmioWrite32(h: NativeHandle, key: number, offset: number, value: number): void {
+    napiMmioWrite32(h, offset, value);
   },
   mmioWrite64(h: NativeHandle, offset: number, value: bigint): void {
     argsF64[0] = offset;
@@ -375,4 +398,68 @@ let pageSizeCache = 0;
 export function pageSize(): number {
   if (pageSizeCache === 0) pageSizeCache = binding().pageSize();
   return pageSizeCache;
+}
+
+/** What vfio_fast.node (native/fast_calls.cc) exports, and what its install() returns. */
+interface FastCallModule {
+  install(addonPath: string, envKey: number, fallbacks: [MmioWrite, MmioWrite, MmioWrite]): FastCalls;
+}
+type KeyedMmioWrite = (h: NativeHandle, key: number, offset: number, value: number) => void;
+interface FastCalls {
+  mmioWrite8: KeyedMmioWrite;
+  mmioWrite16: KeyedMmioWrite;
+  mmioWrite32: KeyedMmioWrite;
+  slowCalls(): number;
+}
+
+/** Whether this thread's MMIO writes are V8 fast API calls, and if not, why. */
+export interface FastCallStatus {
+  /** True when `MappedRegion.write8/16/32` go through vfio_fast.node once V8 optimizes the caller. */
+  readonly active: boolean;
+  /** Why not, when not active. */
+  readonly why: string | null;
+  /** Calls the module's slow callback took (interpreted callers and fallbacks); 0 when not active. */
+  slowCalls(): number;
+}
+
+let fastCallStatus: FastCallStatus = { active: false, why: 'the addon is not loaded yet', slowCalls: () => 0 };
+
+/**
+ * The MMIO writes as V8 fast API calls where vfio_fast.node was built and loads (it is built only
+ * against a v8-fast-api-calls.h for exactly this V8: scripts/v8-fast-calls.js); the N-API calls
+ * stay behind them for interpreted callers and for everything the fast path does not write
+ * (bad input, a closed or suspended mapping), so errors are the same either way.
+ * VFIO_FAST_CALLS=0 keeps the N-API calls.
+ */
+function installFastCalls(b: NativeBinding, addonFile: string, file: string): void {
+  const off = (why: string): void => {
+    fastCallStatus = { active: false, why, slowCalls: () => 0 };
+  };
+  if (process.env.VFIO_FAST_CALLS === '0') return off('VFIO_FAST_CALLS=0');
+  let mod: FastCallModule;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require(file) as FastCallModule;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return off(e.code === 'MODULE_NOT_FOUND'
+      ? `${file} was not built (no v8-fast-api-calls.h for this V8 at build time: node scripts/v8-fast-calls.js says why)`
+      : `${file} does not load: ${e.message}`);
+  }
+  let fast: FastCalls;
+  try {
+    fast = mod.install(addonFile, b.fastCallEnvKey(), [napiMmioWrite8, napiMmioWrite16, napiMmioWrite32]);
+  } catch (err) {
+    return off(`${file} did not install: ${(err as Error).message}`);
+  }
+  hot.mmioWrite8 = fast.mmioWrite8;
+  hot.mmioWrite16 = fast.mmioWrite16;
+  hot.mmioWrite32 = fast.mmioWrite32;
+  fastCallStatus = { active: true, why: null, slowCalls: () => fast.slowCalls() };
+}
+
+/** This thread's {@link FastCallStatus} (loads the addon). */
+export function fastCalls(): FastCallStatus {
+  binding();
+  return fastCallStatus;
 }

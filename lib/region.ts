@@ -232,6 +232,8 @@ interface MappedArea {
   offset: number;
   size: number;
   handle: NativeHandle;
+  /** The handle's key for the fast-call MMIO writes (native.mappingKey). */
+  key: number;
   u8: Uint8Array | null;
   u16: Uint16Array | null;
   u32: Uint32Array | null;
@@ -253,7 +255,7 @@ function newArea(offset: number, size: number, handle: NativeHandle): MappedArea
     // A runtime without external ArrayBuffers: every access goes through native code instead.
   }
   return {
-    offset, size, handle,
+    offset, size, handle, key: native.mappingKey(handle),
     u8: ab && new Uint8Array(ab),
     u16: ab && new Uint16Array(ab),
     u32: ab && new Uint32Array(ab),
@@ -326,7 +328,7 @@ export class MappedRegion {
         } catch {
           throw closedError('the shared mapping was closed in every thread that had it', 'mmap');
         }
-        areas.push({ offset: a.offset, size: a.size, handle, u8: null, u16: null, u32: null, u64: null });
+        areas.push({ offset: a.offset, size: a.size, handle, key: native.mappingKey(handle), u8: null, u16: null, u32: null, u64: null });
       }
     } catch (err) {
       for (const a of areas) native.mappingClose(a.handle);
@@ -436,20 +438,20 @@ export class MappedRegion {
 
   write8(offset: number, value: number): void {
     const [a, o] = this.#at(offset, 1);
-    hot.mmioWrite8(a.handle, o, toRegister(value, 'value', 8));
+    hot.mmioWrite8(a.handle, a.key, o, toRegister(value, 'value', 8));
   }
   write16(offset: number, value: number): void {
     const [a, o] = this.#at(offset, 2);
-    hot.mmioWrite16(a.handle, o, toRegister(value, 'value', 16));
+    hot.mmioWrite16(a.handle, a.key, o, toRegister(value, 'value', 16));
   }
   write32(offset: number, value: number): void {
     const w = this.#whole;
     if (w !== null && fastOk(offset, 4, this.size) && typeof value === 'number' && value >>> 0 === value) {
-      hot.mmioWrite32(w.handle, offset, value);
+      hot.mmioWrite32(w.handle, w.key, offset, value);
       return;
     }
     const [a, o] = this.#at(offset, 4);
-    hot.mmioWrite32(a.handle, o, toRegister(value, 'value', 32));
+    hot.mmioWrite32(a.handle, a.key, o, toRegister(value, 'value', 32));
   }
   write64(offset: number, value: bigint | number): void {
     const [a, o] = this.#at(offset, 8);

@@ -4,11 +4,24 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <mutex>
+
 #include "handles.h"
 
 namespace vfio {
 
 namespace {
+
+// The live envs, by their AddonData: the one process-wide record the fast-call module's lookup
+// needs (it is called with a number from JS, so it must recognise the env without following it).
+std::mutex& EnvsMutex() {
+  static std::mutex m;
+  return m;
+}
+std::unordered_set<AddonData*>& Envs() {
+  static auto* envs = new std::unordered_set<AddonData*>();
+  return *envs;
+}
 
 // The env is tearing down (main thread exit, worker end): release every resource JS left open.
 // Asynchronous, so that Node keeps running the loop (and keeps this addon loaded) until the
@@ -18,6 +31,10 @@ void CleanupEnv(napi_async_cleanup_hook_handle hook, void* arg) {
   auto* addon = static_cast<AddonData*>(arg);
   addon->tearingDown = true;
   addon->cleanupHook = hook;
+  {
+    std::lock_guard<std::mutex> lock(EnvsMutex());
+    Envs().erase(addon);
+  }
   // Finalizers that run later must not touch addon.
   std::unordered_set<Handle*> live;
   live.swap(addon->live);
@@ -48,14 +65,25 @@ Napi::Value Initialize(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// () => this env's key for the fast-call module's install() (fast_calls.h).
+Napi::Value FastCallEnvKey(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), PointerKey(GetAddon(info.Env())));
+}
+
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   auto* addon = new AddonData();
   env.SetInstanceData<AddonData>(addon);
+  addon->fastCalls.addon = addon;
+  {
+    std::lock_guard<std::mutex> lock(EnvsMutex());
+    Envs().insert(addon);
+  }
   addon->probe = Napi::Persistent(Napi::Function::New(env, Noop, "probe"));
   if (napi_add_async_cleanup_hook(env, CleanupEnv, addon, nullptr) != napi_ok) {
     throw Napi::Error::New(env, "vfio: could not register the env cleanup hook");
   }
   Export(env, exports, "initialize", Initialize);
+  Export(env, exports, "fastCallEnvKey", FastCallEnvKey);
   exports.Set("noop", Napi::Function::New(env, Noop, "noop"));  // the cheapest call: the bench's floor
   exports.Set("results", Napi::ArrayBuffer::New(env, addon->results, sizeof(addon->results)));
   exports.Set("args", Napi::ArrayBuffer::New(env, addon->args, sizeof(addon->args)));
@@ -77,6 +105,18 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
 }  // namespace
 
 AddonData* GetAddon(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
+
+}  // namespace vfio
+
+// The fast-call module's way in (fast_calls.h): found by name, so visible outside the addon.
+extern "C" __attribute__((visibility("default"))) const vfio::FastCallTarget* vfio_fast_call_target_v1(double envKey) {
+  auto* addon = static_cast<vfio::AddonData*>(vfio::KeyPointer(envKey));
+  std::lock_guard<std::mutex> lock(vfio::EnvsMutex());
+  if (addon == nullptr || vfio::Envs().count(addon) == 0 || addon->tearingDown) return nullptr;
+  return &addon->fastCalls;
+}
+
+namespace vfio {
 
 void AddonData::CloseDone() {
   if (--pendingCloses == 0 && cleanupHook) {

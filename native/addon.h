@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <unordered_set>
 
+#include "fast_calls.h"
+
 namespace vfio {
 
 struct Handle;
@@ -35,6 +37,8 @@ struct AddonData {
   // Where the hot calls take their arguments (args.h, Slots): exported once as native.args; lib/
   // writes a call's slots right before it, so no argument crosses as a napi_value.
   alignas(8) uint8_t args[64] = {};
+  // What the optional fast-call module calls (fast_calls.h), found by vfio_fast_call_target_v1.
+  FastCallTarget fastCalls;
 };
 
 AddonData* GetAddon(Napi::Env env);

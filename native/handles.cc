@@ -17,13 +17,26 @@ Handle* Find(Napi::Env env, const Napi::Value& v, Kind kind) {
   // their pointer is compared against the live set before any use.
   void* data = nullptr;
   if (v.IsEmpty() || napi_get_value_external(env, v, &data) != napi_ok) return nullptr;
-  AddonData* addon = GetAddon(env);
+  return FindLive(GetAddon(env), data, kind);
+}
+
+}  // namespace
+
+double PointerKey(const void* p) {
+  auto n = reinterpret_cast<uintptr_t>(p);
+  return n < (uint64_t{1} << 53) ? static_cast<double>(n) : -1;
+}
+
+void* KeyPointer(double key) {
+  if (!(key >= 0 && key < 9007199254740992.0) || static_cast<double>(static_cast<uint64_t>(key)) != key) return nullptr;
+  return reinterpret_cast<void*>(static_cast<uintptr_t>(key));
+}
+
+Handle* FindLive(AddonData* addon, void* data, Kind kind) {
   auto* h = static_cast<Handle*>(data);
   if (addon == nullptr || addon->live.find(h) == addon->live.end() || h->kind != kind) return nullptr;
   return h;
 }
-
-}  // namespace
 
 bool HasKind(Napi::Env env, const Napi::Value& v, Kind kind) { return Find(env, v, kind) != nullptr; }
 

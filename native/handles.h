@@ -30,6 +30,13 @@ struct Handle {
 };
 
 bool HasKind(Napi::Env env, const Napi::Value& v, Kind kind);
+// The live handle of `kind` among `addon`'s whose pointer is `data` (an External's), or null;
+// `data` is compared, never dereferenced, unless it is one of them.
+Handle* FindLive(AddonData* addon, void* data, Kind kind);
+// A pointer as a number JS can hold (the fast calls' keys, fast_calls.h), and back: an exact
+// integer below 2^53, else null (which no live handle is). The number is only ever compared.
+double PointerKey(const void* p);
+void* KeyPointer(double key);
 Handle* UnwrapAny(const Napi::Value& v, Kind kind, const char* what);
 template <typename T>
 T* Unwrap(const Napi::Value& v, Kind kind, const char* what) {

@@ -116,6 +116,40 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
+// The fast-call module's write (fast_calls.h): the checks of Map, At, Slots::U32 and Access, in
+// that order, answering false instead of throwing, so the caller's N-API call throws the error.
+bool FastMmioWrite(void* addon, double handleKey, double offset, double value, uint32_t width) {
+  if (width != 1 && width != 2 && width != 4) return false;
+  Handle* h = FindLive(static_cast<AddonData*>(addon), KeyPointer(handleKey), Kind::Mapping);
+  if (h == nullptr) return false;
+  auto* m = static_cast<MemoryHandle*>(h);
+  size_t off = static_cast<size_t>(offset);
+  if (m->released() || !(offset >= 0) || static_cast<double>(off) != offset || m->block->length < width ||
+      off > m->block->length - width || off % width) {
+    return false;
+  }
+  if (!(value >= 0) || value > static_cast<double>((uint64_t{1} << (8 * width)) - 1) ||
+      static_cast<double>(static_cast<uint32_t>(value)) != value) {
+    return false;
+  }
+  std::shared_lock<std::shared_mutex> lock(m->block->access);
+  if (m->block->suspended) return false;
+  auto* p = static_cast<uint8_t*>(m->block->addr) + off;
+  uint32_t v = static_cast<uint32_t>(value);
+  BeforeMmioWrite();
+  if (width == 1) {
+    *reinterpret_cast<volatile uint8_t*>(p) = static_cast<uint8_t>(v);
+  } else if (width == 2) {
+    *reinterpret_cast<volatile uint16_t*>(p) = static_cast<uint16_t>(v);
+  } else {
+    *reinterpret_cast<volatile uint32_t*>(p) = v;
+  }
+  return true;
+}
+
+// (mapping) => its key for the fast calls (fast_calls.h): a number the addon looks up, never follows.
+Napi::Value Key(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), PointerKey(Map(info))); }
+
 // (mapping, offset, width, out: TypedArray) => consecutive reads of `width` bytes into `out`,
 // each one volatile access of exactly that width (a batch: one native call for many reads).
 Napi::Value ReadBlock(const Napi::CallbackInfo& info) {
@@ -195,6 +229,7 @@ void MappingSpan(const Napi::CallbackInfo& info, size_t i, void** addr, size_t* 
 }
 
 void InitMapping(Napi::Env env, Napi::Object exports) {
+  GetAddon(env)->fastCalls.mmioWrite = FastMmioWrite;
   Export(env, exports, "mappingRead8", Read<uint8_t>);
   Export(env, exports, "mappingRead16", Read<uint16_t>);
   Export(env, exports, "mappingRead32", Read<uint32_t>);
@@ -209,6 +244,7 @@ void InitMapping(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "mappingSetSuspended", SetSuspended);
   Export(env, exports, "mappingShare", Share);
   Export(env, exports, "mappingFromShared", FromShared);
+  Export(env, exports, "mappingKey", Key);
 }
 
 }  // namespace vfio

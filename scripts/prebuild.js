@@ -32,7 +32,8 @@ for (const { arch, cross } of TARGETS) {
     fs.cpSync(path.join(root, 'native'), path.join(scratch, 'native'), { recursive: true });
     fs.copyFileSync(path.join(root, 'binding.gyp'), path.join(scratch, 'binding.gyp'));
     fs.symlinkSync(path.join(root, 'node_modules'), path.join(scratch, 'node_modules'));
-    const env = { ...process.env };
+    // N-API only: the prebuilt addon loads in every Node the package supports (no fast-call module).
+    const env = { ...process.env, VFIO_FAST_CALLS: '0' };
     if (cross) Object.assign(env, { CC: `${cross}gcc`, CXX: `${cross}g++`, LINK: `${cross}g++`, AR: `${cross}ar` });
     console.log(`prebuild: building linux-${arch}`);
     const r = runNodeGyp(['rebuild', `--arch=${arch}`, '--loglevel=warn'], { cwd: scratch, env, stdio: ['ignore', 'ignore', 'inherit'] });

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { Iommufd, VfioDevice, constants } from 'vfio';
 import { deviceOf, withBound } from './lab.mjs';
 import { EDU, openEdu } from './edu.mjs';
+import { fastCalls } from '../../dist/native.js';
 
 test('regionInfo for every region of edu; BAR0 is 1 MiB and mmappable', () => {
   const edu = openEdu();
@@ -123,6 +124,32 @@ test('MappedRegion read32/write32 on edu BAR0: the id and the liveness complemen
     assert.equal(bar.read64(EDU.DMA_DST), 0xabcdefn);
     assert.throws(() => bar.read32(1 << 20), RangeError);
     assert.throws(() => bar.read16(1), RangeError);
+  } finally {
+    bar.close();
+    edu.close();
+  }
+});
+
+test('an optimized MappedRegion.write32 on the edu BAR is a V8 fast call that reaches the device', () => {
+  assert.ok(fastCalls().active, `the fast calls are off: ${fastCalls().why}`);
+  const edu = openEdu();
+  const bar = edu.dev.region(0).map();
+  try {
+    const doorbell = (v) => bar.write32(EDU.LIVENESS, v);
+    // Until V8 has optimized the loop (slow under emulation) the writes take the slow callback;
+    // then a whole round of them must be fast calls.
+    const deadline = Date.now() + 20_000;
+    let slow;
+    do {
+      const before = fastCalls().slowCalls();
+      for (let i = 0; i < 10000; i++) doorbell(i);
+      slow = fastCalls().slowCalls() - before;
+    } while (slow > 0 && Date.now() < deadline);
+    assert.equal(slow, 0, 'a round of 10000 optimized writes took no slow callback');
+    for (const v of [0, 0xdeadbeef, 0xffffffff]) {
+      doorbell(v);
+      assert.equal(bar.read32(EDU.LIVENESS), ~v >>> 0);
+    }
   } finally {
     bar.close();
     edu.close();

@@ -88,3 +88,40 @@ test('two reasons at once: memory comes back only when both are undone', async (
     assert.equal(bar.read32(0), first);
     dev.close(); iommufd.close();`));
 });
+
+test('optimized writes (V8 fast calls) refuse while the memory is off, in the owner and in a worker, and land again after', async () => {
+  assertSurvived(await runCase(`${setup('edu')}
+    const { createRequire } = await import('node:module');
+    const { fastCalls } = createRequire(import.meta.url)(${JSON.stringify(new URL('../../dist/native.js', import.meta.url).pathname)});
+    assert.ok(fastCalls().active, fastCalls().why);
+    const { Worker } = await import('node:worker_threads');
+    const w = new Worker(\`
+      const { parentPort, workerData } = require('node:worker_threads');
+      const { MappedRegion } = require('vfio');
+      const bar = MappedRegion.fromShared(workerData);
+      const ring = (v) => bar.write32(4, v);
+      for (let i = 0; i < 20000; i++) ring(i);
+      parentPort.on('message', (m) => {
+        if (m === 'stop') { bar.close(); parentPort.close(); return; }
+        try { ring(m); parentPort.postMessage('wrote'); } catch (e) { parentPort.postMessage(e.code); }
+      });
+      parentPort.postMessage('ready');\`, { eval: true, execArgv: [], workerData: bar.share() });
+    const next = () => new Promise((r) => w.once('message', r));
+    assert.equal(await next(), 'ready');
+    const ring = (v) => bar.write32(4, v);
+    for (let i = 0; i < 20000; i++) ring(i);
+    const cmd = dev.config.command;
+    dev.config.write16(4, cmd & ~2);
+    assert.throws(() => ring(1), off);
+    w.postMessage(1);
+    assert.equal(await next(), 'EIO', 'the shared mapping in the worker refuses with EIO');
+    dev.config.write16(4, cmd | 2);
+    ring(0x1234);
+    assert.equal(bar.read32(4), ~0x1234 >>> 0);
+    w.postMessage(0x5678);
+    assert.equal(await next(), 'wrote');
+    assert.equal(bar.read32(4), ~0x5678 >>> 0);
+    w.postMessage('stop');
+    await new Promise((r) => w.once('exit', r));
+    dev.close(); iommufd.close();`));
+});

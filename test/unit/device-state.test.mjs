@@ -191,9 +191,10 @@ test('the hot calls on a closed handle throw EBADF before any syscall', () => {
   assert.throws(() => hot.irqInfo(dev, 0), { code: 'EBADF' });
   const mapDev = native.deviceFromFd(fs.openSync('/dev/zero', 'r+'), true);
   const m = native.deviceMmap(mapDev, 0, 4096, true);
-  hot.mmioWrite32(m, 0, 7);
+  const key = native.mappingKey(m);
+  hot.mmioWrite32(m, key, 0, 7);
   native.mappingClose(m);
-  assert.throws(() => hot.mmioWrite32(m, 0, 7), { code: 'EBADF' });
+  assert.throws(() => hot.mmioWrite32(m, key, 0, 7), { code: 'EBADF' });
   native.deviceClose(mapDev);
   const ictx = native.iommufdFromFd(fs.openSync('/dev/null', 'r+'), true);
   const dma = native.dmaAlloc(4096, false);
