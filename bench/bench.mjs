@@ -30,7 +30,7 @@ if (!nvme) throw new Error('the bench needs the lab nvme device');
 // The addon itself, read after the library has loaded it: the module's `native` starts as a lazy
 // stand-in (a Proxy, half again the cost of a call through it), which a destructured binding keeps.
 const nativeModule = createRequire(import.meta.url)('../dist/native.js');
-const { hot } = nativeModule;
+const { hot, napiMmio } = nativeModule;
 function addon() {
   const b = nativeModule.native;
   if (types.isProxy(b)) throw new Error('bench: the addon is not loaded yet (open a device first)');
@@ -238,6 +238,25 @@ function nativeRun(ctx, key) {
       for (let i = 0; i < n; i++) sink += hot.read32(h, 0);
       return perOp(t0, n);
     }
+    case 'mmiow32': // the N-API call alone (what the library makes where the fast calls are not built)
+    case 'mmiow32fast': { // the library's fast call alone (vfio_fast.node), when it is active
+      if (key === 'mmiow32fast' && !nativeModule.fastCalls().active) return null;
+      const h = nativeModule.native.mappingFromShared(ctx.bar.share().areas[0].id);
+      try {
+        n = 50000;
+        if (key === 'mmiow32') {
+          t0 = now();
+          for (let i = 0; i < n; i++) napiMmio.write32(h, EDU.LIVENESS, i);
+        } else {
+          const k = native.mappingKey(h);
+          t0 = now();
+          for (let i = 0; i < n; i++) hot.mmioWrite32(h, k, EDU.LIVENESS, i);
+        }
+        return perOp(t0, n);
+      } finally {
+        native.mappingClose(h);
+      }
+    }
     case 'map4k': {
       const ih = iommufd._native();
       const b = ctx.buf4k._native();
@@ -418,6 +437,44 @@ const NVME_BENCHES = [
   { key: 'nvme-qd32-cb', label: 'the same, QD32, read() with a callback', qd: 32, run: nvmeJsCallback },
 ];
 
+// The V8 fast API call evaluation: bench/fast-call.cc, built by run.mjs when V8's
+// v8-fast-api-calls.h for this V8 is at hand. Each shape three ways: the addon's N-API call, a V8
+// FunctionTemplate without a fast path, and the same with one (a CFunction).
+const FAST_SHAPES = [
+  { key: 'floor', label: 'the cheapest call (noop)', napi: 'floor' },
+  { key: 'syscall', label: 'one syscall (getppid)', napi: 'syscall' },
+  { key: 'mmiow32', label: 'MMIO write32, edu BAR (lock, checks, barrier, store)', napi: 'mmiow32' },
+];
+const FAST_FILE = path.join(here, 'out', 'fast-call.node');
+const FAST_SKIPPED = path.join(here, 'out', 'fast-call.skipped');
+
+function openFast(ctx) {
+  if (!fs.existsSync(FAST_FILE)) return null;
+  const { Window } = createRequire(import.meta.url)(FAST_FILE);
+  const h = addon().mappingFromShared(ctx.bar.share().areas[0].id);
+  // The ArrayBuffer stays referenced until mappingClose detaches it: collected earlier, its view
+  // would be counted until its finalizer ran, after the device's close, and the BAR stay mapped.
+  const ab = addon().mappingArrayBuffer(h);
+  return { win: new Window(ab), h, ab };
+}
+
+/** One run of a shape through fast-call.node, `fast` or not: ns per call and the slow callbacks taken. */
+function fastRun(f, key, fast) {
+  const { win } = f;
+  const n = key === 'syscall' ? 100000 : key === 'mmiow32' ? 50000 : 200000;
+  const slow0 = win.slowCalls();
+  const t0 = now();
+  // One loop per method, so each call site sees one function (as the library's own do).
+  if (key === 'floor' && fast) for (let i = 0; i < n; i++) win.fastNoop();
+  else if (key === 'floor') for (let i = 0; i < n; i++) win.slowNoop();
+  else if (key === 'syscall' && fast) for (let i = 0; i < n; i++) win.fastGetppid();
+  else if (key === 'syscall') for (let i = 0; i < n; i++) win.slowGetppid();
+  else if (fast) for (let i = 0; i < n; i++) win.fastWrite32(EDU.LIVENESS, i);
+  else for (let i = 0; i < n; i++) win.slowWrite32(EDU.LIVENESS, i);
+  const ns = perOp(t0, n);
+  return { ns, slowShare: (win.slowCalls() - slow0) / n };
+}
+
 function cProgram(name) {
   const file = path.join(here, 'out', name);
   if (!fs.existsSync(file)) throw new Error(`${file} is missing: run the benchmarks with npm run bench`);
@@ -447,7 +504,10 @@ if (ONLY !== 'nvme') {
   const jsTimes = Object.fromEntries(BENCHES.map((b) => [b.key, []]));
   const koffiTimes = Object.fromEntries(BENCHES.map((b) => [b.key, []]));
   const nativeTimes = Object.fromEntries(BENCHES.map((b) => [b.key, []]));
+  const fastTimes = Object.fromEntries([...FAST_SHAPES.flatMap((s) => [[`v8 ${s.key}`, []], [`fast ${s.key}`, []]]), ['library mmiow32', []]]);
+  const fastSlowShare = {};
   const ctx = openJs(edus[0].cdevPath);
+  const fastCtx = openFast(ctx);
   try {
     // Warm up: V8 tiers code up only after many calls, which under TCG takes a few rounds.
     for (let w = 0; w < 3; w++) {
@@ -455,6 +515,8 @@ if (ONLY !== 'nvme') {
         await jsRun(ctx, b.key);
         nativeRun(ctx, b.key);
       }
+      for (const sh of fastCtx ? FAST_SHAPES : []) for (const fast of [false, true]) fastRun(fastCtx, sh.key, fast);
+      nativeRun(ctx, 'mmiow32fast');
     }
     for (let r = 0; r < RUNS; r++) {
       process.stderr.write(`bench: edu round ${r + 1} of ${RUNS}\n`);
@@ -480,8 +542,21 @@ if (ONLY !== 'nvme') {
         const t = nativeRun(ctx, b.key);
         if (t !== null) nativeTimes[b.key].push(t);
       }
+      for (const sh of fastCtx ? FAST_SHAPES : []) {
+        for (const fast of [false, true]) {
+          const { ns, slowShare } = fastRun(fastCtx, sh.key, fast);
+          fastTimes[`${fast ? 'fast' : 'v8'} ${sh.key}`].push(ns);
+          if (fast) fastSlowShare[sh.key] = Math.max(fastSlowShare[sh.key] ?? 0, slowShare);
+        }
+      }
+      const libFast = nativeRun(ctx, 'mmiow32fast');
+      if (libFast !== null) fastTimes['library mmiow32'].push(libFast);
     }
   } finally {
+    if (fastCtx) {
+      fastCtx.win.close();
+      addon().mappingClose(fastCtx.h);
+    }
     closeJs(ctx);
   }
   floorNs = median(jsTimes.floor);
@@ -538,6 +613,28 @@ if (ONLY !== 'nvme') {
       `${r.breakdown.handles} x ${fmtTime(handleNs)}`, fmtTime(r.cPerCallNs), fmtTime(r.breakdown.restNs),
       dash(r.breakdown.addonRestNs, fmtTime), `${r.breakdown.ratioPerCall.toFixed(2)}x`]),
   ]);
+  // V8 fast API calls against the addon's N-API calls, shape by shape.
+  if (fastCtx) {
+    result.fastCalls = FAST_SHAPES.map((sh) => {
+      const napiNs = sh.key === 'mmiow32' ? median(nativeTimes.mmiow32) : median(jsTimes[sh.napi]);
+      const fastNs = median(fastTimes[`fast ${sh.key}`]);
+      const lib = sh.key === 'mmiow32' && fastTimes['library mmiow32'].length ? median(fastTimes['library mmiow32']) : null;
+      return { key: sh.key, label: sh.label, libNs: median(jsTimes[sh.napi]), napiNs, v8Ns: median(fastTimes[`v8 ${sh.key}`]), fastNs,
+        cut: napiNs / fastNs, slowShare: fastSlowShare[sh.key], libraryFastNs: lib, libraryCut: lib === null ? null : napiNs / lib };
+    });
+    const status = nativeModule.fastCalls();
+    console.log(`\nV8 fast API calls against the addon's N-API calls (per call; the library's own: ${status.active ? 'active' : `off: ${status.why}`})\n`);
+    printTable([
+      ['shape', 'library', 'N-API call alone', 'V8 call, no fast path', 'V8 fast call (fast-call.cc)', 'N-API / fast',
+        'fast calls that fell back', "the library's fast call (vfio_fast.node)", 'N-API / it'],
+      ...result.fastCalls.map((r) => [r.label, fmtTime(r.libNs), fmtTime(r.napiNs), fmtTime(r.v8Ns), fmtTime(r.fastNs),
+        `${r.cut.toFixed(2)}x`, `${(100 * r.slowShare).toFixed(2)}%`, dash(r.libraryFastNs, fmtTime), dash(r.libraryCut, (x) => `${x.toFixed(2)}x`)]),
+    ]);
+  } else {
+    const why = fs.existsSync(FAST_SKIPPED) ? fs.readFileSync(FAST_SKIPPED, 'utf8').trim() : `${FAST_FILE} is missing`;
+    result.fastCalls = { notMeasured: why };
+    console.log(`\nV8 fast API calls: not measured: ${why}`);
+  }
   result.rows.push(...rows);
   result.raw.lib = jsTimes;
   result.raw.c = cTimes;
@@ -545,6 +642,7 @@ if (ONLY !== 'nvme') {
   result.raw.cPerCall = cPerCallTimes;
   result.raw.koffi = koffiTimes;
   result.raw.native = nativeTimes;
+  result.raw.fastCalls = fastTimes;
 }
 
 // NVMe: one controller, so the sides take turns on it (C, library, C, library, ...), each run

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EDU } from '../examples/build/edu.js';
 import * as nvmeSpec from '../dist/nvme/spec.js';
+import { createRequire } from 'node:module';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const out = path.join(here, 'out');
@@ -30,6 +31,33 @@ for (const [name, source, flags] of [['vfio-bench', 'vfio-bench', eduFlags], ['n
     console.error(`bench: building bench/${source}.cc (${name}) with ${cxx} failed`);
     process.exit(1);
   }
+}
+
+// The V8 fast API call evaluation (fast-call.cc) needs v8-fast-api-calls.h for exactly this V8,
+// found where the addon's own fast-call module finds it (scripts/v8-fast-calls.js).
+const require = createRequire(import.meta.url);
+const { fastCallsInclude, HEADER } = require('../scripts/v8-fast-calls.js');
+function fastCallIncludes() {
+  const nodeInclude = [path.join(path.dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node']
+    .find((d) => fs.existsSync(path.join(d, 'node.h')));
+  if (!nodeInclude) return { problem: "Node's headers (node.h) were not found" };
+  const v8 = fastCallsInclude();
+  return v8.dir ? { dirs: [nodeInclude, v8.dir] } : { problem: v8.why };
+}
+fs.rmSync(path.join(out, 'fast-call.node'), { force: true });
+fs.rmSync(path.join(out, 'fast-call.skipped'), { force: true });
+const fastCall = fastCallIncludes();
+if (fastCall.dirs) {
+  const build = spawnSync(cxx, ['-std=c++17', '-O2', '-Wall', '-Wextra', '-shared', '-fPIC', ...fastCall.dirs.flatMap((d) => ['-isystem', d]),
+    '-DNODE_GYP_MODULE_NAME=fast_call', '-o', path.join(out, 'fast-call.node'), path.join(here, 'fast-call.cc')], { stdio: 'inherit' });
+  if (build.status !== 0) {
+    console.error(`bench: building bench/fast-call.cc with ${cxx} failed`);
+    process.exit(1);
+  }
+  console.log(`bench: fast-call.node built against ${fastCall.dirs[1]}/${HEADER}`);
+} else {
+  fs.writeFileSync(path.join(out, 'fast-call.skipped'), `${fastCall.problem}\n`);
+  console.log(`bench: the V8 fast API call rows will not be measured: ${fastCall.problem}`);
 }
 const results = fs.mkdtempSync(path.join(out, 'run-'));
 const lab = spawnSync(process.execPath, [path.join(here, '..', 'lab', 'run.mjs'), '--timeout', '600', '--out', results, 'sh', '-c',
