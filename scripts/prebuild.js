@@ -31,6 +31,11 @@ for (const { arch, cross } of TARGETS) {
   try {
     fs.cpSync(path.join(root, 'native'), path.join(scratch, 'native'), { recursive: true });
     fs.copyFileSync(path.join(root, 'binding.gyp'), path.join(scratch, 'binding.gyp'));
+    // What binding.gyp asks for the fast-call module's header (it answers none: VFIO_FAST_CALLS=0).
+    for (const f of ['scripts/v8-fast-calls.js', 'lab/cache-dir.cjs']) {
+      fs.mkdirSync(path.join(scratch, path.dirname(f)), { recursive: true });
+      fs.copyFileSync(path.join(root, f), path.join(scratch, f));
+    }
     fs.symlinkSync(path.join(root, 'node_modules'), path.join(scratch, 'node_modules'));
     // N-API only: the prebuilt addon loads in every Node the package supports (no fast-call module).
     const env = { ...process.env, VFIO_FAST_CALLS: '0' };
