@@ -30,7 +30,7 @@ if (!nvme) throw new Error('the bench needs the lab nvme device');
 // The addon itself, read after the library has loaded it: the module's `native` starts as a lazy
 // stand-in (a Proxy, half again the cost of a call through it), which a destructured binding keeps.
 const nativeModule = createRequire(import.meta.url)('../dist/native.js');
-const { hot, napiMmio } = nativeModule;
+const { hot, napiCalls } = nativeModule;
 function addon() {
   const b = nativeModule.native;
   if (types.isProxy(b)) throw new Error('bench: the addon is not loaded yet (open a device first)');
@@ -246,9 +246,9 @@ function nativeRun(ctx, key) {
         n = 50000;
         if (key === 'mmiow32') {
           t0 = now();
-          for (let i = 0; i < n; i++) napiMmio.write32(h, EDU.LIVENESS, i);
+          for (let i = 0; i < n; i++) napiCalls.write32(h, EDU.LIVENESS, i);
         } else {
-          const k = native.mappingKey(h);
+          const k = native.handleKey(h);
           t0 = now();
           for (let i = 0; i < n; i++) hot.mmioWrite32(h, k, EDU.LIVENESS, i);
         }
@@ -256,6 +256,17 @@ function nativeRun(ctx, key) {
       } finally {
         native.mappingClose(h);
       }
+    }
+    case 'drain': // an eventfd read with nothing pending (Interrupts.drain's syscall): N-API alone
+    case 'drainfast': { // the same as the library's fast call, when it is active
+      if (key === 'drainfast' && !nativeModule.fastCalls().active) return null;
+      const w = (ctx.watcher ??= native.irqCreate(() => {}));
+      const k = native.handleKey(w);
+      n = 100000;
+      t0 = now();
+      if (key === 'drain') for (let i = 0; i < n; i++) sink += napiCalls.irqRead(w);
+      else for (let i = 0; i < n; i++) sink += hot.irqRead(w, k);
+      return perOp(t0, n);
     }
     case 'map4k': {
       const ih = iommufd._native();
@@ -295,6 +306,7 @@ function openJs(cdevPath) {
 
 function closeJs(ctx) {
   ctx.irqs.disable();
+  if (ctx.watcher) addon().irqClose(ctx.watcher);
   ctx.dev.close();
   ctx.ioas.destroy();
   for (const b of [ctx.buf4k, ctx.buf2m, ctx.dmaBuf]) b.free();
@@ -504,7 +516,8 @@ if (ONLY !== 'nvme') {
   const jsTimes = Object.fromEntries(BENCHES.map((b) => [b.key, []]));
   const koffiTimes = Object.fromEntries(BENCHES.map((b) => [b.key, []]));
   const nativeTimes = Object.fromEntries(BENCHES.map((b) => [b.key, []]));
-  const fastTimes = Object.fromEntries([...FAST_SHAPES.flatMap((s) => [[`v8 ${s.key}`, []], [`fast ${s.key}`, []]]), ['library mmiow32', []]]);
+  const fastTimes = Object.fromEntries([...FAST_SHAPES.flatMap((s) => [[`v8 ${s.key}`, []], [`fast ${s.key}`, []]]),
+    ['library mmiow32', []], ['napi drain', []], ['library drain', []]]);
   const fastSlowShare = {};
   const ctx = openJs(edus[0].cdevPath);
   const fastCtx = openFast(ctx);
@@ -516,7 +529,7 @@ if (ONLY !== 'nvme') {
         nativeRun(ctx, b.key);
       }
       for (const sh of fastCtx ? FAST_SHAPES : []) for (const fast of [false, true]) fastRun(fastCtx, sh.key, fast);
-      nativeRun(ctx, 'mmiow32fast');
+      for (const k of ['mmiow32fast', 'drain', 'drainfast']) nativeRun(ctx, k);
     }
     for (let r = 0; r < RUNS; r++) {
       process.stderr.write(`bench: edu round ${r + 1} of ${RUNS}\n`);
@@ -549,8 +562,10 @@ if (ONLY !== 'nvme') {
           if (fast) fastSlowShare[sh.key] = Math.max(fastSlowShare[sh.key] ?? 0, slowShare);
         }
       }
-      const libFast = nativeRun(ctx, 'mmiow32fast');
-      if (libFast !== null) fastTimes['library mmiow32'].push(libFast);
+      for (const [k, into] of [['mmiow32fast', 'library mmiow32'], ['drain', 'napi drain'], ['drainfast', 'library drain']]) {
+        const t = nativeRun(ctx, k);
+        if (t !== null) fastTimes[into].push(t);
+      }
     }
   } finally {
     if (fastCtx) {
@@ -622,13 +637,20 @@ if (ONLY !== 'nvme') {
       return { key: sh.key, label: sh.label, libNs: median(jsTimes[sh.napi]), napiNs, v8Ns: median(fastTimes[`v8 ${sh.key}`]), fastNs,
         cut: napiNs / fastNs, slowShare: fastSlowShare[sh.key], libraryFastNs: lib, libraryCut: lib === null ? null : napiNs / lib };
     });
+    if (fastTimes['library drain'].length) {
+      const napiNs = median(fastTimes['napi drain']);
+      const lib = median(fastTimes['library drain']);
+      result.fastCalls.push({ key: 'drain', label: 'eventfd read, none pending (Interrupts.drain)', libNs: lib, napiNs, v8Ns: null,
+        fastNs: null, cut: null, slowShare: null, libraryFastNs: lib, libraryCut: napiNs / lib });
+    }
     const status = nativeModule.fastCalls();
     console.log(`\nV8 fast API calls against the addon's N-API calls (per call; the library's own: ${status.active ? 'active' : `off: ${status.why}`})\n`);
     printTable([
       ['shape', 'library', 'N-API call alone', 'V8 call, no fast path', 'V8 fast call (fast-call.cc)', 'N-API / fast',
         'fast calls that fell back', "the library's fast call (vfio_fast.node)", 'N-API / it'],
-      ...result.fastCalls.map((r) => [r.label, fmtTime(r.libNs), fmtTime(r.napiNs), fmtTime(r.v8Ns), fmtTime(r.fastNs),
-        `${r.cut.toFixed(2)}x`, `${(100 * r.slowShare).toFixed(2)}%`, dash(r.libraryFastNs, fmtTime), dash(r.libraryCut, (x) => `${x.toFixed(2)}x`)]),
+      ...result.fastCalls.map((r) => [r.label, fmtTime(r.libNs), fmtTime(r.napiNs), dash(r.v8Ns, fmtTime), dash(r.fastNs, fmtTime),
+        dash(r.cut, (x) => `${x.toFixed(2)}x`), dash(r.slowShare, (x) => `${(100 * x).toFixed(2)}%`), dash(r.libraryFastNs, fmtTime),
+        dash(r.libraryCut, (x) => `${x.toFixed(2)}x`)]),
     ]);
   } else {
     const why = fs.existsSync(FAST_SKIPPED) ? fs.readFileSync(FAST_SKIPPED, 'utf8').trim() : `${FAST_FILE} is missing`;

@@ -81,6 +81,8 @@ export class Interrupts extends EventEmitter {
   /** Whether the index is maskable (irqInfo), or null when unknown (checks off): the kernel answers. */
   #maskable: boolean | null;
   #watchers: NativeHandle[] = [];
+  /** Their keys for the fast-call eventfd read (native.handleKey). */
+  #keys: number[] = [];
   /**
    * The delivery callbacks. Native code holds them weakly while not polling, so these strong
    * references are what keeps them alive: once user code drops this object (and its device), the
@@ -114,6 +116,7 @@ export class Interrupts extends EventEmitter {
         this.#callbacks.push(cb);
         const w = native.irqCreate(cb);
         this.#watchers.push(w);
+        this.#keys.push(native.handleKey(w));
         fds[i] = native.irqFd(w);
       }
       if (arm) {
@@ -324,7 +327,7 @@ export class Interrupts extends EventEmitter {
   drain(vector: number = this.start): number {
     this.#live();
     const v = this.#checkVector(vector, 'vector');
-    return native.irqRead(this.#watchers[v - this.start]);
+    return hot.irqRead(this.#watchers[v - this.start], this.#keys[v - this.start]);
   }
 
   /** Deliveries as `{ vector, count }`, until disable()/close(). */
@@ -434,6 +437,7 @@ export class Interrupts extends EventEmitter {
     }
     for (const w of this.#watchers) native.irqClose(w);
     this.#watchers = [];
+    this.#keys = [];
     this.#callbacks = [];
     this.#polling = false;
     this.#owner._forget(this);

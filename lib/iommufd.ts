@@ -158,7 +158,7 @@ export class Iommufd {
       }
       throw err;
     }
-    return new MappedRegion(-1, length, [{ offset: 0, size: length, handle, key: native.mappingKey(handle), u8: null, u16: null, u32: null, u64: null }], null);
+    return new MappedRegion(-1, length, [{ offset: 0, size: length, handle, key: native.handleKey(handle), u8: null, u16: null, u32: null, u64: null }], null);
   }
 
   /** @internal */

@@ -79,7 +79,7 @@ export interface NativeBinding {
   mappingWrite32(h: NativeHandle): void;
   mappingWrite64(h: NativeHandle): void;
   /** The mapping's key for the fast calls (native/fast_calls.h): a number the addon only compares. */
-  mappingKey(h: NativeHandle): number;
+  handleKey(h: NativeHandle): number;
   /** This env's key for the fast-call module's install() (native/fast_calls.h). */
   fastCallEnvKey(): number;
   mappingReadBlock(h: NativeHandle, offset: number, width: number,
@@ -265,24 +265,26 @@ function takeU64(): number | bigint {
 }
 
 type MmioWrite = (h: NativeHandle, offset: number, value: number) => void;
-const napiMmioWrite8: MmioWrite = (h, offset, value) => {
+const napiCallsWrite8: MmioWrite = (h, offset, value) => {
   argsF64[0] = offset;
   argsF64[1] = value;
   native.mappingWrite8(h);
 };
-const napiMmioWrite16: MmioWrite = (h, offset, value) => {
+const napiCallsWrite16: MmioWrite = (h, offset, value) => {
   argsF64[0] = offset;
   argsF64[1] = value;
   native.mappingWrite16(h);
 };
-const napiMmioWrite32: MmioWrite = (h, offset, value) => {
+const napiCallsWrite32: MmioWrite = (h, offset, value) => {
   argsF64[0] = offset;
   argsF64[1] = value;
   native.mappingWrite32(h);
 };
 
-/** The N-API MMIO writes behind the fast calls (tests and the bench compare the two). */
-export const napiMmio = Object.freeze({ write8: napiMmioWrite8, write16: napiMmioWrite16, write32: napiMmioWrite32 });
+const napiIrqRead = (h: NativeHandle): number => native.irqRead(h);
+
+/** The N-API calls behind the fast calls (tests and the bench compare the two). */
+export const napiCalls = Object.freeze({ write8: napiCallsWrite8, write16: napiCallsWrite16, write32: napiCallsWrite32, irqRead: napiIrqRead });
 
 /**
  * The hot calls (pread/pwrite of one register, MMIO writes, region and IRQ info, IOAS map and
@@ -345,17 +347,22 @@ export const hot = {
     native.deviceWrite64(h);
   },
   /**
-   * One MMIO store: `key` is the mapping's {@link NativeBinding.mappingKey}. The N-API calls
+   * One MMIO store: `key` is the mapping's {@link NativeBinding.handleKey}. The N-API calls
    * (which take no key) unless the fast-call module replaced these at load ({@link fastCalls}).
    */
   mmioWrite8(h: NativeHandle, key: number, offset: number, value: number): void {
-    napiMmioWrite8(h, offset, value);
+    napiCallsWrite8(h, offset, value);
   },
   mmioWrite16(h: NativeHandle, key: number, offset: number, value: number): void {
-    napiMmioWrite16(h, offset, value);
+    napiCallsWrite16(h, offset, value);
   },
   mmioWrite32(h: NativeHandle, key: number, offset: number, value: number): void {
-    napiMmioWrite32(h, offset, value);
+    napiCallsWrite32(h, offset, value);
+  },
+  /** A non-blocking read of an interrupt watcher's eventfd (`key`: its handleKey): the count, 0 if none. */
+  irqRead(h: NativeHandle, key: number): number {
+    void key; // the fast call's; the N-API call takes the handle
+    return napiIrqRead(h);
   },
   mmioWrite64(h: NativeHandle, offset: number, value: bigint): void {
     argsF64[0] = offset;
@@ -402,19 +409,20 @@ export function pageSize(): number {
 
 /** What vfio_fast.node (native/fast_calls.cc) exports, and what its install() returns. */
 interface FastCallModule {
-  install(addonPath: string, envKey: number, fallbacks: [MmioWrite, MmioWrite, MmioWrite]): FastCalls;
+  install(addonPath: string, envKey: number, fallbacks: [MmioWrite, MmioWrite, MmioWrite, (h: NativeHandle) => number]): FastCalls;
 }
 type KeyedMmioWrite = (h: NativeHandle, key: number, offset: number, value: number) => void;
 interface FastCalls {
   mmioWrite8: KeyedMmioWrite;
   mmioWrite16: KeyedMmioWrite;
   mmioWrite32: KeyedMmioWrite;
+  irqRead: (h: NativeHandle, key: number) => number;
   slowCalls(): number;
 }
 
-/** Whether this thread's MMIO writes are V8 fast API calls, and if not, why. */
+/** Whether this thread's MMIO writes and eventfd reads are V8 fast API calls, and if not, why. */
 export interface FastCallStatus {
-  /** True when `MappedRegion.write8/16/32` go through vfio_fast.node once V8 optimizes the caller. */
+  /** True when `MappedRegion.write8/16/32` and `Interrupts.drain` go through vfio_fast.node once V8 optimizes the caller. */
   readonly active: boolean;
   /** Why not, when not active. */
   readonly why: string | null;
@@ -425,7 +433,7 @@ export interface FastCallStatus {
 let fastCallStatus: FastCallStatus = { active: false, why: 'the addon is not loaded yet', slowCalls: () => 0 };
 
 /**
- * The MMIO writes as V8 fast API calls where vfio_fast.node was built and loads (it is built only
+ * The MMIO writes and the eventfd read as V8 fast API calls where vfio_fast.node was built and loads (it is built only
  * against a v8-fast-api-calls.h for exactly this V8: scripts/v8-fast-calls.js); the N-API calls
  * stay behind them for interpreted callers and for everything the fast path does not write
  * (bad input, a closed or suspended mapping), so errors are the same either way.
@@ -448,13 +456,14 @@ function installFastCalls(b: NativeBinding, addonFile: string, file: string): vo
   }
   let fast: FastCalls;
   try {
-    fast = mod.install(addonFile, b.fastCallEnvKey(), [napiMmioWrite8, napiMmioWrite16, napiMmioWrite32]);
+    fast = mod.install(addonFile, b.fastCallEnvKey(), [napiCallsWrite8, napiCallsWrite16, napiCallsWrite32, napiIrqRead]);
   } catch (err) {
     return off(`${file} did not install: ${(err as Error).message}`);
   }
   hot.mmioWrite8 = fast.mmioWrite8;
   hot.mmioWrite16 = fast.mmioWrite16;
   hot.mmioWrite32 = fast.mmioWrite32;
+  hot.irqRead = fast.irqRead;
   fastCallStatus = { active: true, why: null, slowCalls: () => fast.slowCalls() };
 }
 

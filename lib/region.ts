@@ -232,7 +232,7 @@ interface MappedArea {
   offset: number;
   size: number;
   handle: NativeHandle;
-  /** The handle's key for the fast-call MMIO writes (native.mappingKey). */
+  /** The handle's key for the fast-call MMIO writes (native.handleKey). */
   key: number;
   u8: Uint8Array | null;
   u16: Uint16Array | null;
@@ -255,7 +255,7 @@ function newArea(offset: number, size: number, handle: NativeHandle): MappedArea
     // A runtime without external ArrayBuffers: every access goes through native code instead.
   }
   return {
-    offset, size, handle, key: native.mappingKey(handle),
+    offset, size, handle, key: native.handleKey(handle),
     u8: ab && new Uint8Array(ab),
     u16: ab && new Uint16Array(ab),
     u32: ab && new Uint32Array(ab),
@@ -328,7 +328,7 @@ export class MappedRegion {
         } catch {
           throw closedError('the shared mapping was closed in every thread that had it', 'mmap');
         }
-        areas.push({ offset: a.offset, size: a.size, handle, key: native.mappingKey(handle), u8: null, u16: null, u32: null, u64: null });
+        areas.push({ offset: a.offset, size: a.size, handle, key: native.handleKey(handle), u8: null, u16: null, u32: null, u64: null });
       }
     } catch (err) {
       for (const a of areas) native.mappingClose(a.handle);

@@ -84,6 +84,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   }
   Export(env, exports, "initialize", Initialize);
   Export(env, exports, "fastCallEnvKey", FastCallEnvKey);
+  Export(env, exports, "handleKey", HandleKey);
   exports.Set("noop", Napi::Function::New(env, Noop, "noop"));  // the cheapest call: the bench's floor
   exports.Set("results", Napi::ArrayBuffer::New(env, addon->results, sizeof(addon->results)));
   exports.Set("args", Napi::ArrayBuffer::New(env, addon->args, sizeof(addon->args)));

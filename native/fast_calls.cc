@@ -1,10 +1,10 @@
-// vfio_fast.node: the MMIO writes (MappedRegion.write8/16/32, the doorbell path) as V8 fast API
-// calls (v8-fast-api-calls.h, what Node's own bindings use): optimized JS calls the C function
-// directly, without N-API's crossing. Optional: built only where a v8-fast-api-calls.h for exactly
-// this Node's V8 is found (scripts/v8-fast-calls.js; Node does not ship one), loaded only when
-// Node accepts its ABI, and lib/native.ts keeps the N-API calls wherever it is not there.
-// Every check stays in the addon (fast_calls.h): this module hands it what JS passed, and for
-// anything the addon does not write it calls the N-API function, which throws the error.
+// vfio_fast.node: the MMIO writes (MappedRegion.write8/16/32, the doorbell path) and the eventfd
+// read (Interrupts.drain) as V8 fast API calls (v8-fast-api-calls.h, what Node's own bindings
+// use): optimized JS calls the C function directly, without N-API's crossing. Optional: built only where a
+// v8-fast-api-calls.h for exactly this Node's V8 is found (scripts/v8-fast-calls.js; Node does not ship one), loaded
+// only when Node accepts its ABI, and lib/native.ts keeps the N-API calls wherever it is not there. Every check stays
+// in the addon (fast_calls.h): this module hands it what JS passed, and for anything the addon does not write it calls
+// the N-API function, which throws the error.
 #include "fast_calls.h"
 
 #include <dlfcn.h>
@@ -15,7 +15,7 @@ namespace {
 
 using vfio::FastCallTarget;
 
-// One write function: its width, the env's table in the addon, and the N-API call behind it.
+// One function: the env's table in the addon, the width of a write, and the N-API call behind it.
 struct Entry {
   const FastCallTarget* target = nullptr;
   uint32_t width = 0;
@@ -25,7 +25,8 @@ struct Entry {
 
 // What one install() made, freed with the env.
 struct Installed {
-  Entry entries[3];
+  Entry writes[3];
+  Entry read;
   double slowCalls = 0;  // calls that took the slow callback (how a test sees the fast path)
 };
 
@@ -61,11 +62,35 @@ void SlowWrite(const v8::FunctionCallbackInfo<v8::Value>& info) {
   }
 }
 
+// (handle, key) => the count: the eventfd read, else the N-API call (handle).
+double FastRead(v8::Local<v8::Object>, v8::Local<v8::Value>, double key, v8::FastApiCallbackOptions& options) {
+  auto* e = static_cast<Entry*>(options.data.As<v8::External>()->Value());
+  double n = e->target->irqRead(e->target->addon, key);
+  if (n < 0) options.fallback = true;
+  return n < 0 ? 0 : n;
+}
+
+void SlowRead(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  auto* e = static_cast<Entry*>(info.Data().As<v8::External>()->Value());
+  ++*e->slowCalls;
+  if (info[1]->IsNumber()) {
+    double n = e->target->irqRead(e->target->addon, info[1].As<v8::Number>()->Value());
+    if (n >= 0) return info.GetReturnValue().Set(n);
+  }
+  v8::Isolate* isolate = info.GetIsolate();
+  v8::Local<v8::Value> argv[1] = {info[0]};
+  v8::Local<v8::Value> result;
+  if (e->fallback.Get(isolate)->Call(isolate->GetCurrentContext(), info.This(), 1, argv).ToLocal(&result)) {
+    info.GetReturnValue().Set(result);
+  }
+}
+
 void SlowCalls(const v8::FunctionCallbackInfo<v8::Value>& info) {
   info.GetReturnValue().Set(static_cast<Installed*>(info.Data().As<v8::External>()->Value())->slowCalls);
 }
 
 const v8::CFunction kFastWrite = v8::CFunction::Make(FastWrite);
+const v8::CFunction kFastRead = v8::CFunction::Make(FastRead);
 
 void TypeError(v8::Isolate* isolate, const char* message) {
   isolate->ThrowException(v8::Exception::TypeError(v8::String::NewFromUtf8(isolate, message).ToLocalChecked()));
@@ -81,18 +106,37 @@ const FastCallTarget* FindTarget(const char* path, double envKey) {
   return target;
 }
 
-// install(addonPath, envKey: native.fastCallEnvKey(), fallbacks: [write8, write16, write32], the
-// N-API calls (handle, offset, value)) => { mmioWrite8, mmioWrite16, mmioWrite32, each (handle,
-// key, offset, value); slowCalls() }.
+// One function of `out`: `name`, calling `fast` from optimized code and `slow` otherwise.
+bool Define(v8::Isolate* isolate, v8::Local<v8::Object> out, const char* name, Entry* e, v8::FunctionCallback slow,
+            const v8::CFunction* fast, int length) {
+  v8::Local<v8::Context> context = isolate->GetCurrentContext();
+  v8::Local<v8::FunctionTemplate> t =
+      v8::FunctionTemplate::New(isolate, slow, v8::External::New(isolate, e), v8::Local<v8::Signature>(), length,
+                                v8::ConstructorBehavior::kThrow, v8::SideEffectType::kHasSideEffect, fast);
+  v8::Local<v8::Function> fn;
+  return t->GetFunction(context).ToLocal(&fn) &&
+         out->Set(context, v8::String::NewFromUtf8(isolate, name).ToLocalChecked(), fn).FromMaybe(false);
+}
+
+// install(addonPath, envKey: native.fastCallEnvKey(), fallbacks: the N-API calls [write8,
+// write16, write32: (handle, offset, value), irqRead: (handle)]) => { mmioWrite8, mmioWrite16,
+// mmioWrite32: (handle, key, offset, value); irqRead: (handle, key); slowCalls() }.
 void Install(const v8::FunctionCallbackInfo<v8::Value>& info) {
   v8::Isolate* isolate = info.GetIsolate();
   v8::Local<v8::Context> context = isolate->GetCurrentContext();
-  if (!info[0]->IsString() || !info[1]->IsNumber() || !info[2]->IsArray() || info[2].As<v8::Array>()->Length() != 3) {
-    return TypeError(isolate, "install(addonPath, envKey, [write8, write16, write32])");
+  constexpr uint32_t kFallbacks = 4;
+  v8::Local<v8::Function> fallbacks[kFallbacks];
+  bool ok = info[0]->IsString() && info[1]->IsNumber() && info[2]->IsArray() &&
+            info[2].As<v8::Array>()->Length() == kFallbacks;
+  for (uint32_t i = 0; ok && i < kFallbacks; i++) {
+    v8::Local<v8::Value> f;
+    ok = info[2].As<v8::Array>()->Get(context, i).ToLocal(&f) && f->IsFunction();
+    if (ok) fallbacks[i] = f.As<v8::Function>();
   }
+  if (!ok) return TypeError(isolate, "install(addonPath, envKey, [write8, write16, write32, irqRead])");
   v8::String::Utf8Value path(isolate, info[0]);
   const FastCallTarget* target = *path ? FindTarget(*path, info[1].As<v8::Number>()->Value()) : nullptr;
-  if (target == nullptr) {
+  if (target == nullptr || target->mmioWrite == nullptr || target->irqRead == nullptr) {
     return TypeError(
         isolate,
         "install(): no env of a loaded vfio addon of this version has that key (rebuild both: npm rebuild vfio)");
@@ -100,28 +144,23 @@ void Install(const v8::FunctionCallbackInfo<v8::Value>& info) {
   auto* installed = new Installed();
   node::AddEnvironmentCleanupHook(
       isolate, [](void* arg) { delete static_cast<Installed*>(arg); }, installed);
-  v8::Local<v8::Object> out = v8::Object::New(isolate);
-  static const char* const kNames[3] = {"mmioWrite8", "mmioWrite16", "mmioWrite32"};
-  for (uint32_t i = 0; i < 3; i++) {
-    v8::Local<v8::Value> fallback;
-    if (!info[2].As<v8::Array>()->Get(context, i).ToLocal(&fallback) || !fallback->IsFunction()) {
-      return TypeError(isolate, "install(): the fallbacks must be functions");
-    }
-    Entry& e = installed->entries[i];
-    e.target = target;
-    e.width = 1u << i;
-    e.slowCalls = &installed->slowCalls;
-    e.fallback.Reset(isolate, fallback.As<v8::Function>());
-    v8::Local<v8::FunctionTemplate> t =
-        v8::FunctionTemplate::New(isolate, SlowWrite, v8::External::New(isolate, &e), v8::Local<v8::Signature>(), 4,
-                                  v8::ConstructorBehavior::kThrow, v8::SideEffectType::kHasSideEffect, &kFastWrite);
-    v8::Local<v8::Function> fn;
-    if (!t->GetFunction(context).ToLocal(&fn)) return;
-    out->Set(context, v8::String::NewFromUtf8(isolate, kNames[i]).ToLocalChecked(), fn).Check();
+  Entry* entries[kFallbacks] = {&installed->writes[0], &installed->writes[1], &installed->writes[2], &installed->read};
+  for (uint32_t i = 0; i < kFallbacks; i++) {
+    entries[i]->target = target;
+    entries[i]->width = i < 3 ? 1u << i : 0;
+    entries[i]->slowCalls = &installed->slowCalls;
+    entries[i]->fallback.Reset(isolate, fallbacks[i]);
   }
+  v8::Local<v8::Object> out = v8::Object::New(isolate);
   v8::Local<v8::Function> slow;
-  if (!v8::Function::New(context, SlowCalls, v8::External::New(isolate, installed)).ToLocal(&slow)) return;
-  out->Set(context, v8::String::NewFromUtf8Literal(isolate, "slowCalls"), slow).Check();
+  if (!Define(isolate, out, "mmioWrite8", entries[0], SlowWrite, &kFastWrite, 4) ||
+      !Define(isolate, out, "mmioWrite16", entries[1], SlowWrite, &kFastWrite, 4) ||
+      !Define(isolate, out, "mmioWrite32", entries[2], SlowWrite, &kFastWrite, 4) ||
+      !Define(isolate, out, "irqRead", entries[3], SlowRead, &kFastRead, 2) ||
+      !v8::Function::New(context, SlowCalls, v8::External::New(isolate, installed)).ToLocal(&slow) ||
+      !out->Set(context, v8::String::NewFromUtf8Literal(isolate, "slowCalls"), slow).FromMaybe(false)) {
+    return;
+  }
   info.GetReturnValue().Set(out);
 }
 

@@ -32,6 +32,16 @@ void* KeyPointer(double key) {
   return reinterpret_cast<void*>(static_cast<uintptr_t>(key));
 }
 
+Napi::Value HandleKey(const Napi::CallbackInfo& info) {
+  void* data = nullptr;
+  AddonData* addon = GetAddon(info.Env());
+  if (info[0].IsEmpty() || napi_get_value_external(info.Env(), info[0], &data) != napi_ok ||
+      addon->live.find(static_cast<Handle*>(data)) == addon->live.end()) {
+    ThrowType(info.Env(), "expected a native handle");
+  }
+  return Napi::Number::New(info.Env(), PointerKey(data));
+}
+
 Handle* FindLive(AddonData* addon, void* data, Kind kind) {
   auto* h = static_cast<Handle*>(data);
   if (addon == nullptr || addon->live.find(h) == addon->live.end() || h->kind != kind) return nullptr;

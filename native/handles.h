@@ -37,6 +37,8 @@ Handle* FindLive(AddonData* addon, void* data, Kind kind);
 // integer below 2^53, else null (which no live handle is). The number is only ever compared.
 double PointerKey(const void* p);
 void* KeyPointer(double key);
+// (handle) => its key for the fast calls (fast_calls.h), for any live handle of this env.
+Napi::Value HandleKey(const Napi::CallbackInfo& info);
 Handle* UnwrapAny(const Napi::Value& v, Kind kind, const char* what);
 template <typename T>
 T* Unwrap(const Napi::Value& v, Kind kind, const char* what) {

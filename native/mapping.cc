@@ -147,9 +147,6 @@ bool FastMmioWrite(void* addon, double handleKey, double offset, double value, u
   return true;
 }
 
-// (mapping) => its key for the fast calls (fast_calls.h): a number the addon looks up, never follows.
-Napi::Value Key(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), PointerKey(Map(info))); }
-
 // (mapping, offset, width, out: TypedArray) => consecutive reads of `width` bytes into `out`,
 // each one volatile access of exactly that width (a batch: one native call for many reads).
 Napi::Value ReadBlock(const Napi::CallbackInfo& info) {
@@ -244,7 +241,6 @@ void InitMapping(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "mappingSetSuspended", SetSuspended);
   Export(env, exports, "mappingShare", Share);
   Export(env, exports, "mappingFromShared", FromShared);
-  Export(env, exports, "mappingKey", Key);
 }
 
 }  // namespace vfio

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DmaBuffer } from 'vfio';
 import { deviceOf, withBound } from './lab.mjs';
 import { EDU, ackIrq, openEdu, startDma } from './edu.mjs';
+import { fastCalls } from '../../dist/native.js';
 
 test('an edu DMA completion delivers an interrupt event and resolves wait() over MSI', async () => {
   const edu = openEdu();
@@ -238,4 +239,35 @@ test('mask()/unmask() on an index that is not maskable is refused without a sysc
     irqs.disable();
     assert.throws(() => irqs.unmask(), { code: 'ERR_VFIO_CLOSED' });
   }, { attach: false });
+});
+
+test('drain() optimized into V8 fast calls reads 0 with nothing pending, then the one MSI the raise register sent', async () => {
+  assert.ok(fastCalls().active, `the fast calls are off: ${fastCalls().why}`);
+  const edu = openEdu();
+  const bar = edu.dev.region(0).map();
+  const irqs = edu.dev.enableIrq('msi');
+  try {
+    edu.dev.config.enableBusMaster();
+    const poll = () => irqs.drain(0);
+    // Until V8 has optimized the loop the reads take the slow callback; then a round must not.
+    const deadline = Date.now() + 20_000;
+    let slow;
+    do {
+      const before = fastCalls().slowCalls();
+      for (let i = 0; i < 5000; i++) assert.equal(poll(), 0);
+      slow = fastCalls().slowCalls() - before;
+    } while (slow > 0 && Date.now() < deadline);
+    assert.equal(slow, 0, 'a round of 5000 optimized reads took no slow callback');
+    bar.write32(EDU.IRQ_RAISE, 1);
+    let count = 0;
+    const end = Date.now() + 5000;
+    while (count === 0 && Date.now() < end) count = poll();
+    assert.equal(count, 1, 'the MSI the raise register sent was counted once');
+    assert.equal(poll(), 0);
+    ackIrq(bar);
+  } finally {
+    irqs.disable();
+    bar.close();
+    edu.close();
+  }
 });

@@ -191,7 +191,7 @@ test('the hot calls on a closed handle throw EBADF before any syscall', () => {
   assert.throws(() => hot.irqInfo(dev, 0), { code: 'EBADF' });
   const mapDev = native.deviceFromFd(fs.openSync('/dev/zero', 'r+'), true);
   const m = native.deviceMmap(mapDev, 0, 4096, true);
-  const key = native.mappingKey(m);
+  const key = native.handleKey(m);
   hot.mmioWrite32(m, key, 0, 7);
   native.mappingClose(m);
   assert.throws(() => hot.mmioWrite32(m, key, 0, 7), { code: 'EBADF' });

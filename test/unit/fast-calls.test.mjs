@@ -21,11 +21,11 @@ function child(body, env = {}) {
     const assert = require('node:assert/strict');
     const fs = require('node:fs');
     const n = require(${JSON.stringify(nativeJs)});
-    const { native, hot, napiMmio } = n;
+    const { native, hot, napiCalls } = n;
     const status = n.fastCalls();
     const zero = native.deviceFromFd(fs.openSync('/dev/zero', 'r+'), true);
     const m = native.deviceMmap(zero, 0, 4096, true);
-    const key = native.mappingKey(m);
+    const key = native.handleKey(m);
     const view = new Uint32Array(native.mappingArrayBuffer(m));
     function opt(f, ...args) {
       %PrepareFunctionForOptimization(f);
@@ -87,7 +87,7 @@ test('optimized code gets the N-API call\'s error for every bad offset and value
     const cases = [[4096, 1], [4094, 1], [2, 1], [-4, 1], [0.5, 1], [NaN, 1], [Infinity, 1], [0, -1], [0, 1.5], [0, 2 ** 32], [0, NaN], [undefined, 1]];
     for (const [o, v] of cases) {
       let expected;
-      try { napiMmio.write32(m, o, v); } catch (e) { expected = e; }
+      try { napiCalls.write32(m, o, v); } catch (e) { expected = e; }
       assert.ok(expected, 'the N-API call refuses ' + o + ', ' + v);
       view[0] = 0x5a5a5a5a;
       function w(oo, vv) { hot.mmioWrite32(m, key, oo, vv); }
@@ -108,7 +108,7 @@ test('after close the optimized write throws EBADF, as the N-API call does', () 
     opt(w, 1);
     native.mappingClose(m);
     assert.throws(() => w(2), { code: 'EBADF' });
-    assert.throws(() => napiMmio.write32(m, 0, 2), { code: 'EBADF' });
+    assert.throws(() => napiCalls.write32(m, 0, 2), { code: 'EBADF' });
   `);
 });
 
@@ -116,7 +116,7 @@ test('a suspended mapping refuses the optimized write with EIO, and takes it aga
   child(`
     const other = native.deviceMmap(zero, 0, 4096, true);
     const otherView = new Uint32Array(native.mappingArrayBuffer(other));
-    const otherKey = native.mappingKey(other);
+    const otherKey = native.handleKey(other);
     function w(v) { hot.mmioWrite32(other, otherKey, 0, v); }
     opt(w, 1);
     native.mappingSetSuspended(other, true);
@@ -136,8 +136,8 @@ test('a key that is no live mapping of this thread is never followed: the handle
       view[0] = 0;
     }
     const dmaBuf = native.dmaAlloc(4096, false);
-    assert.throws(() => napiMmio.write32(dmaBuf, 0, 1), TypeError);
-    function wd(v) { hot.mmioWrite32(dmaBuf, native.mappingKey(m) + 4096, 0, v); }
+    assert.throws(() => napiCalls.write32(dmaBuf, 0, 1), TypeError);
+    function wd(v) { hot.mmioWrite32(dmaBuf, native.handleKey(m) + 4096, 0, v); }
     assert.throws(() => opt(wd, 1), TypeError, 'not a mapping handle');
   `);
 });
@@ -152,14 +152,48 @@ test('install() refuses anything but a live env key of the loaded addon, without
     // A library that is loaded but is not the addon.
     const libc = fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').map((l) => l.split(/\\s+/)[5]).find((p) => /libc\\.so/.test(p ?? ''));
     assert.ok(libc);
-    for (const args of [[], [addon], [addon, 1, [f, f, f]], [addon, native.fastCallEnvKey() + 8, [f, f, f]],
-      ['/nonexistent.node', native.fastCallEnvKey(), [f, f, f]], [libc, native.fastCallEnvKey(), [f, f, f]],
-      [addon, native.fastCallEnvKey(), [f, f]], [addon, native.fastCallEnvKey(), [f, f, 1]], [addon, '1', [f, f, f]]]) {
+    const four = [f, f, f, f];
+    for (const args of [[], [addon], [addon, 1, four], [addon, native.fastCallEnvKey() + 8, four],
+      ['/nonexistent.node', native.fastCallEnvKey(), four], [libc, native.fastCallEnvKey(), four],
+      [addon, native.fastCallEnvKey(), [f, f, f]], [addon, native.fastCallEnvKey(), [f, f, f, 1]], [addon, '1', four]]) {
       assert.throws(() => fast.install(...args), TypeError);
     }
-    const again = fast.install(addon, native.fastCallEnvKey(), [napiMmio.write8, napiMmio.write16, napiMmio.write32]);
+    const again = fast.install(addon, native.fastCallEnvKey(), [napiCalls.write8, napiCalls.write16, napiCalls.write32, napiCalls.irqRead]);
     again.mmioWrite32(m, key, 0, 11);
     assert.equal(view[0], 11);
+  `);
+});
+
+test('an optimized eventfd read (Interrupts.drain) is a fast call: it clears the count, 0 when none', () => {
+  child(`
+    const w = native.irqCreate(() => {});
+    const wk = native.handleKey(w);
+    function r() { return hot.irqRead(w, wk); }
+    opt(r);
+    const before = status.slowCalls();
+    assert.equal(r(), 0);
+    native.irqSignal(w); native.irqSignal(w); native.irqSignal(w);
+    assert.equal(r(), 3);
+    assert.equal(r(), 0);
+    assert.equal(status.slowCalls() - before, 0);
+    native.irqClose(w);
+  `);
+});
+
+test('the optimized eventfd read of a closed watcher, a key of another handle, or a non-watcher gets the N-API error', () => {
+  child(`
+    const w = native.irqCreate(() => {});
+    const wk = native.handleKey(w);
+    function r(h, k) { return hot.irqRead(h, k); }
+    opt(r, w, wk);
+    native.irqSignal(w);
+    assert.equal(r(w, key), 1, 'a mapping key is no watcher: the N-API call reads through the handle');
+    assert.throws(() => r(m, key), TypeError, 'neither the key nor the handle is a watcher');
+    native.irqClose(w);
+    let expected;
+    try { napiCalls.irqRead(w); } catch (e) { expected = e; }
+    assert.ok(expected);
+    assert.throws(() => r(w, wk), { code: expected.code, message: expected.message });
   `);
 });
 
@@ -183,7 +217,7 @@ test('each worker installs its own fast calls; a worker ended mid-loop leaves th
       const n = require(\${JSON.stringify(${JSON.stringify(nativeJs)})});
       const zero = n.native.deviceFromFd(fs.openSync('/dev/zero', 'r+'), true);
       const m = n.native.deviceMmap(zero, 0, 4096, true);
-      const key = n.native.mappingKey(m);
+      const key = n.native.handleKey(m);
       parentPort.postMessage(n.fastCalls().active);
       for (;;) n.hot.mmioWrite32(m, key, 0, 1);\`;
     const worker = new Worker(src, { eval: true });
