@@ -170,6 +170,27 @@ async function jsRun(ctx, key) {
         bar.write32(EDU.IRQ_ACK, bar.read32(EDU.IRQ_STATUS));
       }
       return perOp(t0, n);
+    case 'jsevent': { // plain JS, no device: a loop callback (setImmediate) calling a listener
+      const { EventEmitter } = await import('node:events');
+      const em = new EventEmitter();
+      n = 2000;
+      let left = n;
+      const done = new Promise((resolve) => {
+        em.on('x', () => (--left === 0 ? resolve() : setImmediate(() => em.emit('x'))));
+      });
+      t0 = now();
+      setImmediate(() => em.emit('x'));
+      await done;
+      return perOp(t0, n);
+    }
+    case 'jsawait': { // the same loop callback resolving a promise that the loop awaits
+      n = 2000;
+      t0 = now();
+      for (let i = 0; i < n; i++) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      return perOp(t0, n);
+    }
     case 'irqsync':
       n = 2000;
       t0 = now();
@@ -519,6 +540,7 @@ if (ONLY !== 'nvme') {
   const fastTimes = Object.fromEntries([...FAST_SHAPES.flatMap((s) => [[`v8 ${s.key}`, []], [`fast ${s.key}`, []]]),
     ['library mmiow32', []], ['napi drain', []], ['library drain', []]]);
   const fastSlowShare = {};
+  const jsLoopTimes = {};
   const ctx = openJs(edus[0].cdevPath);
   const fastCtx = openFast(ctx);
   try {
@@ -530,6 +552,7 @@ if (ONLY !== 'nvme') {
       }
       for (const sh of fastCtx ? FAST_SHAPES : []) for (const fast of [false, true]) fastRun(fastCtx, sh.key, fast);
       for (const k of ['mmiow32fast', 'drain', 'drainfast']) nativeRun(ctx, k);
+      for (const k of ['jsevent', 'jsawait']) await jsRun(ctx, k);
     }
     for (let r = 0; r < RUNS; r++) {
       process.stderr.write(`bench: edu round ${r + 1} of ${RUNS}\n`);
@@ -562,6 +585,7 @@ if (ONLY !== 'nvme') {
           if (fast) fastSlowShare[sh.key] = Math.max(fastSlowShare[sh.key] ?? 0, slowShare);
         }
       }
+      for (const k of ['jsevent', 'jsawait']) (jsLoopTimes[k] ??= []).push(await jsRun(ctx, k));
       for (const [k, into] of [['mmiow32fast', 'library mmiow32'], ['drain', 'napi drain'], ['drainfast', 'library drain']]) {
         const t = nativeRun(ctx, k);
         if (t !== null) fastTimes[into].push(t);
@@ -628,6 +652,23 @@ if (ONLY !== 'nvme') {
       `${r.breakdown.handles} x ${fmtTime(handleNs)}`, fmtTime(r.cPerCallNs), fmtTime(r.breakdown.restNs),
       dash(r.breakdown.addonRestNs, fmtTime), `${r.breakdown.ratioPerCall.toFixed(2)}x`]),
   ]);
+  // await wait() against the 'interrupt' event, beside the same two shapes in plain JS (a loop
+  // callback calling a listener, or resolving a promise the loop awaits): what the promise costs
+  // by itself here, which wait() cannot avoid.
+  {
+    const ev = median(jsTimes.irq);
+    const aw = median(jsTimes.irqwait);
+    const jsEv = median(jsLoopTimes.jsevent);
+    const jsAw = median(jsLoopTimes.jsawait);
+    result.awaitSplit = { eventNs: ev, awaitNs: aw, jsEventNs: jsEv, jsAwaitNs: jsAw, libraryExtraNs: aw - ev, promiseExtraNs: jsAw - jsEv };
+    console.log('\nawait wait() against the interrupt event (per round trip)\n');
+    printTable([
+      ['', "'interrupt' event", 'await', 'await - event', 'await / event'],
+      ['the library (edu raise + MSI)', fmtTime(ev), fmtTime(aw), fmtTime(aw - ev), `${(aw / ev).toFixed(2)}x`],
+      ['plain JS (setImmediate, no device)', fmtTime(jsEv), fmtTime(jsAw), fmtTime(jsAw - jsEv), `${(jsAw / jsEv).toFixed(2)}x`],
+    ]);
+  }
+
   // V8 fast API calls against the addon's N-API calls, shape by shape.
   if (fastCtx) {
     result.fastCalls = FAST_SHAPES.map((sh) => {
@@ -665,6 +706,7 @@ if (ONLY !== 'nvme') {
   result.raw.koffi = koffiTimes;
   result.raw.native = nativeTimes;
   result.raw.fastCalls = fastTimes;
+  result.raw.jsLoops = jsLoopTimes;
 }
 
 // NVMe: one controller, so the sides take turns on it (C, library, C, library, ...), each run
