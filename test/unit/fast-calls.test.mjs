@@ -16,7 +16,7 @@ const { fastCallsInclude } = require('../../scripts/v8-fast-calls.js');
  * Run `body` in a child (an async function body; `n` = dist/native.js, `m`/`key`/`view` = a 4 KiB
  * mapping, `opt(f, ...args)` optimizes f and calls it); its stdout.
  */
-function child(body, env = {}) {
+function child(body, env = {}, flags = []) {
   const script = `
     const assert = require('node:assert/strict');
     const fs = require('node:fs');
@@ -37,7 +37,7 @@ function child(body, env = {}) {
     (async () => {
       ${body}
     })().then(() => console.log('done'), (e) => { console.error(e); process.exit(1); });`;
-  const r = spawnSync(process.execPath, ['--allow-natives-syntax', '-e', script], {
+  const r = spawnSync(process.execPath, ['--allow-natives-syntax', ...flags, '-e', script], {
     encoding: 'utf8', env: { ...process.env, ...env },
   });
   assert.equal(r.signal, null, `the child died of ${r.signal}: ${r.stderr}`);
@@ -195,6 +195,33 @@ test('the optimized eventfd read of a closed watcher, a key of another handle, o
     assert.ok(expected);
     assert.throws(() => r(w, wk), { code: expected.code, message: expected.message });
   `);
+});
+
+test('handleKey refuses anything but a live handle of this thread with a TypeError', () => {
+  child(`
+    for (const bad of [undefined, null, 0, key, 'x', {}, [], () => {}, new ArrayBuffer(8)]) {
+      assert.throws(() => native.handleKey(bad), { name: 'TypeError', message: 'expected a native handle' });
+    }
+    assert.equal(native.handleKey(m), key, 'one handle, one key');
+    assert.notEqual(native.handleKey(zero), key);
+  `);
+});
+
+test('the fast calls keep nothing alive: a mapping written through them and dropped is collected and unmapped', () => {
+  child(`
+    const zeros = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.includes('/dev/zero')).length;
+    const before = zeros();
+    (() => {
+      const m2 = native.deviceMmap(zero, 0, 4096, true);
+      const k2 = native.handleKey(m2);
+      function w(v) { hot.mmioWrite32(m2, k2, 0, v); }
+      opt(w, 1);
+      for (let i = 0; i < 1000; i++) w(i);
+      assert.equal(zeros(), before + 1);
+    })();
+    for (let i = 0; i < 20 && zeros() > before; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 20)); }
+    assert.equal(zeros(), before, 'the dropped mapping was munmapped by its finalizer');
+  `, {}, ['--expose-gc']);
 });
 
 test('VFIO_FAST_CALLS=0 keeps the N-API calls, which write the same', () => {
