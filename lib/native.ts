@@ -20,6 +20,10 @@ export interface NativeBinding {
   noopSyscall(): void;
   /** A device handle's check and nothing else: the floor for a call that takes a handle (the bench's). */
   noopHandle(h: NativeHandle): void;
+  /** A live handle's key for the fast calls (native/fast_calls.h): a number the addon only compares. */
+  handleKey(h: NativeHandle): number;
+  /** This env's key for the fast-call module's install() (native/fast_calls.h). */
+  fastCallEnvKey(): number;
   /** 64 bytes where the fixed-size info calls and the hot calls leave their results (per thread; read right after the call). */
   readonly results: ArrayBuffer;
   /** 64 bytes where the hot calls take their arguments (per thread; see {@link hot}). */
@@ -78,10 +82,6 @@ export interface NativeBinding {
   mappingWrite16(h: NativeHandle): void;
   mappingWrite32(h: NativeHandle): void;
   mappingWrite64(h: NativeHandle): void;
-  /** The mapping's key for the fast calls (native/fast_calls.h): a number the addon only compares. */
-  handleKey(h: NativeHandle): number;
-  /** This env's key for the fast-call module's install() (native/fast_calls.h). */
-  fastCallEnvKey(): number;
   mappingReadBlock(h: NativeHandle, offset: number, width: number,
     out: Uint8Array | Uint16Array | Uint32Array | BigUint64Array): void;
   mappingClose(h: NativeHandle): void;
@@ -265,17 +265,17 @@ function takeU64(): number | bigint {
 }
 
 type MmioWrite = (h: NativeHandle, offset: number, value: number) => void;
-const napiCallsWrite8: MmioWrite = (h, offset, value) => {
+const napiWrite8: MmioWrite = (h, offset, value) => {
   argsF64[0] = offset;
   argsF64[1] = value;
   native.mappingWrite8(h);
 };
-const napiCallsWrite16: MmioWrite = (h, offset, value) => {
+const napiWrite16: MmioWrite = (h, offset, value) => {
   argsF64[0] = offset;
   argsF64[1] = value;
   native.mappingWrite16(h);
 };
-const napiCallsWrite32: MmioWrite = (h, offset, value) => {
+const napiWrite32: MmioWrite = (h, offset, value) => {
   argsF64[0] = offset;
   argsF64[1] = value;
   native.mappingWrite32(h);
@@ -284,7 +284,7 @@ const napiCallsWrite32: MmioWrite = (h, offset, value) => {
 const napiIrqRead = (h: NativeHandle): number => native.irqRead(h);
 
 /** The N-API calls behind the fast calls (tests and the bench compare the two). */
-export const napiCalls = Object.freeze({ write8: napiCallsWrite8, write16: napiCallsWrite16, write32: napiCallsWrite32, irqRead: napiIrqRead });
+export const napiCalls = Object.freeze({ write8: napiWrite8, write16: napiWrite16, write32: napiWrite32, irqRead: napiIrqRead });
 
 /**
  * The hot calls (pread/pwrite of one register, MMIO writes, region and IRQ info, IOAS map and
@@ -351,13 +351,13 @@ export const hot = {
    * (which take no key) unless the fast-call module replaced these at load ({@link fastCalls}).
    */
   mmioWrite8(h: NativeHandle, key: number, offset: number, value: number): void {
-    napiCallsWrite8(h, offset, value);
+    napiWrite8(h, offset, value);
   },
   mmioWrite16(h: NativeHandle, key: number, offset: number, value: number): void {
-    napiCallsWrite16(h, offset, value);
+    napiWrite16(h, offset, value);
   },
   mmioWrite32(h: NativeHandle, key: number, offset: number, value: number): void {
-    napiCallsWrite32(h, offset, value);
+    napiWrite32(h, offset, value);
   },
   /** A non-blocking read of an interrupt watcher's eventfd (`key`: its handleKey): the count, 0 if none. */
   irqRead(h: NativeHandle, key: number): number {
@@ -456,7 +456,7 @@ function installFastCalls(b: NativeBinding, addonFile: string, file: string): vo
   }
   let fast: FastCalls;
   try {
-    fast = mod.install(addonFile, b.fastCallEnvKey(), [napiCallsWrite8, napiCallsWrite16, napiCallsWrite32, napiIrqRead]);
+    fast = mod.install(addonFile, b.fastCallEnvKey(), [napiWrite8, napiWrite16, napiWrite32, napiIrqRead]);
   } catch (err) {
     return off(`${file} did not install: ${(err as Error).message}`);
   }
